@@ -1,0 +1,55 @@
+"""The root command: global options, the command groups, and the one error handler."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bastion.cli import audit, demo, gateway, model, principal
+from bastion.cli.state import CliState
+from bastion.errors import BastionError
+
+app = typer.Typer(
+    name="bastion",
+    help="Bastion: a secure gateway for ML models, and a toolkit to protect models and data.\n\n"
+    "Start with `bastion demo` for a guided tour, or `bastion init` to create a workspace.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Workspace folder. Default: $BASTION_HOME, else ./.bastion.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Bastion's commands; every one works on the workspace given by --home."""
+    ctx.obj = CliState(home=home)
+
+
+gateway.register(app)
+app.add_typer(principal.app, name="principal")
+app.add_typer(model.app, name="model")
+app.add_typer(audit.app, name="audit")
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Entry point of the ``bastion`` console script."""
+    try:
+        app()
+    except BastionError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc.public_message}", highlight=False)
+        sys.exit(exc.exit_code)

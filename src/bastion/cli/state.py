@@ -1,0 +1,35 @@
+"""What the root command hands to every subcommand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bastion.settings import Settings
+from bastion.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class CliState:
+    """Global options, from which each command builds Settings once."""
+
+    home: Path | None
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings from flags, environment and the workspace's bastion.toml."""
+        return Settings.load(**({"home": self.home} | overrides))
+
+    def workspace(self, **overrides: Any) -> Workspace:
+        """Open the workspace."""
+        return Workspace(settings=self.settings(**overrides))
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The CliState set by the root command."""
+    value = ctx.find_root().obj
+    if not isinstance(value, CliState):
+        raise TypeError("the root command did not run")
+    return value

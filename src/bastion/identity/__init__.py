@@ -1,0 +1,25 @@
+"""Principals, client secrets, access tokens and the OAuth 2.0 token service.
+
+>>> from bastion.identity import TokenRequest
+>>> TokenRequest.from_http(authorization=None,
+...     form={"grant_type": "client_credentials", "client_id": "c", "client_secret": "s"}
+... ).auth_method
+'client_secret_post'
+"""
+
+from bastion.identity.oauth import TokenRequest, TokenService, UnsupportedGrantType
+from bastion.identity.principals import NewClient, Principal, PrincipalStore
+from bastion.identity.tokens import IssuedToken, TokenIssuer, TokenVerifier, VerifiedToken
+
+__all__ = [
+    "IssuedToken",
+    "NewClient",
+    "Principal",
+    "PrincipalStore",
+    "TokenIssuer",
+    "TokenRequest",
+    "TokenService",
+    "TokenVerifier",
+    "UnsupportedGrantType",
+    "VerifiedToken",
+]

@@ -1,0 +1,160 @@
+"""Service clients (principals) and their secrets, stored as keyed hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from pydantic import SecretStr
+
+from bastion.errors import AuthError, Conflict, InvalidInput, NotFound
+from bastion.storage import Database, tables
+from bastion.types import Clock
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+CLIENT_ID_PREFIX = "bcl_"
+SECRET_PREFIX = "bsk_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A service client known to Bastion."""
+
+    client_id: str
+    name: str
+    role: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class NewClient:
+    """A freshly created client with its secret, which is shown once and never stored."""
+
+    principal: Principal
+    secret: SecretStr
+
+
+class PrincipalStore:
+    """Creates, lists, disables and authenticates principals."""
+
+    def __init__(self, *, database: Database, hash_key: bytes, clock: Clock) -> None:
+        self._db = database
+        self._hash_key = hash_key
+        self._clock = clock
+
+    def add(self, name: str, *, role: str, attributes: Mapping[str, str]) -> NewClient:
+        """Create a principal and return its one-time secret.
+
+        Raises:
+            InvalidInput: the name, role or an attribute key is malformed.
+            Conflict: a principal with this name exists.
+        """
+        _check(_NAME, name, "name", "letters, digits, '.', '_' or '-'")
+        _check(_ROLE, role, "role", "lower-case letters, digits, '_' or '-'")
+        for key in attributes:
+            _check(_ATTRIBUTE_KEY, key, "attribute key", "lower-case letters, digits or '_'")
+        principal = Principal(
+            client_id=CLIENT_ID_PREFIX + secrets.token_hex(12),
+            name=name,
+            role=role,
+            attributes=dict(attributes),
+        )
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        try:
+            with self._db.transaction() as db:
+                db.execute(
+                    tables.principals.insert().values(
+                        client_id=principal.client_id,
+                        name=name,
+                        role=role,
+                        attributes=dict(attributes),
+                        secret_hash=self._hash(secret),
+                        disabled=False,
+                        created_at=self._clock(),
+                    )
+                )
+        except Conflict:
+            raise Conflict(f"A principal named {name!r} exists already.") from None
+        return NewClient(principal=principal, secret=SecretStr(secret))
+
+    def list(self) -> list[Principal]:
+        """Every principal, by name."""
+        with self._db.transaction() as db:
+            rows = db.execute(sa.select(tables.principals).order_by(tables.principals.c.name))
+            return [_principal(row) for row in rows]
+
+    def get(self, client_id: str) -> Principal:
+        """The principal with this client id.
+
+        Raises:
+            NotFound: there is none.
+        """
+        with self._db.transaction() as db:
+            row = db.execute(
+                sa.select(tables.principals).where(tables.principals.c.client_id == client_id)
+            ).first()
+        if row is None:
+            raise NotFound("No such principal.")
+        return _principal(row)
+
+    def disable(self, name: str) -> Principal:
+        """Disable a principal by name; its tokens stop working at once.
+
+        Raises:
+            NotFound: there is no principal with this name.
+        """
+        with self._db.transaction() as db:
+            done = db.execute(
+                tables.principals.update()
+                .where(tables.principals.c.name == name)
+                .values(disabled=True)
+            )
+        if done.rowcount == 0:
+            raise NotFound(f"No principal named {name!r}; see `bastion principal list`.")
+        return next(p for p in self.list() if p.name == name)
+
+    def authenticate(self, client_id: str, secret: SecretStr) -> Principal:
+        """The enabled principal whose secret this is.
+
+        Raises:
+            AuthError: unknown client, wrong secret or disabled client (one opaque error).
+        """
+        with self._db.transaction() as db:
+            row = db.execute(
+                sa.select(tables.principals).where(tables.principals.c.client_id == client_id)
+            ).first()
+        # Hash even for unknown clients so the timing does not reveal which ids exist.
+        presented = self._hash(secret.get_secret_value())
+        stored = row.secret_hash if row is not None else "0" * 64
+        if not hmac.compare_digest(presented, stored) or row is None:
+            raise AuthError(detail="unknown client or wrong secret")
+        principal = _principal(row)
+        if principal.disabled:
+            raise AuthError(detail="client disabled")
+        return principal
+
+    def _hash(self, secret: str) -> str:
+        return hmac.new(self._hash_key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+def _check(pattern: re.Pattern[str], value: str, what: str, allowed: str) -> None:
+    if not pattern.fullmatch(value):
+        raise InvalidInput(f"The {what} {value!r} is not allowed; use {allowed}.")
+
+
+def _principal(row: sa.Row[tuple[object, ...]]) -> Principal:
+    return Principal(
+        client_id=row.client_id,
+        name=row.name,
+        role=row.role,
+        attributes=dict(row.attributes),
+        disabled=bool(row.disabled),
+    )

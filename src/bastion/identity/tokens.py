@@ -1,0 +1,184 @@
+"""RFC 9068 JWT access tokens signed with Ed25519, and their verification (RFC 8725).
+
+The verifier accepts exactly one algorithm (EdDSA) and one type (``at+jwt``), keys
+only from its own key set (``jku``, ``x5u``, ``jwk`` and ``x5c`` headers are refused),
+and checks issuer, audience and times with a bounded leeway. Every failure is the
+same :class:`~bastion.errors.AuthError`; the precise reason is in its ``detail``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import SecretStr
+
+from bastion.crypto import SigningKey, b64url, b64url_decode
+from bastion.errors import AuthError
+from bastion.identity.principals import Principal
+from bastion.types import Clock
+
+ALGORITHM = "EdDSA"
+TOKEN_TYPE = "at+jwt"
+MAX_TOKEN_BYTES = 8192
+_UNTRUSTED_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+_REQUIRED_CLAIMS = ("iss", "aud", "sub", "client_id", "iat", "exp", "jti")
+_MINT = object()  # proof that a VerifiedToken came from TokenVerifier.verify
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """An access token as handed to a client."""
+
+    value: SecretStr
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+class TokenIssuer:
+    """Signs short-lived access tokens for authenticated principals."""
+
+    def __init__(
+        self, *, key: SigningKey, issuer: str, audience: str, ttl_seconds: int, clock: Clock
+    ) -> None:
+        self._key = key
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._header = _encode({"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": key.kid})
+
+    def issue(self, principal: Principal) -> IssuedToken:
+        """A signed token for ``principal``."""
+        now = int(self._clock())
+        claims = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": principal.client_id,
+            "client_id": principal.client_id,
+            "iat": now,
+            "exp": now + self._ttl,
+            "jti": secrets.token_urlsafe(16),
+        }
+        signing_input = f"{self._header}.{_encode(claims)}"
+        signature = b64url(self._key.sign(signing_input.encode("ascii")))
+        return IssuedToken(value=SecretStr(f"{signing_input}.{signature}"), expires_in=self._ttl)
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """Claims of a token whose signature, type, issuer, audience and times all checked out.
+
+    Only :class:`TokenVerifier` creates these.
+    """
+
+    client_id: str
+    subject: str
+    jti: str
+    issued_at: int
+    expires_at: int
+    _mint: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._mint is not _MINT:
+            raise TypeError("only TokenVerifier.verify creates a VerifiedToken")
+
+    def __getstate__(self) -> object:
+        raise TypeError("verified tokens cannot be pickled")
+
+
+class TokenVerifier:
+    """Checks access tokens against the gateway's own keys."""
+
+    def __init__(
+        self,
+        *,
+        keys: Mapping[str, Ed25519PublicKey],
+        issuer: str,
+        audience: str,
+        leeway_seconds: int,
+        clock: Clock,
+    ) -> None:
+        if not keys:
+            raise ValueError("a token verifier needs at least one key")  # fail closed (E5)
+        self._keys = dict(keys)
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+        self._clock = clock
+
+    def verify(self, token: str) -> VerifiedToken:
+        """The verified claims of ``token``.
+
+        Raises:
+            AuthError: for every problem; ``detail`` names it for the audit log.
+        """
+        if len(token) > MAX_TOKEN_BYTES:
+            raise AuthError(detail="token too long")
+        header, claims, signing_input, signature = _parse_unverified(token)
+        if header.get("alg") != ALGORITHM:
+            raise AuthError(detail="algorithm not allowed")
+        if str(header.get("typ", "")).lower() not in {TOKEN_TYPE, f"application/{TOKEN_TYPE}"}:
+            raise AuthError(detail="wrong token type")
+        if _UNTRUSTED_HEADERS & header.keys():
+            raise AuthError(detail="untrusted key header")
+        key = self._keys.get(str(header.get("kid")))
+        if key is None:
+            raise AuthError(detail="unknown key id")
+        try:
+            key.verify(signature, signing_input)
+        except InvalidSignature:
+            raise AuthError(detail="bad signature") from None
+        self._check_claims(claims)
+        return VerifiedToken(
+            client_id=claims["client_id"],
+            subject=claims["sub"],
+            jti=claims["jti"],
+            issued_at=claims["iat"],
+            expires_at=claims["exp"],
+            _mint=_MINT,
+        )
+
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        missing = [name for name in _REQUIRED_CLAIMS if name not in claims]
+        if missing:
+            raise AuthError(detail=f"missing claims {missing}")
+        if any(not isinstance(claims[n], str) for n in ("iss", "sub", "client_id", "jti")):
+            raise AuthError(detail="malformed claims")
+        if any(type(claims.get(n, 0)) is not int for n in ("iat", "exp", "nbf")):
+            raise AuthError(detail="malformed time claims")
+        if claims["iss"] != self._issuer:
+            raise AuthError(detail="wrong issuer")
+        audience = claims["aud"]
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self._audience not in audiences:
+            raise AuthError(detail="wrong audience")
+        now = self._clock()
+        if claims["exp"] <= now - self._leeway:
+            raise AuthError(detail="expired")
+        if claims["iat"] > now + self._leeway or claims.get("nbf", 0) > now + self._leeway:
+            raise AuthError(detail="not yet valid")
+
+
+def _parse_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    parts = token.split(".")
+    if len(parts) != 3:  # noqa: PLR2004 - a JWS in compact form has three parts
+        raise AuthError(detail="malformed token")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+        claims = json.loads(b64url_decode(parts[1]))
+        signature = b64url_decode(parts[2])
+    except (ValueError, UnicodeDecodeError):
+        raise AuthError(detail="malformed token") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise AuthError(detail="malformed token")
+    return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+
+
+def _encode(value: dict[str, Any]) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())

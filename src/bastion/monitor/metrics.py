@@ -1,0 +1,42 @@
+"""Prometheus metrics of the gateway, owned by the app (no global registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class GatewayMetrics:
+    """Request counts and latencies by route template, model, status and decision.
+
+    Labels never carry principal ids or other high-cardinality values.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(
+            "bastion_requests",
+            "Requests handled, by route template, model, status and decision.",
+            ["route", "model", "status", "decision"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "bastion_request_duration_seconds",
+            "Time from receiving a request to answering it.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe(
+        self, *, route: str, model: str, status: int, decision: str, seconds: float
+    ) -> None:
+        """Count one answered request."""
+        self._requests.labels(route, model, str(status), decision).inc()
+        self._latency.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return bytes(generate_latest(self.registry))

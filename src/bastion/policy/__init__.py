@@ -1,0 +1,29 @@
+"""Cedar policies: role- and attribute-based access control, denied by default.
+
+>>> from bastion.identity import Principal
+>>> from bastion.policy import AccessRequest, CedarAuthorizer, BASELINE_POLICY
+>>> authorizer = CedarAuthorizer(policies=BASELINE_POLICY.read_text())
+>>> analyst = Principal(client_id="bcl_1", name="ana", role="analyst")
+>>> authorizer.decide(AccessRequest(analyst, "infer", "digits", {"ip": "127.0.0.1", "time": 0}))
+Decision(allowed=True, policy_ids=('analyst-use-models',), errors=())
+"""
+
+from bastion.policy.authorizer import (
+    BASELINE_POLICY,
+    GATEWAY,
+    AccessRequest,
+    Action,
+    Authorizer,
+    CedarAuthorizer,
+    Decision,
+)
+
+__all__ = [
+    "BASELINE_POLICY",
+    "GATEWAY",
+    "AccessRequest",
+    "Action",
+    "Authorizer",
+    "CedarAuthorizer",
+    "Decision",
+]

@@ -1,0 +1,117 @@
+"""Cedar authorization: deny by default, decisions name the policies that made them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import cedarpy
+
+from bastion.errors import ConfigError
+from bastion.identity import Principal
+
+Action = Literal["infer", "describe", "read_metrics"]
+BASELINE_POLICY = files("bastion.policy").joinpath("baseline.cedar")
+SCHEMA = files("bastion.policy").joinpath("schema.cedarschema")
+GATEWAY = "gateway"
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """Who wants to do what to which resource, in which context."""
+
+    principal: Principal
+    action: Action
+    resource: str  # a model name, or ``gateway`` for gateway-wide actions
+    context: Mapping[str, str | int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome, with the ids of the policies that determined it."""
+
+    allowed: bool
+    policy_ids: tuple[str, ...]
+    errors: tuple[str, ...] = ()
+
+
+class Authorizer(Protocol):
+    """Anything that decides access requests."""
+
+    def decide(self, request: AccessRequest) -> Decision:
+        """Decide ``request``; deny unless a policy permits and none forbids."""
+        ...
+
+
+class CedarAuthorizer:
+    """Evaluates Cedar policies validated against Bastion's schema."""
+
+    def __init__(self, *, policies: str) -> None:
+        self._schema = cedarpy.Schema.from_str(SCHEMA.read_text())
+        validation = cedarpy.validate_policies(policies, self._schema)
+        if not validation.validation_passed:
+            problems = "; ".join(str(e) for e in validation.errors)
+            raise ConfigError(f"The Cedar policies do not match Bastion's schema: {problems}")
+        parsed = json.loads(cedarpy.policies_to_json_str(policies))["staticPolicies"]
+        if not parsed:
+            raise ConfigError("There are no Cedar policies; everything would be denied.")
+        self._ids = {
+            key: policy.get("annotations", {}).get("id", key) for key, policy in parsed.items()
+        }
+        self._policies = cedarpy.PolicySet.from_str(policies)
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> CedarAuthorizer:
+        """Load every ``*.cedar`` file in ``folder``.
+
+        Raises:
+            ConfigError: no policy files, or a policy that does not validate.
+        """
+        paths = sorted(folder.glob("*.cedar"))
+        if not paths:
+            raise ConfigError(f"No *.cedar policy files in {folder}; run `bastion init`.")
+        return cls(policies="\n".join(path.read_text() for path in paths))
+
+    def decide(self, request: AccessRequest) -> Decision:
+        """Evaluate ``request`` against the policies."""
+        principal = request.principal
+        is_gateway = request.action == "read_metrics"
+        resource = _uid("Gateway" if is_gateway else "Model", request.resource)
+        entities: list[dict[str, Any]] = [
+            {
+                "uid": _uid("Principal", principal.client_id),
+                "attrs": {"name": principal.name, "role": principal.role},
+                "parents": [_uid("Role", principal.role)],
+                "tags": dict(principal.attributes),
+            },
+            {"uid": _uid("Role", principal.role), "attrs": {}, "parents": []},
+            {
+                "uid": resource,
+                "attrs": {} if is_gateway else {"name": request.resource},
+                "parents": [],
+            },
+        ]
+        result = cedarpy.is_authorized(
+            {
+                "principal": _uid("Principal", principal.client_id),
+                "action": _uid("Action", request.action),
+                "resource": resource,
+                "context": dict(request.context),
+            },
+            self._policies,
+            entities,
+            self._schema,
+        )
+        return Decision(
+            allowed=bool(result.allowed),
+            policy_ids=tuple(self._ids.get(r, r) for r in result.diagnostics.reasons),
+            errors=tuple(str(e) for e in result.diagnostics.errors),
+        )
+
+
+def _uid(kind: str, entity_id: str) -> dict[str, str]:
+    return {"type": f"Bastion::{kind}", "id": entity_id}

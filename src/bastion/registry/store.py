@@ -1,0 +1,166 @@
+"""The model registry: immutable versions, artifacts encrypted at rest."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+import sqlalchemy as sa
+from onnx.external_data_helper import uses_external_data
+
+from bastion.crypto import RootKey, open_sealed, seal
+from bastion.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from bastion.registry.output_policy import OutputPolicy
+from bastion.registry.signature import ModelSignature
+from bastion.storage import Database, tables
+from bastion.types import Clock
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ONNX_FORMAT = "onnx"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One immutable, registered version of a model."""
+
+    name: str
+    version: str
+    format: str
+    sha256: str
+    signature: ModelSignature
+    output_policy: OutputPolicy
+    created_at: float
+
+    @property
+    def ref(self) -> str:
+        """``name@version``, as written in audit records."""
+        return f"{self.name}@{self.version}"
+
+
+class ModelRegistry:
+    """Registers ONNX models and hands their decrypted bytes to the runner."""
+
+    def __init__(self, *, database: Database, key: RootKey, clock: Clock) -> None:
+        self._db = database
+        self._key = key
+        self._clock = clock
+
+    def register(
+        self, path: Path, *, name: str, version: str | None, output_policy: OutputPolicy
+    ) -> ModelVersion:
+        """Check an ONNX file, encrypt it and record a new immutable version.
+
+        Raises:
+            InvalidInput: the name or version is malformed, or the file is not a usable
+                self-contained ONNX model.
+            Conflict: this version exists already.
+        """
+        if not _NAME.fullmatch(name):
+            raise InvalidInput(f"Model name {name!r} is not allowed; use letters, digits, . _ -")
+        if version is not None and not _VERSION.fullmatch(version):
+            raise InvalidInput(f"Version {version!r} is not allowed; use letters, digits, . _ -")
+        artifact = path.read_bytes()
+        signature = _check_onnx(artifact)
+        row = {
+            "name": name,
+            "format": ONNX_FORMAT,
+            "sha256": hashlib.sha256(artifact).hexdigest(),
+            "signature": signature.to_json(),
+            "output_policy": output_policy.to_json(),
+            "created_at": self._clock(),
+        }
+        with self._db.transaction() as db:
+            taken = db.execute(
+                sa.select(tables.models.c.version).where(tables.models.c.name == name)
+            ).scalars().all()
+            version = version or str(1 + max((int(v) for v in taken if v.isdigit()), default=0))
+            if version in taken:
+                raise Conflict(f"{name}@{version} exists already; versions are immutable.")
+            sealed = seal(artifact, key=self._key, associated_data=_binding(name, version))
+            db.execute(tables.models.insert().values(version=version, artifact=sealed, **row))
+        return self.get(name, version)
+
+    def list(self) -> list[ModelVersion]:
+        """Every registered version, by name then registration order."""
+        with self._db.transaction() as db:
+            rows = db.execute(
+                sa.select(*_METADATA).order_by(tables.models.c.name, tables.models.c.id)
+            )
+            return [_version(row) for row in rows]
+
+    def get(self, name: str, version: str | None = None) -> ModelVersion:
+        """A version of a model; the newest when ``version`` is None.
+
+        Raises:
+            NotFound: no such model or version.
+        """
+        query = sa.select(*_METADATA).where(tables.models.c.name == name)
+        if version is not None:
+            query = query.where(tables.models.c.version == version)
+        with self._db.transaction() as db:
+            row = db.execute(query.order_by(tables.models.c.id.desc()).limit(1)).first()
+        if row is None:
+            what = f"{name}@{version}" if version else name
+            raise NotFound(f"Model {what} is not registered.")
+        return _version(row)
+
+    def load_artifact(self, model: ModelVersion) -> bytes:
+        """Decrypt the artifact (in memory only) and check it is the registered one.
+
+        Raises:
+            IntegrityError: the decrypted bytes do not match the recorded digest.
+            CryptoError: the ciphertext was tampered with or the key is wrong.
+        """
+        with self._db.transaction() as db:
+            sealed = db.execute(
+                sa.select(tables.models.c.artifact).where(
+                    tables.models.c.name == model.name, tables.models.c.version == model.version
+                )
+            ).scalar_one()
+        artifact = open_sealed(
+            sealed, key=self._key, associated_data=_binding(model.name, model.version)
+        )
+        if hashlib.sha256(artifact).hexdigest() != model.sha256:
+            raise IntegrityError(detail=f"digest mismatch for {model.ref}")
+        return artifact
+
+
+_METADATA = [c for c in tables.models.c if c.name not in {"artifact", "id"}]
+
+
+def _binding(name: str, version: str) -> bytes:
+    # Binds each ciphertext to its model version, so rows cannot be swapped undetected.
+    return f"bastion/model/{name}@{version}".encode()
+
+
+def _check_onnx(artifact: bytes) -> ModelSignature:
+    try:
+        model = onnx.load_model_from_string(artifact)
+        onnx.checker.check_model(model)
+    except Exception:  # onnx raises many unrelated types for a bad file
+        raise InvalidInput("The file is not a valid ONNX model.") from None
+    if any(uses_external_data(t) for t in model.graph.initializer):
+        raise InvalidInput("Models with external data files are not supported yet.")
+    signature = ModelSignature.from_onnx(model)
+    try:
+        ort.InferenceSession(artifact, providers=["CPUExecutionProvider"])
+    except Exception:  # onnxruntime raises its own untyped errors
+        raise InvalidInput("onnxruntime cannot load this model.") from None
+    return signature
+
+
+def _version(row: sa.Row[tuple[object, ...]]) -> ModelVersion:
+    return ModelVersion(
+        name=row.name,
+        version=row.version,
+        format=row.format,
+        sha256=row.sha256,
+        signature=ModelSignature.from_json(row.signature),
+        output_policy=OutputPolicy.from_json(row.output_policy),
+        created_at=row.created_at,
+    )

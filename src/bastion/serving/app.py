@@ -1,0 +1,170 @@
+"""The ASGI application: HTTP routes in front of the request pipelines."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import bastion
+from bastion.crypto import public_jwk
+from bastion.errors import BastionError, PayloadTooLarge
+from bastion.monitor import CONTENT_TYPE, GatewayMetrics
+from bastion.serving.call import Call, Target
+from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_response
+from bastion.serving.pipeline import Pipeline, build_pipelines
+from bastion.serving.protocol import response_body
+from bastion.workspace import Workspace
+
+logger = logging.getLogger("bastion.serving")
+MAX_FORM_BYTES = 16 * 1024
+_SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=31536000",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def build_app(workspace: Workspace) -> Starlette:
+    """The gateway's ASGI app over an opened workspace."""
+    settings = workspace.settings
+    metrics = GatewayMetrics()
+    pipelines = build_pipelines(workspace, metrics=metrics)
+    issuer = settings.issuer
+    server_metadata = {"name": "bastion", "version": bastion.__version__, "extensions": []}
+    oauth_metadata = {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth2/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "response_types_supported": [],
+    }
+    key = workspace.signing_key
+    jwks = {"keys": [public_jwk(key.public_key, kid=key.kid)]}
+
+    async def token(request: Request) -> Response:
+        call = await pipelines.token.run(_call(request, "token", body_limit=MAX_FORM_BYTES))
+        if call.error is not None:
+            return oauth_error_response(call.error, request_id=call.request_id)
+        if call.issued is None:
+            return oauth_error_response(BastionError(), request_id=call.request_id)
+        return _json(call, {
+            "access_token": call.issued.value.get_secret_value(),
+            "token_type": call.issued.token_type,
+            "expires_in": call.issued.expires_in,
+        })  # fmt: skip
+
+    async def infer(request: Request) -> Response:
+        call = await pipelines.infer.run(
+            _call(request, "infer", body_limit=settings.max_body_bytes)
+        )
+        if call.error is not None or call.model is None:
+            return error_response(call.error or BastionError(), request_id=call.request_id)
+        return _json(call, response_body(
+            model=call.model.name,
+            version=call.model.version,
+            request_id=call.request.id if call.request else None,
+            outputs=call.outputs,
+        ))  # fmt: skip
+
+    async def model_metadata(request: Request) -> Response:
+        call = await pipelines.describe.run(_call(request, "describe"))
+        if call.error is not None or call.model is None:
+            return error_response(call.error or BastionError(), request_id=call.request_id)
+        model = call.model
+        return _json(call, {
+            "name": model.name,
+            "versions": [model.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": [spec.to_json() for spec in model.signature.inputs],
+            "outputs": [spec.to_json() for spec in model.signature.outputs],
+        })  # fmt: skip
+
+    async def model_ready(request: Request) -> Response:
+        call = await pipelines.describe.run(_call(request, "describe"))
+        if call.error is not None:
+            return error_response(call.error, request_id=call.request_id)
+        return _json(call, {"name": call.target.model, "ready": True})
+
+    async def prometheus(request: Request) -> Response:
+        call = await pipelines.metrics.run(_call(request, "read_metrics"))
+        if call.error is not None:
+            return error_response(call.error, request_id=call.request_id)
+        return Response(metrics.render(), media_type=CONTENT_TYPE, headers=_SECURITY_HEADERS)
+
+    def static(body: dict[str, Any]) -> Endpoint:
+        async def endpoint(_: Request) -> Response:
+            return JSONResponse(body, headers=_SECURITY_HEADERS)
+
+        return endpoint
+
+    versioned = "/v2/models/{name}/versions/{version}"
+    routes = [
+        Route("/oauth2/token", token, methods=["POST"]),
+        Route("/.well-known/oauth-authorization-server", static(oauth_metadata)),
+        Route("/.well-known/jwks.json", static(jwks)),
+        Route("/v2", static(server_metadata)),
+        Route("/v2/health/live", static({"live": True})),
+        Route("/v2/health/ready", static({"ready": True})),
+        Route("/metrics", prometheus),
+        Route("/v2/models/{name}", model_metadata),
+        Route(versioned, model_metadata),
+        Route("/v2/models/{name}/ready", model_ready),
+        Route(f"{versioned}/ready", model_ready),
+        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route(f"{versioned}/infer", infer, methods=["POST"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
+    )
+
+
+def _call(request: Request, action: str, *, body_limit: int = 0) -> Call:
+    route = request.scope["route"].path
+    params = request.path_params
+    return Call(
+        route=route,
+        target=Target(action=action, model=params.get("name", ""), version=params.get("version")),
+        client_ip=request.client.host if request.client else "",
+        authorization=request.headers.get("authorization"),
+        content_type=request.headers.get("content-type", ""),
+        read_body=lambda: _read_body(request, body_limit),
+        binary_tensors="inference-header-content-length" in request.headers,
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is over the {limit}-byte limit.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is over the {limit}-byte limit.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(call: Call, body: dict[str, Any]) -> Response:
+    return JSONResponse(body, headers=_SECURITY_HEADERS | {"X-Request-ID": call.request_id})
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = {404: "No such route.", 405: "Method not allowed on this route."}
+    return JSONResponse({"error": message.get(status, "Bad request.")}, status_code=status)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> Response:
+    logger.error("unhandled %s", type(exc).__name__)
+    return JSONResponse({"error": INTERNAL_ERROR}, status_code=500)

@@ -1,0 +1,60 @@
+"""The state of one request as it moves through the pipeline."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from numpy.typing import NDArray
+
+from bastion.errors import BastionError
+from bastion.identity import IssuedToken, Principal
+from bastion.policy import Decision
+from bastion.registry import ModelVersion
+from bastion.serving.protocol import InferenceRequest
+
+Tensors = dict[str, NDArray[Any]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the request is about: the audit action and the resource."""
+
+    action: str  # a Cedar action (infer, describe, read_metrics) or token
+    model: str = ""
+    version: str | None = None
+
+
+@dataclass
+class Call:
+    """One request. Each stage reads what earlier stages filled in and adds its part."""
+
+    route: str
+    target: Target
+    client_ip: str
+    authorization: str | None
+    content_type: str
+    # Reads the body within the size limit; stages call it only after authentication,
+    # so an unauthenticated client cannot make the gateway read a large body.
+    read_body: Callable[[], Awaitable[bytes]]
+    binary_tensors: bool = False
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+    # Filled in by the stages, in pipeline order:
+    principal: Principal | None = None
+    decision: Decision | None = None
+    model: ModelVersion | None = None
+    request: InferenceRequest | None = None
+    inputs: Tensors = field(default_factory=dict)
+    input_sha256: str = ""
+    outputs: Tensors = field(default_factory=dict)
+    issued: IssuedToken | None = None
+    error: BastionError | None = None
+
+    @property
+    def status(self) -> int:
+        """The HTTP status this call ends with."""
+        return self.error.http_status if self.error is not None else 200

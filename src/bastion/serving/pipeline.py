@@ -1,0 +1,91 @@
+"""The request pipelines. This module is the only place where the order of stages lives.
+
+An inference request passes, in order: authenticate → authorize → throttle →
+validate → infer → harden, and is then recorded whatever happened (docs/pipeline.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from bastion.errors import BastionError
+from bastion.monitor import GatewayMetrics
+from bastion.serving.call import Call
+from bastion.serving.limits import TokenBucketLimiter
+from bastion.serving.runner import OnnxRunner
+from bastion.serving.stages.authenticate import Authenticate
+from bastion.serving.stages.authorize import Authorize
+from bastion.serving.stages.describe import Describe
+from bastion.serving.stages.harden import Harden
+from bastion.serving.stages.infer import Infer
+from bastion.serving.stages.issue_token import IssueToken
+from bastion.serving.stages.record import Record
+from bastion.serving.stages.throttle import Throttle
+from bastion.serving.stages.validate import Validate
+from bastion.workspace import Workspace
+
+Stage = Callable[[Call], Awaitable[None]]
+logger = logging.getLogger("bastion.serving")
+
+
+class Pipeline:
+    """Runs stages in order until one fails, then always records the call."""
+
+    def __init__(self, stages: Sequence[Stage], *, record: Record) -> None:
+        self._stages = tuple(stages)
+        self._record = record
+
+    async def run(self, call: Call) -> Call:
+        """Run ``call`` through every stage; failures end up in ``call.error``."""
+        try:
+            for stage in self._stages:
+                await stage(call)
+        except BastionError as exc:
+            call.error = exc
+        except Exception as exc:  # an unexpected failure still gets an audit record
+            logger.exception("unexpected error in request %s", call.request_id)
+            call.error = BastionError(detail=type(exc).__name__)
+        await self._record(call)
+        return call
+
+
+@dataclass(frozen=True)
+class Pipelines:
+    """One pipeline per kind of route."""
+
+    token: Pipeline
+    infer: Pipeline
+    describe: Pipeline
+    metrics: Pipeline
+
+
+def build_pipelines(workspace: Workspace, *, metrics: GatewayMetrics) -> Pipelines:
+    """Wire the stages from the workspace's components."""
+    settings, clock = workspace.settings, workspace.clock
+    record = Record(audit=workspace.audit, metrics=metrics, clock=clock)
+    authenticate = Authenticate(
+        verifier=workspace.token_verifier(), principals=workspace.principals
+    )
+    authorize = Authorize(authorizer=workspace.authorizer(), clock=clock)
+    throttle = Throttle(
+        limiter=TokenBucketLimiter(
+            rate=settings.rate_per_second, burst=settings.rate_burst, clock=clock
+        )
+    )
+    guard = (authenticate, authorize, throttle)
+    return Pipelines(
+        token=Pipeline([IssueToken(service=workspace.token_service())], record=record),
+        infer=Pipeline(
+            [
+                *guard,
+                Validate(registry=workspace.registry),
+                Infer(runner=OnnxRunner(registry=workspace.registry)),
+                Harden(),
+            ],
+            record=record,
+        ),
+        describe=Pipeline([*guard, Describe(registry=workspace.registry)], record=record),
+        metrics=Pipeline(guard, record=record),
+    )

@@ -1,0 +1,89 @@
+"""Open Inference Protocol (V2) request and response bodies, JSON tensors only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+from bastion.registry import V2_TYPES
+
+_NAME = r"^[A-Za-z0-9_.:/-]{1,128}$"
+MAX_DIMENSIONS = 8
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+class RequestInput(_Frozen):
+    """One input tensor of an inference request."""
+
+    name: str = Field(pattern=_NAME)
+    shape: tuple[int, ...] = Field(max_length=MAX_DIMENSIONS)
+    datatype: str
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class RequestOutput(_Frozen):
+    """An output the client asks for."""
+
+    name: str = Field(pattern=_NAME)
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(_Frozen):
+    """The body of ``POST /v2/models/{name}/infer``."""
+
+    id: str | None = Field(None, max_length=128)
+    parameters: dict[str, Any] | None = None
+    inputs: tuple[RequestInput, ...] = Field(min_length=1, max_length=64)
+    outputs: tuple[RequestOutput, ...] | None = Field(None, max_length=64)
+
+
+def response_body(
+    *, model: str, version: str, request_id: str | None, outputs: Mapping[str, NDArray[Any]]
+) -> dict[str, Any]:
+    """The V2 inference response for ``outputs``."""
+    body: dict[str, Any] = {
+        "model_name": model,
+        "model_version": version,
+        "outputs": [
+            {
+                "name": name,
+                "datatype": V2_TYPES[array.dtype],
+                "shape": list(array.shape),
+                "data": array.ravel().tolist(),
+            }
+            for name, array in outputs.items()
+        ],
+    }
+    if request_id is not None:
+        body["id"] = request_id
+    return body
+
+
+def as_array(values: list[Any], dtype: type[np.generic]) -> NDArray[Any]:
+    """Flatten nested JSON data into a one-dimensional array of ``dtype``.
+
+    Raises:
+        ValueError: the values are not numbers of a kind ``dtype`` can hold.
+    """
+    array = np.asarray(values, dtype=object).ravel()
+    kinds = {type(v) for v in array}
+    if dtype is np.bool_:
+        if not kinds <= {bool}:
+            raise ValueError("BOOL tensors hold true or false")
+    elif np.issubdtype(dtype, np.integer):
+        if not kinds <= {int}:
+            raise ValueError("integer tensors hold whole numbers")
+        info = np.iinfo(dtype)
+        if array.size and (min(array) < info.min or max(array) > info.max):
+            raise ValueError("a value is out of range for the datatype")
+    elif not kinds <= {int, float}:
+        raise ValueError("floating-point tensors hold numbers")
+    return array.astype(dtype)

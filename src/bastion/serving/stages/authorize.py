@@ -1,0 +1,45 @@
+"""Stage 2: ask the policy engine; deny unless a policy permits."""
+
+from __future__ import annotations
+
+from bastion.errors import AuthError, Forbidden
+from bastion.policy import GATEWAY, AccessRequest, Action, Authorizer
+from bastion.serving.call import Call
+from bastion.types import Clock
+
+_POLICY_ACTIONS: dict[str, Action] = {
+    "infer": "infer",
+    "describe": "describe",
+    "read_metrics": "read_metrics",
+}
+
+
+class Authorize:
+    """Decides the call's action on its resource with Cedar."""
+
+    def __init__(self, *, authorizer: Authorizer, clock: Clock) -> None:
+        self._authorizer = authorizer
+        self._clock = clock
+
+    async def __call__(self, call: Call) -> None:
+        """Set ``call.decision``.
+
+        Raises:
+            Forbidden: the decision is deny.
+        """
+        if call.principal is None:
+            raise AuthError(detail="authorize reached without a principal")  # fail closed
+        action = _POLICY_ACTIONS.get(call.target.action)
+        if action is None:
+            raise Forbidden(detail=f"no policy action for {call.target.action}")
+        decision = self._authorizer.decide(
+            AccessRequest(
+                principal=call.principal,
+                action=action,
+                resource=call.target.model or GATEWAY,
+                context={"ip": call.client_ip, "time": int(self._clock())},
+            )
+        )
+        call.decision = decision
+        if not decision.allowed:
+            raise Forbidden(detail="; ".join(decision.errors) or "no policy permits")

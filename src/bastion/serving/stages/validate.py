@@ -1,0 +1,127 @@
+"""Stage 4: read the body and check it against the V2 protocol and the model's signature."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import numpy as np
+from anyio import to_thread
+from numpy.typing import NDArray
+from pydantic import ValidationError
+
+from bastion.errors import InvalidInput
+from bastion.registry import NUMPY_TYPES, ModelRegistry, ModelVersion, TensorSpec
+from bastion.serving.call import Call, Tensors
+from bastion.serving.protocol import InferenceRequest, RequestInput, as_array
+
+
+class Validate:
+    """Resolves the model and turns a V2 request into checked input arrays."""
+
+    def __init__(self, *, registry: ModelRegistry) -> None:
+        self._registry = registry
+
+    async def __call__(self, call: Call) -> None:
+        """Set ``call.model``, ``call.request``, ``call.inputs`` and ``call.input_sha256``.
+
+        Raises:
+            NotFound: the model or version is not registered.
+            InvalidInput: the body is malformed or does not fit the model.
+            PayloadTooLarge: the body is over the size limit.
+        """
+        target = call.target
+        call.model = await to_thread.run_sync(self._registry.get, target.model, target.version)
+        if call.binary_tensors:
+            raise InvalidInput(
+                "The binary tensor extension is not supported; send JSON tensors "
+                "(tritonclient: binary_data=False)."
+            )
+        body = await call.read_body()
+        call.input_sha256 = hashlib.sha256(body).hexdigest()
+        call.request = parse_request(body)
+        call.inputs = check_inputs(call.request, call.model)
+        check_requested_outputs(call.request, call.model)
+
+
+def parse_request(body: bytes) -> InferenceRequest:
+    """Parse a V2 inference request.
+
+    Raises:
+        InvalidInput: the JSON is malformed or not a V2 request; the message says where.
+    """
+    try:
+        return InferenceRequest.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "json_invalid":
+            raise InvalidInput("The body is not valid JSON.") from None
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise InvalidInput(f"Invalid inference request at {where or 'body'}: "
+                           f"{first['msg']}{more}.") from None
+
+
+def check_inputs(request: InferenceRequest, model: ModelVersion) -> Tensors:
+    """Arrays for the model's inputs, each matching its declared datatype and shape.
+
+    Raises:
+        InvalidInput: an input is missing, unknown, repeated or does not fit.
+    """
+    given = {tensor.name: tensor for tensor in request.inputs}
+    if len(given) != len(request.inputs):
+        raise InvalidInput("An input is given more than once.")
+    expected = {spec.name: spec for spec in model.signature.inputs}
+    unknown = sorted(given.keys() - expected.keys())
+    if unknown:
+        raise InvalidInput(f"Unknown input {unknown[0]!r}; {model.ref} takes {sorted(expected)}.")
+    missing = sorted(expected.keys() - given.keys())
+    if missing:
+        raise InvalidInput(f"Missing input {missing[0]!r} for {model.ref}.")
+    return {name: _check_tensor(given[name], spec) for name, spec in expected.items()}
+
+
+def check_requested_outputs(request: InferenceRequest, model: ModelVersion) -> None:
+    """Check that every requested output exists and the output policy allows it.
+
+    Raises:
+        InvalidInput: an output is unknown or withheld by the model's output policy.
+    """
+    available = allowed_outputs(model)
+    for output in request.outputs or ():
+        if output.name not in available:
+            raise InvalidInput(f"Output {output.name!r} is not available; "
+                               f"{model.ref} returns {list(available)}.")
+
+
+def allowed_outputs(model: ModelVersion) -> tuple[str, ...]:
+    """The outputs of ``model`` that its output policy lets clients see."""
+    allowed = model.output_policy.outputs
+    return tuple(
+        spec.name for spec in model.signature.outputs if allowed is None or spec.name in allowed
+    )
+
+
+def _check_tensor(tensor: RequestInput, spec: TensorSpec) -> NDArray[Any]:
+    name = spec.name
+    if tensor.datatype != spec.datatype:
+        raise InvalidInput(f"Input {name!r} has datatype {tensor.datatype[:16]!r}; "
+                           f"the model expects {spec.datatype}.")
+    shape = tensor.shape
+    fits = len(shape) == len(spec.shape) and all(
+        want in (-1, got) for got, want in zip(shape, spec.shape, strict=True)
+    )
+    if not fits or any(dim < 0 for dim in shape):
+        raise InvalidInput(f"Input {name!r} has shape {list(shape)}; the model expects "
+                           f"{list(spec.shape)} (-1 means any size).")
+    try:
+        values = as_array(tensor.data, NUMPY_TYPES[spec.datatype])
+    except ValueError as exc:
+        raise InvalidInput(f"Input {name!r}: {exc}.") from None
+    if values.size != math.prod(shape):
+        raise InvalidInput(f"Input {name!r} has {values.size} values; "
+                           f"shape {list(shape)} needs {math.prod(shape)}.")
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise InvalidInput(f"Input {name!r} contains NaN or infinite values.")
+    return values.reshape(shape)

@@ -1,0 +1,148 @@
+"""Bastion's one typed, frozen Settings object.
+
+Values come from, highest priority first: keyword arguments given by the entry point
+(CLI flags), ``BASTION_*`` environment variables, then ``bastion.toml`` in the
+workspace folder. Settings are built once, by ``cli.main`` or ``serving.build_app``,
+and passed down; no other module reads the environment.
+
+>>> from bastion.settings import Settings
+>>> Settings(home="/tmp/ws").token_ttl_seconds
+300
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from bastion.errors import ConfigError
+
+CONFIG_FILE = "bastion.toml"
+MAX_TOKEN_TTL_SECONDS = 900  # RFC 9068 tokens here are short-lived: 15 minutes at most.
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure, validated at startup."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BASTION_", frozen=True, extra="forbid", hide_input_in_errors=True
+    )
+
+    home: Path = Field(Path(".bastion"), description="The workspace folder.")
+    database_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL of the database; default: SQLite in the workspace. "
+        "Example: postgresql+psycopg://bastion@127.0.0.1:5432/bastion",
+    )
+    host: str = Field("127.0.0.1", description="Address `bastion serve` listens on.")
+    port: int = Field(8443, ge=0, le=65535, description="Port `bastion serve` listens on.")
+    public_url: str | None = Field(
+        None, description="URL clients use to reach the gateway; default https://HOST:PORT."
+    )
+    audience: str = Field("bastion", description="The `aud` claim of access tokens.")
+    token_ttl_seconds: int = Field(
+        300, ge=30, le=MAX_TOKEN_TTL_SECONDS, description="Lifetime of access tokens."
+    )
+    clock_skew_seconds: int = Field(
+        30, ge=0, le=600, description="Leeway when checking token times."
+    )
+    rate_per_second: float = Field(
+        50.0, gt=0, description="Sustained requests per second allowed to each principal."
+    )
+    rate_burst: int = Field(100, ge=1, description="Requests a principal may burst above the rate.")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body accepted."
+    )
+    log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
+
+    @model_validator(mode="after")
+    def _public_url_is_https(self) -> Settings:
+        if self.public_url is not None and not self.public_url.startswith("https://"):
+            raise ValueError("public_url must start with https://")
+        return self
+
+    @property
+    def issuer(self) -> str:
+        """The token issuer: the gateway's public URL."""
+        return self.public_url or f"https://{self.host}:{self.port}"
+
+    @property
+    def config_file(self) -> Path:
+        """Path of ``bastion.toml`` in the workspace."""
+        return self.home / CONFIG_FILE
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Build Settings, turning validation problems into one ConfigError.
+
+        Raises:
+            ConfigError: a value is missing, out of range or contradictory.
+        """
+        given = {key: value for key, value in overrides.items() if value is not None}
+        try:
+            return cls(**given)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            # The message names fields, never values (hide_input_in_errors).
+            raise ConfigError(f"Invalid settings: {problems}") from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags, then environment, then the workspace's bastion.toml."""
+        return (
+            init_settings,
+            env_settings,
+            _WorkspaceToml(settings_cls, init_settings, env_settings),
+        )
+
+
+class _WorkspaceToml(PydanticBaseSettingsSource):
+    """Reads ``bastion.toml`` from the workspace that the higher sources name."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._init = init_settings
+        self._env = env_settings
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: the whole file is read at once in ``__call__``."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        init_values = self._init.init_kwargs if isinstance(self._init, InitSettingsSource) else {}
+        home = init_values.get("home") or self._env().get("home") or Path(".bastion")
+        path = Path(home) / CONFIG_FILE
+        if not path.is_file():
+            return {}
+        try:
+            with path.open("rb") as file:
+                values = tomllib.load(file)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        values.pop("home", None)  # the file lives in the workspace; it cannot move it
+        return values

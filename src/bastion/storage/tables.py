@@ -1,0 +1,70 @@
+"""The relational schema, shared by every backend (SQLite and PostgreSQL).
+
+Alembic migrations in ``storage/migrations`` create and evolve these tables; a test
+checks that the migrated database matches this metadata.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+principals = Table(
+    "principals",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("role", String(64), nullable=False),
+    Column("attributes", JSON, nullable=False),
+    # HMAC-SHA256 of the client secret under a workspace key; the secret itself is never stored.
+    Column("secret_hash", String(64), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("signature", JSON, nullable=False),
+    Column("output_policy", JSON, nullable=False),
+    # AES-256-GCM envelope of the artifact; plaintext never touches the database or disk.
+    Column("artifact", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("name", "version", name="uq_models_name_version"),
+)
+
+audit_records = Table(
+    "audit_records",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("time", Float, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("principal", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("resource", String(200), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("policy_ids", JSON, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("input_sha256", String(64), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)

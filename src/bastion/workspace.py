@@ -1,0 +1,173 @@
+"""The composition root: a workspace folder and the components built from Settings.
+
+>>> import tempfile, pathlib
+>>> from bastion.settings import Settings
+>>> from bastion.workspace import Workspace
+>>> home = pathlib.Path(tempfile.mkdtemp()) / "ws"
+>>> ws = Workspace.create(Settings(home=home), force=False)
+>>> ws.audit.verify().records
+0
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bastion.audit import AuditLog
+from bastion.crypto import CertificatePaths, RootKey, SigningKey, create_local_pki
+from bastion.errors import ConfigError, Conflict
+from bastion.identity import PrincipalStore, TokenIssuer, TokenService, TokenVerifier
+from bastion.policy import BASELINE_POLICY, CedarAuthorizer
+from bastion.registry import ModelRegistry
+from bastion.settings import Settings
+from bastion.storage import Database
+from bastion.types import Clock
+
+_SECRET_HASH_PURPOSE = b"bastion/identity/client-secret-hash/v1"
+_TLS_HOSTS = ("localhost", "127.0.0.1", "::1")
+_CONFIG_TEMPLATE = """\
+# Bastion workspace settings. BASTION_* environment variables override them,
+# and command-line flags override both. See docs/configuration.md.
+host = "127.0.0.1"
+port = 8443
+token_ttl_seconds = 300
+# database_url = "postgresql+psycopg://bastion@127.0.0.1:5432/bastion"
+"""
+
+
+@dataclass(frozen=True)
+class WorkspacePaths:
+    """Where a workspace keeps each of its files."""
+
+    home: Path
+
+    @property
+    def config(self) -> Path:
+        """The workspace's bastion.toml."""
+        return self.home / "bastion.toml"
+
+    @property
+    def root_key(self) -> Path:
+        """The local root key (mode 0600)."""
+        return self.home / "keys" / "root.key"
+
+    @property
+    def signing_key(self) -> Path:
+        """The Ed25519 token-signing key (mode 0600)."""
+        return self.home / "keys" / "token-signing.pem"
+
+    @property
+    def tls(self) -> CertificatePaths:
+        """The local CA and the server certificate."""
+        return CertificatePaths.under(self.home / "tls")
+
+    @property
+    def policies(self) -> Path:
+        """Folder of Cedar policy files."""
+        return self.home / "policies"
+
+    @property
+    def database(self) -> Path:
+        """The default SQLite database."""
+        return self.home / "bastion.db"
+
+    def owned(self) -> tuple[Path, ...]:
+        """Everything ``bastion init`` creates, for ``--force`` to replace."""
+        db = self.database
+        return (
+            self.config,
+            self.home / "keys",
+            self.home / "tls",
+            self.policies,
+            db,
+            db.with_name(db.name + "-wal"),
+            db.with_name(db.name + "-shm"),
+        )
+
+
+class Workspace:
+    """An opened workspace: settings, keys and the components built from them."""
+
+    def __init__(self, *, settings: Settings, clock: Clock = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.paths = WorkspacePaths(settings.home.resolve())
+        if not self.paths.root_key.is_file():
+            raise ConfigError(
+                f"No workspace at {self.paths.home}; create one with `bastion init`."
+            )
+        root_key = RootKey.load(self.paths.root_key)
+        self.signing_key = SigningKey.load(self.paths.signing_key)
+        url = settings.database_url
+        self.database = Database.open(
+            url.get_secret_value() if url else f"sqlite:///{self.paths.database}"
+        )
+        self.database.migrate()
+        self.principals = PrincipalStore(
+            database=self.database, hash_key=root_key.derive(_SECRET_HASH_PURPOSE), clock=clock
+        )
+        self.registry = ModelRegistry(database=self.database, key=root_key, clock=clock)
+        self.audit = AuditLog(database=self.database)
+
+    @classmethod
+    def create(cls, settings: Settings, *, force: bool) -> Workspace:
+        """Create a workspace: config, keys, local CA and server certificate, database.
+
+        Raises:
+            Conflict: a workspace exists there and ``force`` is False.
+        """
+        paths = WorkspacePaths(settings.home.resolve())
+        if paths.root_key.exists() or paths.config.exists():
+            if not force:
+                raise Conflict(
+                    f"A workspace exists at {paths.home}; use --force to replace it "
+                    "(its keys, and so its encrypted models, are lost)."
+                )
+            for path in paths.owned():
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+        paths.home.mkdir(parents=True, exist_ok=True)
+        paths.home.chmod(0o700)
+        paths.config.write_text(_CONFIG_TEMPLATE)
+        RootKey.generate(paths.root_key)
+        SigningKey.generate(paths.signing_key)
+        paths.tls.ca_cert.parent.mkdir(parents=True, exist_ok=True)
+        create_local_pki(paths.tls, hosts=_TLS_HOSTS, now=dt.datetime.now(dt.UTC))
+        paths.policies.mkdir(parents=True, exist_ok=True)
+        (paths.policies / "baseline.cedar").write_text(BASELINE_POLICY.read_text())
+        return cls(settings=settings)
+
+    def token_service(self) -> TokenService:
+        """The OAuth 2.0 token service."""
+        issuer = TokenIssuer(
+            key=self.signing_key,
+            issuer=self.settings.issuer,
+            audience=self.settings.audience,
+            ttl_seconds=self.settings.token_ttl_seconds,
+            clock=self.clock,
+        )
+        return TokenService(principals=self.principals, issuer=issuer)
+
+    def token_verifier(self) -> TokenVerifier:
+        """Verifies the access tokens this workspace issues."""
+        return TokenVerifier(
+            keys={self.signing_key.kid: self.signing_key.public_key},
+            issuer=self.settings.issuer,
+            audience=self.settings.audience,
+            leeway_seconds=self.settings.clock_skew_seconds,
+            clock=self.clock,
+        )
+
+    def authorizer(self) -> CedarAuthorizer:
+        """The Cedar authorizer over the workspace's policy files."""
+        return CedarAuthorizer.from_folder(self.paths.policies)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.database.close()
