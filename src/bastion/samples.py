@@ -25,7 +25,7 @@ class DigitsSample:
 
 
 def train_digits(*, random_state: int = 0) -> DigitsSample:
-    """Train logistic regression on scikit-learn's bundled 8×8 digits and convert to ONNX.
+    """Train logistic regression on scikit-learn's bundled 8x8 digits and convert to ONNX.
 
     Inputs are 64 pixel values scaled to [0, 1]; outputs are ``label`` (INT64) and
     ``probabilities`` (FP32, one column per digit).

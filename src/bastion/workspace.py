@@ -97,9 +97,7 @@ class Workspace:
         self.clock = clock
         self.paths = WorkspacePaths(settings.home.resolve())
         if not self.paths.root_key.is_file():
-            raise ConfigError(
-                f"No workspace at {self.paths.home}; create one with `bastion init`."
-            )
+            raise ConfigError(f"No workspace at {self.paths.home}; create one with `bastion init`.")
         root_key = RootKey.load(self.paths.root_key)
         self.signing_key = SigningKey.load(self.paths.signing_key)
         url = settings.database_url

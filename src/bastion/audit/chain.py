@@ -105,9 +105,7 @@ class AuditLog:
         """
         prev, expected_seq = GENESIS, 1
         with self._db.transaction() as db:
-            rows = db.execute(
-                sa.select(tables.audit_records).order_by(tables.audit_records.c.seq)
-            )
+            rows = db.execute(sa.select(tables.audit_records).order_by(tables.audit_records.c.seq))
             for row in rows:
                 record = _record(row)
                 if record.seq != expected_seq:

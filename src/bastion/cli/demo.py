@@ -122,7 +122,10 @@ def _show_bad_tokens(ws: Workspace, server: ServerProcess, token: str) -> None:
     forged_claims = json.loads(b64url_decode(body)) | {"client_id": "bcl_admin"}
     forged = f"{head}.{b64url(json.dumps(forged_claims).encode())}.{signature}"
     expired = TokenIssuer(
-        key=ws.signing_key, issuer=server.url, audience=ws.settings.audience, ttl_seconds=60,
+        key=ws.signing_key,
+        issuer=server.url,
+        audience=ws.settings.audience,
+        ttl_seconds=60,
         clock=lambda: time.time() - 3600,
     ).issue(ws.principals.get(json.loads(b64url_decode(body))["client_id"]))
     tokens = [("forged (claims edited)", forged),
@@ -134,4 +137,3 @@ def _show_bad_tokens(ws: Workspace, server: ServerProcess, token: str) -> None:
             if response.status_code != AuthError.http_status:
                 raise typer.Exit(1)
             console.print(f"  {label}: [red]{response.status_code}[/] {response.json()['error']}")
-

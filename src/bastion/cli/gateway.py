@@ -24,8 +24,11 @@ def init(
         bool, typer.Option("--force", help="Replace an existing workspace (its keys are lost).")
     ] = False,
 ) -> None:
-    """Create a workspace: config, root key, token-signing key, local CA, TLS certificate,
-    database and baseline Cedar policies."""
+    """Create a workspace.
+
+    It holds the config, a root key, a token-signing key, a local CA with a server
+    certificate, the database and the baseline Cedar policies.
+    """
     settings = state(ctx).settings(home=folder or state(ctx).home)
     ws = Workspace.create(settings, force=force)
     paths = ws.paths
@@ -43,8 +46,9 @@ def init(
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")]
-    = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8443].")] = None,
 ) -> None:
     """Run the gateway over HTTPS: OAuth 2.0 token endpoint and V2 inference API."""

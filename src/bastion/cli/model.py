@@ -29,8 +29,8 @@ def register(
         int | None, typer.Option(help="Reveal only the k highest scores per row.", min=1)
     ] = None,
     round_digits: Annotated[
-        int | None, typer.Option("--round", help="Round scores to this many decimals.", min=0,
-                                 max=8)  # fmt: skip
+        int | None,
+        typer.Option("--round", help="Round scores to this many decimals.", min=0, max=8),
     ] = None,
     output: Annotated[
         list[str] | None,
@@ -41,8 +41,10 @@ def register(
     policy = OutputPolicy(
         top_k=top_k, round_digits=round_digits, outputs=tuple(output) if output else None
     )
-    registered = state(ctx).workspace().registry.register(
-        file, name=name, version=version, output_policy=policy
+    registered = (
+        state(ctx)
+        .workspace()
+        .registry.register(file, name=name, version=version, output_policy=policy)
     )
     console.print(f"[green]✓[/] Registered [bold]{registered.ref}[/] "
                   f"(sha256 {registered.sha256[:16]}…, encrypted at rest)")  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
@@ -26,14 +27,21 @@ def b64url(data: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    """Decode base64url without padding.
+    """Decode canonical base64url without padding.
 
     Raises:
-        ValueError: the text is not base64url.
+        ValueError: the text is not base64url, or not its one canonical spelling (so a
+            token cannot be re-spelt into a different string that still verifies).
     """
     if not text or any(c not in _B64URL_ALPHABET for c in text):
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    try:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error:
+        raise ValueError("not base64url") from None
+    if b64url(decoded) != text:
+        raise ValueError("not canonical base64url")
+    return decoded
 
 
 _B64URL_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -150,14 +158,21 @@ class SigningKey:
 
 def public_jwk(key: Ed25519PublicKey, *, kid: str) -> dict[str, str]:
     """The public JWK (RFC 8037) of an Ed25519 key."""
-    return {"kty": "OKP", "crv": "Ed25519", "x": b64url(_raw(key)), "kid": kid, "alg": "EdDSA",
-            "use": "sig"}
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": b64url(_raw(key)),
+        "kid": kid,
+        "alg": "EdDSA",
+        "use": "sig",
+    }
 
 
 def jwk_thumbprint(key: Ed25519PublicKey) -> str:
     """RFC 7638 thumbprint: SHA-256 of the canonical JWK members, base64url."""
     canonical = json.dumps(
-        {"crv": "Ed25519", "kty": "OKP", "x": b64url(_raw(key))}, separators=(",", ":"),
+        {"crv": "Ed25519", "kty": "OKP", "x": b64url(_raw(key))},
+        separators=(",", ":"),
         sort_keys=True,
     )
     return b64url(hashlib.sha256(canonical.encode()).digest())

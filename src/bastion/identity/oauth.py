@@ -56,7 +56,9 @@ class TokenRequest:
             return cls(grant_type, client_id, SecretStr(secret), "client_secret_basic")
         if "client_id" in form and "client_secret" in form:
             return cls(
-                grant_type, form["client_id"], SecretStr(form["client_secret"]),
+                grant_type,
+                form["client_id"],
+                SecretStr(form["client_secret"]),
                 "client_secret_post",
             )
         raise AuthError(detail="no client authentication")

@@ -20,7 +20,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 CLIENT_ID_PREFIX = "bcl_"
-SECRET_PREFIX = "bsk_"
+SECRET_PREFIX = "bsk_"  # noqa: S105 - a prefix, not a secret
 
 
 @dataclass(frozen=True)

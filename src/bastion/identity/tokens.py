@@ -24,7 +24,7 @@ from bastion.identity.principals import Principal
 from bastion.types import Clock
 
 ALGORITHM = "EdDSA"
-TOKEN_TYPE = "at+jwt"
+TOKEN_TYPE = "at+jwt"  # noqa: S105 - the RFC 9068 media type
 MAX_TOKEN_BYTES = 8192
 _UNTRUSTED_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 _REQUIRED_CLAIMS = ("iss", "aud", "sub", "client_id", "iat", "exp", "jti")
@@ -37,7 +37,7 @@ class IssuedToken:
 
     value: SecretStr
     expires_in: int
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 scheme
 
 
 class TokenIssuer:

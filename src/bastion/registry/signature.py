@@ -11,7 +11,7 @@ import onnx
 from bastion.errors import InvalidInput
 
 # ONNX tensor element types and the V2 protocol's names and numpy types for them.
-_ONNX_TO_V2 = {
+_ONNX_TO_V2: dict[int, str] = {
     onnx.TensorProto.BOOL: "BOOL",
     onnx.TensorProto.UINT8: "UINT8",
     onnx.TensorProto.UINT16: "UINT16",
@@ -107,7 +107,5 @@ def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
     datatype = _ONNX_TO_V2.get(tensor.elem_type)
     if datatype is None:
         raise InvalidInput(f"Model tensor {value.name!r} has an unsupported element type.")
-    shape = tuple(
-        dim.dim_value if dim.HasField("dim_value") else -1 for dim in tensor.shape.dim
-    )
+    shape = tuple(dim.dim_value if dim.HasField("dim_value") else -1 for dim in tensor.shape.dim)
     return TensorSpec(value.name, datatype, shape)

@@ -75,9 +75,11 @@ class ModelRegistry:
             "created_at": self._clock(),
         }
         with self._db.transaction() as db:
-            taken = db.execute(
-                sa.select(tables.models.c.version).where(tables.models.c.name == name)
-            ).scalars().all()
+            taken = (
+                db.execute(sa.select(tables.models.c.version).where(tables.models.c.name == name))
+                .scalars()
+                .all()
+            )
             version = version or str(1 + max((int(v) for v in taken if v.isdigit()), default=0))
             if version in taken:
                 raise Conflict(f"{name}@{version} exists already; versions are immutable.")

@@ -1,9 +1,9 @@
 """The gateway: an ASGI app over the request pipeline, served over HTTPS.
 
-    from bastion.settings import Settings
-    from bastion.workspace import Workspace
-    from bastion.serving import build_app
-    app = build_app(Workspace(settings=Settings(home=".bastion")))
+from bastion.settings import Settings
+from bastion.workspace import Workspace
+from bastion.serving import build_app
+app = build_app(Workspace(settings=Settings(home=".bastion")))
 """
 
 from bastion.serving.app import build_app

@@ -18,7 +18,7 @@ from bastion.errors import BastionError, PayloadTooLarge
 from bastion.monitor import CONTENT_TYPE, GatewayMetrics
 from bastion.serving.call import Call, Target
 from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_response
-from bastion.serving.pipeline import Pipeline, build_pipelines
+from bastion.serving.pipeline import build_pipelines
 from bastion.serving.protocol import response_body
 from bastion.workspace import Workspace
 

@@ -81,7 +81,7 @@ def as_array(values: list[Any], dtype: type[np.generic]) -> NDArray[Any]:
     elif np.issubdtype(dtype, np.integer):
         if not kinds <= {int}:
             raise ValueError("integer tensors hold whole numbers")
-        info = np.iinfo(dtype)
+        info = np.iinfo(np.dtype(dtype))
         if array.size and (min(array) < info.min or max(array) > info.max):
             raise ValueError("a value is out of range for the datatype")
     elif not kinds <= {int, float}:

@@ -26,6 +26,4 @@ class Infer:
             raise InvalidInput("infer reached without a validated request")  # fail closed
         requested = call.request.outputs
         names = tuple(o.name for o in requested) if requested else allowed_outputs(call.model)
-        call.outputs = await to_thread.run_sync(
-            self._runner.run, call.model, call.inputs, names
-        )
+        call.outputs = await to_thread.run_sync(self._runner.run, call.model, call.inputs, names)

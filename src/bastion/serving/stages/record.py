@@ -34,7 +34,9 @@ class Record:
             logger.error("audit append failed (%s); refusing request %s", exc.code, call.request_id)
             call.error = BackendError("The request could not be audited, so it was refused.")
             call.outputs = {}
-        decision = "none" if call.decision is None else ("allow" if call.decision.allowed else "deny")
+        decision = (
+            "none" if call.decision is None else ("allow" if call.decision.allowed else "deny")
+        )
         self._metrics.observe(
             route=call.route,
             model=call.target.model,

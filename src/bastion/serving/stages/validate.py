@@ -59,8 +59,9 @@ def parse_request(body: bytes) -> InferenceRequest:
         if first["type"] == "json_invalid":
             raise InvalidInput("The body is not valid JSON.") from None
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise InvalidInput(f"Invalid inference request at {where or 'body'}: "
-                           f"{first['msg']}{more}.") from None
+        raise InvalidInput(
+            f"Invalid inference request at {where or 'body'}: {first['msg']}{more}."
+        ) from None
 
 
 def check_inputs(request: InferenceRequest, model: ModelVersion) -> Tensors:
@@ -91,8 +92,9 @@ def check_requested_outputs(request: InferenceRequest, model: ModelVersion) -> N
     available = allowed_outputs(model)
     for output in request.outputs or ():
         if output.name not in available:
-            raise InvalidInput(f"Output {output.name!r} is not available; "
-                               f"{model.ref} returns {list(available)}.")
+            raise InvalidInput(
+                f"Output {output.name!r} is not available; {model.ref} returns {list(available)}."
+            )
 
 
 def allowed_outputs(model: ModelVersion) -> tuple[str, ...]:
@@ -106,22 +108,28 @@ def allowed_outputs(model: ModelVersion) -> tuple[str, ...]:
 def _check_tensor(tensor: RequestInput, spec: TensorSpec) -> NDArray[Any]:
     name = spec.name
     if tensor.datatype != spec.datatype:
-        raise InvalidInput(f"Input {name!r} has datatype {tensor.datatype[:16]!r}; "
-                           f"the model expects {spec.datatype}.")
+        raise InvalidInput(
+            f"Input {name!r} has datatype {tensor.datatype[:16]!r}; "
+            f"the model expects {spec.datatype}."
+        )
     shape = tensor.shape
     fits = len(shape) == len(spec.shape) and all(
         want in (-1, got) for got, want in zip(shape, spec.shape, strict=True)
     )
     if not fits or any(dim < 0 for dim in shape):
-        raise InvalidInput(f"Input {name!r} has shape {list(shape)}; the model expects "
-                           f"{list(spec.shape)} (-1 means any size).")
+        raise InvalidInput(
+            f"Input {name!r} has shape {list(shape)}; the model expects "
+            f"{list(spec.shape)} (-1 means any size)."
+        )
     try:
         values = as_array(tensor.data, NUMPY_TYPES[spec.datatype])
     except ValueError as exc:
         raise InvalidInput(f"Input {name!r}: {exc}.") from None
     if values.size != math.prod(shape):
-        raise InvalidInput(f"Input {name!r} has {values.size} values; "
-                           f"shape {list(shape)} needs {math.prod(shape)}.")
+        raise InvalidInput(
+            f"Input {name!r} has {values.size} values; "
+            f"shape {list(shape)} needs {math.prod(shape)}."
+        )
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         raise InvalidInput(f"Input {name!r} contains NaN or infinite values.")
     return values.reshape(shape)

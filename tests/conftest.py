@@ -1,0 +1,100 @@
+"""Shared fixtures: factories for workspaces and databases, and a trained sample model."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bastion.samples import DigitsSample, train_digits
+from bastion.settings import Settings
+from bastion.storage import Database
+from bastion.workspace import Workspace
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-services",
+        action="store_true",
+        help="Fail, instead of skip, when PostgreSQL at 127.0.0.1:5432 does not answer (CI).",
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the PostgreSQL test server; skips (or fails in CI) when it is down."""
+    engine = sa.create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        if request.config.getoption("--require-services"):
+            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required: {type(exc).__name__}")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not running")
+    finally:
+        engine.dispose()
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database: SQLite in a temporary folder, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    schema = f"bastion_test_{secrets.token_hex(6)}"
+    admin = sa.create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"create schema {schema}"))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"drop schema {schema} cascade"))
+        admin.dispose()
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """A migrated database on each backend."""
+    db = Database.open(database_url)
+    db.migrate()
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path) -> Iterator[Callable[..., Workspace]]:
+    """Factory: a new workspace under tmp_path, with settings overrides."""
+    made: list[Workspace] = []
+
+    def make(**overrides: Any) -> Workspace:
+        home = tmp_path / f"ws{len(made)}"
+        workspace = Workspace.create(Settings(home=home, **overrides), force=False)
+        made.append(workspace)
+        return workspace
+
+    yield make
+    for workspace in made:
+        workspace.close()
+
+
+@pytest.fixture(scope="session")
+def digits() -> DigitsSample:
+    """The sample digits classifier, trained once per test session."""
+    return train_digits()
+
+
+@pytest.fixture(scope="session")
+def digits_file(digits: DigitsSample, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample classifier as an ONNX file."""
+    path = tmp_path_factory.mktemp("models") / "digits.onnx"
+    path.write_bytes(digits.onnx)
+    return path

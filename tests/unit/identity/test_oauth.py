@@ -1,0 +1,74 @@
+import base64
+import time
+
+import pytest
+
+from bastion.crypto import SigningKey
+from bastion.errors import AuthError, InvalidInput
+from bastion.identity import (
+    PrincipalStore,
+    TokenIssuer,
+    TokenRequest,
+    TokenService,
+    UnsupportedGrantType,
+)
+
+
+def basic(client_id, secret):
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def test_basic_credentials_are_form_decoded():
+    """RFC 6749 §2.3.1: Basic credentials are form-urlencoded first."""
+    request = TokenRequest.from_http(
+        authorization=basic("a%3Ab", "s%2Bt"), form={"grant_type": "client_credentials"}
+    )
+    assert request.client_id == "a:b"
+    assert request.client_secret.get_secret_value() == "s+t"
+    assert request.auth_method == "client_secret_basic"
+
+
+def test_post_credentials():
+    """client_secret_post takes the credentials from the form."""
+    request = TokenRequest.from_http(
+        authorization=None,
+        form={"grant_type": "client_credentials", "client_id": "c", "client_secret": "s"},
+    )
+    assert request.auth_method == "client_secret_post"
+
+
+@pytest.mark.parametrize(
+    ("authorization", "form", "error"),
+    [
+        (None, {}, InvalidInput),
+        (None, {"grant_type": "client_credentials"}, AuthError),
+        (None, {"grant_type": "client_credentials", "client_id": "c"}, AuthError),
+        ("Basic !!!", {"grant_type": "client_credentials"}, AuthError),
+        ("Basic " + base64.b64encode(b"no-colon").decode(), {"grant_type": "x"}, AuthError),
+        (basic("c", "s"), {"grant_type": "client_credentials", "client_secret": "s"},
+         InvalidInput),
+    ],
+)  # fmt: skip
+def test_malformed_requests(authorization, form, error):
+    """Missing grant, missing or doubled client authentication are refused."""
+    with pytest.raises(error):
+        TokenRequest.from_http(authorization=authorization, form=form)
+
+
+def test_grant_issues_a_token_and_refuses_other_grants(database, tmp_path):
+    """Only client_credentials is granted, and only to the right secret."""
+    principals = PrincipalStore(database=database, hash_key=b"k" * 32, clock=time.time)
+    key = SigningKey.generate(tmp_path / "k.pem")
+    issuer = TokenIssuer(key=key, issuer="https://x", audience="a", ttl_seconds=60,
+                         clock=time.time)  # fmt: skip
+    service = TokenService(principals=principals, issuer=issuer)
+    created = principals.add("ana", role="analyst", attributes={})
+    form = {"grant_type": "client_credentials"}
+    good = basic(created.principal.client_id, created.secret.get_secret_value())
+    principal, token = service.grant(TokenRequest.from_http(authorization=good, form=form))
+    assert principal.name == "ana" and token.expires_in == 60
+    with pytest.raises(UnsupportedGrantType):
+        service.grant(TokenRequest.from_http(authorization=good, form={"grant_type": "password"}))
+    with pytest.raises(AuthError):
+        bad = basic(created.principal.client_id, "bsk_wrong")
+        service.grant(TokenRequest.from_http(authorization=bad, form=form))

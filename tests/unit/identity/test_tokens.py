@@ -1,0 +1,165 @@
+import base64
+import hashlib
+import hmac
+import json
+import pickle
+
+import pytest
+
+from bastion.crypto import SigningKey, b64url
+from bastion.errors import AuthError
+from bastion.identity import Principal, TokenIssuer, TokenVerifier, VerifiedToken
+
+NOW = 1_800_000_000
+ISSUER = "https://127.0.0.1:8443"
+ANA = Principal(client_id="bcl_ana", name="ana", role="analyst")
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    return SigningKey.generate(tmp_path_factory.mktemp("k") / "s.pem")
+
+
+def make_issuer(key, **overrides):
+    args = {"key": key, "issuer": ISSUER, "audience": "bastion", "ttl_seconds": 300,
+            "clock": lambda: NOW} | overrides  # fmt: skip
+    return TokenIssuer(**args)
+
+
+def make_verifier(key, **overrides):
+    args = {"keys": {key.kid: key.public_key}, "issuer": ISSUER, "audience": "bastion",
+            "leeway_seconds": 30, "clock": lambda: NOW} | overrides  # fmt: skip
+    return TokenVerifier(**args)
+
+
+def make_token(key, header=None, **claims):
+    """A token signed with ``key`` carrying exactly the given header and claims."""
+    head = {"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid} if header is None else header
+    body = {"iss": ISSUER, "aud": "bastion", "sub": "bcl_ana", "client_id": "bcl_ana",
+            "iat": NOW, "exp": NOW + 300, "jti": "j1"} | claims  # fmt: skip
+    signing_input = f"{b64url(json.dumps(head).encode())}.{b64url(json.dumps(body).encode())}"
+    return f"{signing_input}.{b64url(key.sign(signing_input.encode()))}"
+
+
+def test_issued_token_verifies_with_rfc9068_claims(key):
+    """An issued token carries the RFC 9068 header and claims and verifies."""
+    issued = make_issuer(key).issue(ANA)
+    token = issued.value.get_secret_value()
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert header == {"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid}
+    verified = make_verifier(key).verify(token)
+    assert verified.client_id == verified.subject == "bcl_ana"
+    assert verified.expires_at - verified.issued_at == issued.expires_in == 300
+
+
+def test_issued_tokens_are_unique(key):
+    """Every token has its own jti."""
+    issuer = make_issuer(key)
+    verifier = make_verifier(key)
+    jtis = {verifier.verify(issuer.issue(ANA).value.get_secret_value()).jti for _ in range(20)}
+    assert len(jtis) == 20
+
+
+@pytest.mark.parametrize(
+    ("header", "claims", "reason"),
+    [
+        ({"alg": "none", "typ": "at+jwt"}, {}, "algorithm not allowed"),
+        ({"alg": "HS256", "typ": "at+jwt"}, {}, "algorithm not allowed"),
+        ({"alg": "EdDSA", "typ": "JWT"}, {}, "wrong token type"),
+        ({"alg": "EdDSA", "typ": "at+jwt", "kid": "other"}, {}, "unknown key id"),
+        ({"alg": "EdDSA", "typ": "at+jwt", "jku": "https://evil.test/jwks"}, {}, "untrusted"),
+        ({"alg": "EdDSA", "typ": "at+jwt", "crit": ["exp"]}, {}, "untrusted"),
+        (None, {"iss": "https://evil.test"}, "wrong issuer"),
+        (None, {"aud": "someone-else"}, "wrong audience"),
+        (None, {"aud": ["a", "b"]}, "wrong audience"),
+        (None, {"exp": NOW - 31}, "expired"),
+        (None, {"iat": NOW + 31}, "not yet valid"),
+        (None, {"nbf": NOW + 31}, "not yet valid"),
+        (None, {"exp": "tomorrow"}, "malformed time"),
+        (None, {"exp": True}, "malformed time"),
+        (None, {"sub": 7}, "malformed claims"),
+    ],
+)
+def test_each_bad_token_is_refused_with_its_reason(key, header, claims, reason):
+    """Each RFC 8725 check refuses the token; the reason goes only into the detail."""
+    if header is not None and "kid" not in header:
+        header = header | {"kid": key.kid}
+    with pytest.raises(AuthError) as caught:
+        make_verifier(key).verify(make_token(key, header, **claims))
+    assert reason in caught.value.detail
+    assert str(caught.value) == "Authentication failed."
+
+
+def test_missing_claim_is_refused(key):
+    """A token without jti is refused."""
+    token = make_token(key)
+    head, body, _ = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=="))
+    del claims["jti"]
+    signing_input = f"{head}.{b64url(json.dumps(claims).encode())}"
+    with pytest.raises(AuthError) as caught:
+        make_verifier(key).verify(f"{signing_input}.{b64url(key.sign(signing_input.encode()))}")
+    assert "missing" in caught.value.detail
+
+
+def test_hmac_token_signed_with_the_public_key_is_refused(key):
+    """The classic HS256-with-public-key confusion attack fails (RFC 8725 §2.1)."""
+    head = b64url(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": key.kid}).encode())
+    body = b64url(json.dumps({"iss": ISSUER, "aud": "bastion", "sub": "x", "client_id": "x",
+                              "iat": NOW, "exp": NOW + 60, "jti": "j"}).encode())  # fmt: skip
+    from cryptography.hazmat.primitives import serialization
+
+    public = key.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    mac = hmac.new(public, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    with pytest.raises(AuthError):
+        make_verifier(key).verify(f"{head}.{body}.{b64url(mac)}")
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "a.b", "a.b.c.d", "!!!.???.***", "e30.e30.", "W10.e30.AA", "x" * 9000],
+)
+def test_malformed_tokens_are_refused(key, token):
+    """Garbage never gets past the verifier, and never raises anything but AuthError."""
+    with pytest.raises(AuthError):
+        make_verifier(key).verify(token)
+
+
+def test_tampered_signature_and_claims_are_refused(key):
+    """Editing the claims or the signature of a valid token breaks it."""
+    token = make_issuer(key).issue(ANA).value.get_secret_value()
+    head, body, signature = token.split(".")
+    edited = b64url(json.dumps({"client_id": "bcl_admin"}).encode())
+    flipped = ("B" if signature[0] == "A" else "A") + signature[1:]
+    for bad in (f"{head}.{edited}.{signature}", f"{head}.{body}.{flipped}"):
+        with pytest.raises(AuthError):
+            make_verifier(key).verify(bad)
+
+
+def test_another_keys_token_is_refused(key, tmp_path):
+    """A token signed by a different key with the same kid is refused."""
+    other = SigningKey.generate(tmp_path / "other.pem")
+    token = make_token(other, {"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid})
+    with pytest.raises(AuthError):
+        make_verifier(key).verify(token)
+
+
+def test_verified_tokens_come_only_from_the_verifier(key):
+    """VerifiedToken cannot be built by hand nor pickled."""
+    with pytest.raises(TypeError):
+        VerifiedToken(client_id="x", subject="x", jti="j", issued_at=0, expires_at=1)
+    verified = make_verifier(key).verify(make_token(key))
+    with pytest.raises(TypeError):
+        pickle.dumps(verified)
+
+
+def test_verifier_without_keys_fails_closed():
+    """A verifier with no keys cannot be built."""
+    with pytest.raises(ValueError, match="at least one key"):
+        TokenVerifier(keys={}, issuer=ISSUER, audience="a", leeway_seconds=0, clock=lambda: 0)
+
+
+def test_token_value_is_masked(key):
+    """The issued token's repr does not show the token."""
+    issued = make_issuer(key).issue(ANA)
+    assert issued.value.get_secret_value() not in repr(issued)

@@ -1,0 +1,71 @@
+import pytest
+
+from bastion.errors import ConfigError
+from bastion.settings import Settings
+
+
+def test_defaults_are_safe(tmp_path):
+    """Defaults: loopback, short-lived tokens, HTTPS issuer."""
+    settings = Settings.load(home=tmp_path)
+    assert settings.host == "127.0.0.1"
+    assert settings.token_ttl_seconds <= 900
+    assert settings.issuer == "https://127.0.0.1:8443"
+
+
+def test_environment_overrides_file_and_flags_override_environment(tmp_path, monkeypatch):
+    """Flags beat BASTION_* variables, which beat bastion.toml."""
+    (tmp_path / "bastion.toml").write_text("port = 9000\naudience = 'from-file'\nrate_burst = 7\n")
+    monkeypatch.setenv("BASTION_PORT", "9100")
+    monkeypatch.setenv("BASTION_AUDIENCE", "from-env")
+    settings = Settings.load(home=tmp_path, port=9200)
+    assert settings.port == 9200
+    assert settings.audience == "from-env"
+    assert settings.rate_burst == 7
+
+
+def test_home_comes_from_the_environment(tmp_path, monkeypatch):
+    """BASTION_HOME picks the workspace and so its bastion.toml."""
+    (tmp_path / "bastion.toml").write_text("port = 9001\n")
+    monkeypatch.setenv("BASTION_HOME", str(tmp_path))
+    assert Settings.load().port == 9001
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"token_ttl_seconds": 3600}, {"clock_skew_seconds": 601}, {"rate_per_second": 0},
+     {"public_url": "http://example.test"}, {"port": 70000}],
+)  # fmt: skip
+def test_out_of_range_values_are_refused(tmp_path, bad):
+    """Bounded settings fail loudly and name the field."""
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        Settings.load(home=tmp_path, **bad)
+
+
+def test_secret_values_are_not_echoed(tmp_path):
+    """A bad database URL is reported by field name, never by value."""
+    settings = Settings.load(home=tmp_path, database_url="postgresql://u:hunter2@h/db")
+    assert "hunter2" not in repr(settings)
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(home=tmp_path, database_url=["hunter2"])
+    assert "hunter2" not in str(caught.value)
+
+
+def test_malformed_config_file_is_a_config_error(tmp_path):
+    """A broken bastion.toml is reported with its path."""
+    (tmp_path / "bastion.toml").write_text("port = [")
+    with pytest.raises(ConfigError, match="bastion.toml"):
+        Settings.load(home=tmp_path)
+
+
+def test_unknown_setting_is_refused(tmp_path):
+    """A misspelt setting in bastion.toml is an error, not silently ignored."""
+    (tmp_path / "bastion.toml").write_text("prot = 1\n")
+    with pytest.raises(ConfigError, match="prot"):
+        Settings.load(home=tmp_path)
+
+
+def test_settings_are_frozen(tmp_path):
+    """Settings cannot change after startup."""
+    settings = Settings.load(home=tmp_path)
+    with pytest.raises(ValueError, match="frozen"):
+        settings.port = 1
