@@ -71,19 +71,28 @@ def as_array(values: list[Any], dtype: type[np.generic]) -> NDArray[Any]:
     """Flatten nested JSON data into a one-dimensional array of ``dtype``.
 
     Raises:
-        ValueError: the values are not numbers of a kind ``dtype`` can hold.
+        ValueError: the values are ragged, not numbers of a kind ``dtype`` can hold, or
+            out of its range.
     """
-    array = np.asarray(values, dtype=object).ravel()
-    kinds = {type(v) for v in array}
-    if dtype is np.bool_:
-        if not kinds <= {bool}:
+    try:
+        array = np.asarray(values)
+    except ValueError:
+        raise ValueError("data must be a flat or evenly nested list") from None
+    target = np.dtype(dtype)
+    kind = array.dtype.kind
+    if target.kind == "b":
+        if kind != "b" and array.size:
             raise ValueError("BOOL tensors hold true or false")
-    elif np.issubdtype(dtype, np.integer):
-        if not kinds <= {int}:
-            raise ValueError("integer tensors hold whole numbers")
-        info = np.iinfo(np.dtype(dtype))
-        if array.size and (min(array) < info.min or max(array) > info.max):
+    elif target.kind in "iu":
+        if kind not in "iu" and array.size:
+            raise ValueError("integer tensors hold whole numbers within range")
+        info = np.iinfo(target)
+        if array.size and (array.min() < info.min or array.max() > info.max):
             raise ValueError("a value is out of range for the datatype")
-    elif not kinds <= {int, float}:
+    elif kind not in "iuf" and array.size:
         raise ValueError("floating-point tensors hold numbers")
-    return array.astype(dtype)
+    elif array.size and np.abs(array[np.isfinite(array)], dtype=np.float64).max(
+        initial=0.0
+    ) > np.finfo(target).max:
+        raise ValueError("a value is out of range for the datatype")
+    return array.ravel().astype(target)

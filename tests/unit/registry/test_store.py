@@ -1,0 +1,121 @@
+import time
+
+import onnx
+import pytest
+import sqlalchemy as sa
+from onnx import TensorProto, helper
+
+from bastion.crypto import RootKey
+from bastion.errors import Conflict, CryptoError, IntegrityError, InvalidInput, NotFound
+from bastion.registry import ModelRegistry, OutputPolicy
+from bastion.storage import tables
+
+KEY = RootKey(key_id="local:root", _material=bytes(range(32)))
+
+
+@pytest.fixture
+def registry(database):
+    return ModelRegistry(database=database, key=KEY, clock=time.time)
+
+
+def test_register_reads_the_signature(registry, digits_file):
+    """Registration records the ONNX inputs and outputs in V2 terms."""
+    model = registry.register(digits_file, name="digits", version=None,
+                              output_policy=OutputPolicy())  # fmt: skip
+    assert model.ref == "digits@1"
+    assert [(t.name, t.datatype, t.shape) for t in model.signature.inputs] == [
+        ("pixels", "FP32", (-1, 64))
+    ]
+    assert [t.name for t in model.signature.outputs] == ["label", "probabilities"]
+
+
+def test_versions_count_up_and_are_immutable(registry, digits_file):
+    """Versions default to the next number, and an existing version cannot be replaced."""
+    policy = OutputPolicy()
+    assert registry.register(digits_file, name="d", version=None, output_policy=policy).version == "1"
+    assert registry.register(digits_file, name="d", version=None, output_policy=policy).version == "2"
+    registry.register(digits_file, name="d", version="canary", output_policy=policy)
+    with pytest.raises(Conflict, match="immutable"):
+        registry.register(digits_file, name="d", version="2", output_policy=policy)
+    assert registry.get("d").version == "canary"  # the newest registration
+    assert registry.get("d", "1").version == "1"
+    assert [m.version for m in registry.list()] == ["1", "2", "canary"]
+
+
+def test_artifacts_are_encrypted_at_rest(registry, database, digits_file, digits):
+    """The database holds ciphertext; the runner gets the exact registered bytes back."""
+    model = registry.register(digits_file, name="d", version=None, output_policy=OutputPolicy())
+    with database.transaction() as db:
+        stored = db.execute(sa.select(tables.models.c.artifact)).scalar_one()
+    assert digits.onnx[:64] not in stored and b"pixels" not in stored
+    assert registry.load_artifact(model) == digits.onnx
+
+
+def test_swapped_or_tampered_artifacts_are_refused(registry, database, digits_file):
+    """A ciphertext moved to another version, or edited, does not decrypt."""
+    policy = OutputPolicy()
+    one = registry.register(digits_file, name="d", version="1", output_policy=policy)
+    registry.register(digits_file, name="d", version="2", output_policy=policy)
+    with database.transaction() as db:
+        blobs = dict(db.execute(sa.select(tables.models.c.version, tables.models.c.artifact)).all())
+        db.execute(tables.models.update().where(tables.models.c.version == "1")
+                   .values(artifact=blobs["2"]))  # fmt: skip
+    with pytest.raises(CryptoError):
+        registry.load_artifact(one)
+
+
+def test_digest_mismatch_is_an_integrity_error(registry, database, digits_file):
+    """If the recorded digest was changed, loading refuses the artifact."""
+    model = registry.register(digits_file, name="d", version=None, output_policy=OutputPolicy())
+    with database.transaction() as db:
+        db.execute(tables.models.update().values(sha256="0" * 64))
+    with pytest.raises(IntegrityError):
+        registry.load_artifact(registry.get("d"))
+    assert model.sha256 != "0" * 64
+
+
+def test_not_onnx_is_refused(registry, tmp_path):
+    """A file that is not ONNX gets a clear error."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x80\x04not a model")
+    with pytest.raises(InvalidInput, match="not a valid ONNX model"):
+        registry.register(path, name="x", version=None, output_policy=OutputPolicy())
+
+
+def test_non_tensor_outputs_are_refused_with_a_hint(registry, tmp_path):
+    """A ZipMap-style output is refused, with the converter option that avoids it."""
+    seq = helper.make_tensor_sequence_value_info("out", TensorProto.FLOAT, None)
+    graph = helper.make_graph(
+        [helper.make_node("SequenceConstruct", ["x"], ["out"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], [seq],
+    )  # fmt: skip
+    path = tmp_path / "seq.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(InvalidInput, match="zipmap"):
+        registry.register(path, name="x", version=None, output_policy=OutputPolicy())
+
+
+@pytest.mark.parametrize(("name", "version"), [("", None), ("a/b", None), ("ok", "../x")])
+def test_bad_names_and_versions(registry, digits_file, name, version):
+    """Names and versions are checked before anything is stored."""
+    with pytest.raises(InvalidInput):
+        registry.register(digits_file, name=name, version=version, output_policy=OutputPolicy())
+
+
+def test_unknown_model_and_version(registry, digits_file):
+    """Unknown models and versions are NotFound with the name in the message."""
+    with pytest.raises(NotFound, match="nope"):
+        registry.get("nope")
+    registry.register(digits_file, name="d", version=None, output_policy=OutputPolicy())
+    with pytest.raises(NotFound, match="d@9"):
+        registry.get("d", "9")
+
+
+def test_output_policy_round_trips_and_checks_ranges():
+    """Output policies serialize, and nonsense values are refused."""
+    policy = OutputPolicy(top_k=3, round_digits=2, outputs=("label",))
+    assert OutputPolicy.from_json(policy.to_json()) == policy
+    with pytest.raises(ValueError, match="top_k"):
+        OutputPolicy(top_k=0)
+    with pytest.raises(ValueError, match="round_digits"):
+        OutputPolicy(round_digits=12)

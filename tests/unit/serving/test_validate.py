@@ -1,0 +1,99 @@
+import pytest
+
+from bastion.errors import InvalidInput
+from bastion.registry import ModelSignature, ModelVersion, OutputPolicy, TensorSpec
+from bastion.serving.stages.validate import check_inputs, check_requested_outputs, parse_request
+
+MODEL = ModelVersion(
+    name="m", version="1", format="onnx", sha256="0" * 64,
+    signature=ModelSignature(
+        inputs=(TensorSpec("x", "FP32", (-1, 2)), TensorSpec("n", "INT64", (1,))),
+        outputs=(TensorSpec("label", "INT64", (-1,)), TensorSpec("scores", "FP32", (-1, 3))),
+    ),
+    output_policy=OutputPolicy(outputs=("label",)), created_at=0.0,
+)  # fmt: skip
+
+
+def request(x=None, n=None, **extra):
+    x = {"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3, 4]} | (x or {})
+    n = {"name": "n", "shape": [1], "datatype": "INT64", "data": [5]} | (n or {})
+    import json
+
+    return json.dumps({"inputs": [x, n]} | extra).encode()
+
+
+def test_valid_request_gives_arrays():
+    """Flat or nested data becomes arrays of the declared shape and type."""
+    inputs = check_inputs(parse_request(request(x={"data": [[1, 2], [3, 4]]})), MODEL)
+    assert inputs["x"].shape == (2, 2) and inputs["x"].dtype.name == "float32"
+    assert inputs["n"].tolist() == [5]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{", "not valid JSON"),
+        (b"[]", "Invalid inference request"),
+        (b'{"inputs": []}', "inputs"),
+        (b'{"inputs": [{"name": "x"}]}', "inputs.0.shape"),
+        (b'{"inputs": "x"}', "inputs"),
+        (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1], "z": 1}]}',
+         "inputs.0.z"),
+    ],
+)  # fmt: skip
+def test_malformed_bodies(body, message):
+    """Malformed bodies are refused with where the problem is."""
+    with pytest.raises(InvalidInput, match=message):
+        parse_request(body)
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        ({"datatype": "FP64"}, "datatype 'FP64'; the model expects FP32"),
+        ({"shape": [4]}, "shape"),
+        ({"shape": [2, 3]}, "shape"),
+        ({"shape": [-2, 2]}, "shape"),
+        ({"shape": [3, 2]}, "has 4 values; shape \\[3, 2\\] needs 6"),
+        ({"data": [1, 2, 3, "4"]}, "hold numbers"),
+        ({"data": [1, 2, 3, None]}, "hold numbers"),
+        ({"data": [1, 2, 3, float("nan")]}, "NaN or infinite"),
+        ({"data": [1, 2, 3, float("inf")]}, "NaN or infinite"),
+        ({"data": [1, 2, 3, 1e39]}, "out of range"),
+        ({"data": [[1, 2], [3]]}, "evenly nested"),
+    ],
+)
+def test_inputs_that_do_not_fit(x, message):
+    """Wrong datatype, shape, count, or non-finite values are refused with a clear message."""
+    with pytest.raises(InvalidInput, match=message):
+        check_inputs(parse_request(request(x=x)), MODEL)
+
+
+@pytest.mark.parametrize(
+    ("n", "message"),
+    [({"data": [1.5]}, "whole numbers"), ({"data": [2**63]}, "out of range"),
+     ({"data": [True]}, "whole numbers"), ({"name": "q"}, "Unknown input 'q'")],
+)  # fmt: skip
+def test_integer_inputs(n, message):
+    """Integer tensors take whole numbers in range only."""
+    with pytest.raises(InvalidInput, match=message):
+        check_inputs(parse_request(request(n=n)), MODEL)
+
+
+def test_missing_and_repeated_inputs():
+    """Every input is needed exactly once."""
+    import json
+
+    one = {"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}
+    with pytest.raises(InvalidInput, match="Missing input 'n'"):
+        check_inputs(parse_request(json.dumps({"inputs": [one]}).encode()), MODEL)
+    with pytest.raises(InvalidInput, match="more than once"):
+        check_inputs(parse_request(json.dumps({"inputs": [one, one]}).encode()), MODEL)
+
+
+def test_requested_outputs_respect_the_output_policy():
+    """Outputs withheld by policy, or unknown, cannot be requested."""
+    check_requested_outputs(parse_request(request(outputs=[{"name": "label"}])), MODEL)
+    for name in ("scores", "nope"):
+        with pytest.raises(InvalidInput, match="not available"):
+            check_requested_outputs(parse_request(request(outputs=[{"name": name}])), MODEL)
