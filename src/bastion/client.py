@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,7 +60,8 @@ class Client:
         self._url = url.rstrip("/")
         self._client_id = client_id
         self._secret = SecretStr(client_secret) if isinstance(client_secret, str) else client_secret
-        self._http = httpx.Client(verify=str(ca) if ca else True, timeout=timeout)
+        verify = ssl.create_default_context(cafile=ca) if ca else True
+        self._http = httpx.Client(verify=verify, timeout=timeout)
         self._clock = clock
         self._token: SecretStr | None = None
         self._expires = 0.0

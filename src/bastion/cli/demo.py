@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import tempfile
 import time
 from pathlib import Path
@@ -130,7 +131,7 @@ def _show_bad_tokens(ws: Workspace, server: ServerProcess, token: str) -> None:
     ).issue(ws.principals.get(json.loads(b64url_decode(body))["client_id"]))
     tokens = [("forged (claims edited)", forged),
               ("expired an hour ago", expired.value.get_secret_value())]  # fmt: skip
-    with httpx.Client(verify=str(server.ca)) as http:
+    with httpx.Client(verify=ssl.create_default_context(cafile=server.ca)) as http:
         for label, bad in tokens:
             response = http.get(f"{server.url}/v2/models/digits",
                                 headers={"Authorization": f"Bearer {bad}"})  # fmt: skip

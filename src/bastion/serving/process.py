@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -52,7 +53,11 @@ class ServerProcess:
             self._process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
                 command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | self._env
             )
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def __exit__(
@@ -77,7 +82,8 @@ class ServerProcess:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + _STARTUP_SECONDS
-        with httpx.Client(verify=str(self.ca), timeout=2) as client:
+        context = ssl.create_default_context(cafile=self.ca)
+        with httpx.Client(verify=context, timeout=2) as client:
             while time.monotonic() < deadline:
                 if self._process is not None and self._process.poll() is not None:
                     break
@@ -86,5 +92,4 @@ class ServerProcess:
                         return
                 except httpx.TransportError:
                     time.sleep(0.1)
-        self.stop()
         raise BackendError(f"The server did not start; see {self.log}.")

@@ -1,0 +1,78 @@
+"""A real gateway process over real TLS, shared by the tests of a module."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bastion.identity import NewClient
+from bastion.registry import OutputPolicy
+from bastion.serving import ServerProcess, free_port
+from bastion.settings import Settings
+from bastion.workspace import Workspace
+
+
+@dataclass
+class Gateway:
+    """A running ``bastion serve`` with a registered model and three principals."""
+
+    server: ServerProcess
+    workspace: Workspace
+    analyst: NewClient
+    guest: NewClient
+    operator: NewClient
+    tokens: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def http(self) -> httpx.Client:
+        """An HTTPS client that verifies the server against the workspace CA."""
+        context = ssl.create_default_context(cafile=self.server.ca)
+        return httpx.Client(base_url=self.url, verify=context, timeout=30)
+
+    def token(self, who: NewClient) -> str:
+        """A fresh access token for ``who`` (remembered for the secret-leak scan)."""
+        with self.http() as http:
+            response = http.post(
+                "/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(who.principal.client_id, who.secret.get_secret_value()),
+            )
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        self.tokens.append(token)
+        return token
+
+    def secrets(self) -> list[str]:
+        """Every client secret and token this gateway has handed out in the tests."""
+        clients = (self.analyst, self.guest, self.operator)
+        return [c.secret.get_secret_value() for c in clients] + self.tokens
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, digits_file: Path):
+    """Start a gateway with the digits model for the whole module."""
+    home = tmp_path_factory.mktemp("gateway") / "ws"
+    port = free_port()
+    workspace = Workspace.create(Settings(home=home, port=port), force=False)
+    workspace.registry.register(
+        digits_file, name="digits", version="guarded",
+        output_policy=OutputPolicy(top_k=2, round_digits=2, outputs=("probabilities",)),
+    )  # fmt: skip
+    # Registered last, so it is the default version.
+    workspace.registry.register(
+        digits_file, name="digits", version=None, output_policy=OutputPolicy()
+    )
+    analyst = workspace.principals.add("ana", role="analyst", attributes={"team": "research"})
+    guest = workspace.principals.add("gus", role="guest", attributes={})
+    operator = workspace.principals.add("ops", role="operator", attributes={})
+    log = home.parent / "server.log"
+    with ServerProcess(home=home, port=port, log=log, env={}) as server:
+        yield Gateway(server, workspace, analyst, guest, operator)
+    workspace.close()

@@ -1,0 +1,390 @@
+"""The whole request path against a real server process over real TLS."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jwt
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from bastion.identity import TokenIssuer
+from bastion.samples import DIGITS_INPUT
+
+
+def infer_body(images, **extra):
+    tensor = {"name": DIGITS_INPUT, "shape": list(images.shape), "datatype": "FP32",
+              "data": images.ravel().tolist()}  # fmt: skip
+    return {"inputs": [tensor]} | extra
+
+
+def auth(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_health_and_server_metadata_are_public(gateway):
+    """Liveness, readiness and server metadata need no token."""
+    with gateway.http() as http:
+        assert http.get("/v2/health/live").json() == {"live": True}
+        assert http.get("/v2/health/ready").json() == {"ready": True}
+        assert http.get("/v2").json()["name"] == "bastion"
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_token_endpoint_issues_short_lived_tokens(gateway, method):
+    """Both client authentication methods get an RFC 9068 token that must not be cached."""
+    client = gateway.analyst
+    form = {"grant_type": "client_credentials"}
+    basic = None
+    if method == "client_secret_basic":
+        basic = (client.principal.client_id, client.secret.get_secret_value())
+    else:
+        form |= {"client_id": client.principal.client_id,
+                 "client_secret": client.secret.get_secret_value()}  # fmt: skip
+    with gateway.http() as http:
+        response = http.post("/oauth2/token", data=form, auth=basic)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    gateway.tokens.append(body["access_token"])
+    assert body["token_type"] == "Bearer"
+    assert 0 < body["expires_in"] <= 900
+
+
+@pytest.mark.parametrize(
+    ("form", "basic", "status", "error"),
+    [
+        ({"grant_type": "client_credentials"}, ("bcl_nobody", "bsk_wrong"), 401, "invalid_client"),
+        ({"grant_type": "client_credentials"}, None, 401, "invalid_client"),
+        ({"grant_type": "password"}, "analyst", 400, "unsupported_grant_type"),
+        ({}, "analyst", 400, "invalid_request"),
+        ("grant_type=client_credentials&grant_type=client_credentials", "analyst", 400,
+         "invalid_request"),
+    ],
+)  # fmt: skip
+def test_token_endpoint_errors_follow_rfc6749(gateway, form, basic, status, error):
+    """Bad token requests get RFC 6749 error codes, never a 5xx."""
+    if basic == "analyst":
+        basic = (gateway.analyst.principal.client_id, gateway.analyst.secret.get_secret_value())
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    with gateway.http() as http:
+        if isinstance(form, str):
+            response = http.post("/oauth2/token", content=form, auth=basic, headers=headers)
+        else:
+            response = http.post("/oauth2/token", data=form, auth=basic)
+    assert response.status_code == status
+    assert response.json()["error"] == error
+
+
+def test_token_request_must_be_a_form(gateway):
+    """A JSON token request is refused with what to send instead."""
+    with gateway.http() as http:
+        response = http.post("/oauth2/token", json={"grant_type": "client_credentials"})
+    assert response.status_code == 400
+    assert "x-www-form-urlencoded" in response.json()["error_description"]
+
+
+def test_discovery_metadata_and_pyjwt_verifies_our_tokens(gateway):
+    """PyJWT's PyJWKClient, a peer, verifies our tokens from our JWKS URL."""
+    with gateway.http() as http:
+        metadata = http.get("/.well-known/oauth-authorization-server").json()
+    assert metadata["issuer"] == gateway.url
+    assert metadata["token_endpoint"] == f"{gateway.url}/oauth2/token"
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(gateway.server.ca))
+    jwks = jwt.PyJWKClient(metadata["jwks_uri"], ssl_context=context)
+    token = gateway.token(gateway.analyst)
+    key = jwks.get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, key.key, algorithms=["EdDSA"], audience="bastion",
+                        issuer=gateway.url)  # fmt: skip
+    assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
+    assert claims["client_id"] == claims["sub"] == gateway.analyst.principal.client_id
+    assert claims["exp"] - claims["iat"] <= 900 and claims["jti"]
+
+
+def test_analyst_gets_correct_predictions(gateway, digits):
+    """An allowed call returns exactly what onnxruntime computes on the model."""
+    images = digits.images[:32]
+    with gateway.http() as http:
+        response = http.post("/v2/models/digits/infer", json=infer_body(images, id="req-1"),
+                             headers=auth(gateway.token(gateway.analyst)))  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["model_name"], body["model_version"], body["id"]) == ("digits", "1", "req-1")
+    outputs = {o["name"]: o for o in body["outputs"]}
+    expected_label, expected_probs = ort.InferenceSession(digits.onnx).run(None, {DIGITS_INPUT: images})
+    assert outputs["label"]["data"] == expected_label.tolist()
+    assert outputs["label"]["datatype"] == "INT64" and outputs["label"]["shape"] == [32]
+    np.testing.assert_allclose(
+        np.array(outputs["probabilities"]["data"]).reshape(32, 10), expected_probs, rtol=1e-6
+    )
+    assert (np.array(outputs["label"]["data"]) == digits.labels[:32]).mean() > 0.9
+
+
+def test_model_metadata_and_readiness(gateway):
+    """Model metadata lists the V2 signature; readiness works per version."""
+    headers = auth(gateway.token(gateway.analyst))
+    with gateway.http() as http:
+        metadata = http.get("/v2/models/digits/versions/1", headers=headers).json()
+        ready = http.get("/v2/models/digits/ready", headers=headers)
+        missing = http.get("/v2/models/digits/versions/7/ready", headers=headers)
+    assert metadata["inputs"] == [{"name": "pixels", "datatype": "FP32", "shape": [-1, 64]}]
+    assert [o["name"] for o in metadata["outputs"]] == ["label", "probabilities"]
+    assert ready.status_code == 200
+    assert missing.status_code == 404
+
+
+def test_output_policy_is_enforced(gateway, digits):
+    """A guarded version returns only rounded top-2 probabilities and hides the label."""
+    with gateway.http() as http:
+        response = http.post("/v2/models/digits/versions/guarded/infer",
+                             json=infer_body(digits.images[:4]),
+                             headers=auth(gateway.token(gateway.analyst)))  # fmt: skip
+        refused = http.post("/v2/models/digits/versions/guarded/infer",
+                            json=infer_body(digits.images[:1], outputs=[{"name": "label"}]),
+                            headers=auth(gateway.token(gateway.analyst)))  # fmt: skip
+    outputs = response.json()["outputs"]
+    assert [o["name"] for o in outputs] == ["probabilities"]
+    rows = np.array(outputs[0]["data"]).reshape(4, 10)
+    assert (np.count_nonzero(rows, axis=1) <= 2).all()
+    assert np.allclose(rows, np.round(rows, 2))
+    assert refused.status_code == 400 and "not available" in refused.json()["error"]
+
+
+def test_guest_is_denied_and_learns_nothing_about_models(gateway, digits):
+    """Deny by default: a guest gets 403 for real and unknown models alike."""
+    headers = auth(gateway.token(gateway.guest))
+    with gateway.http() as http:
+        real = http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]),
+                         headers=headers)  # fmt: skip
+        unknown = http.post("/v2/models/secret-model/infer", json=infer_body(digits.images[:1]),
+                            headers=headers)  # fmt: skip
+        metadata = http.get("/v2/models/digits", headers=headers)
+    assert real.status_code == unknown.status_code == metadata.status_code == 403
+    assert real.json() == unknown.json() == {"error": "The request was denied by policy."}
+
+
+def _forged(gateway):
+    head, body, signature = gateway.token(gateway.analyst).split(".")
+    from bastion.crypto import b64url, b64url_decode
+
+    claims = json.loads(b64url_decode(body)) | {"client_id": gateway.operator.principal.client_id}
+    return f"{head}.{b64url(json.dumps(claims).encode())}.{signature}"
+
+
+def _expired(gateway):
+    ws = gateway.workspace
+    issuer = TokenIssuer(key=ws.signing_key, issuer=gateway.url, audience="bastion",
+                         ttl_seconds=60, clock=lambda: time.time() - 600)  # fmt: skip
+    return issuer.issue(gateway.analyst.principal).value.get_secret_value()
+
+
+def _foreign(gateway, tmp_path):
+    from bastion.crypto import SigningKey
+
+    key = SigningKey.generate(tmp_path / "other.pem")
+    issuer = TokenIssuer(key=key, issuer=gateway.url, audience="bastion", ttl_seconds=60,
+                         clock=time.time)  # fmt: skip
+    return issuer.issue(gateway.analyst.principal).value.get_secret_value()
+
+
+@pytest.mark.parametrize(
+    "make_header",
+    [
+        lambda g, t: {},
+        lambda g, t: {"Authorization": "Bearer"},
+        lambda g, t: {"Authorization": "Basic YTpi"},
+        lambda g, t: {"Authorization": "Bearer not.a.token"},
+        lambda g, t: auth(_forged(g)),
+        lambda g, t: auth(_expired(g)),
+        lambda g, t: auth(_foreign(g, t)),
+        lambda g, t: auth(jwt.encode({"sub": "x"}, "k" * 32, algorithm="HS256")),
+    ],
+    ids=["none", "empty", "basic", "garbage", "forged", "expired", "foreign-key", "hs256"],
+)
+def test_bad_tokens_get_one_opaque_401(gateway, digits, tmp_path, make_header):
+    """Every token problem is the same 401 with a Bearer challenge."""
+    with gateway.http() as http:
+        response = http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]),
+                             headers=make_header(gateway, tmp_path))  # fmt: skip
+    assert response.status_code == 401
+    assert response.json() == {"error": "Authentication failed."}
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+BAD_BODIES = [
+    ("not json", b"{", 400, "not valid JSON"),
+    ("not an object", b"[1, 2]", 400, "Invalid inference request"),
+    ("no inputs", b'{"inputs": []}', 400, "inputs"),
+    ("wrong dtype", {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP64",
+                                 "data": [0.0] * 64}]}, 400, "expects FP32"),  # fmt: skip
+    ("wrong shape", {"inputs": [{"name": "pixels", "shape": [1, 63], "datatype": "FP32",
+                                 "data": [0.0] * 63}]}, 400, "shape"),  # fmt: skip
+    ("count mismatch", {"inputs": [{"name": "pixels", "shape": [2, 64], "datatype": "FP32",
+                                    "data": [0.0] * 64}]}, 400, "needs 128"),  # fmt: skip
+    ("NaN", b'{"inputs": [{"name": "pixels", "shape": [1, 2], "datatype": "FP32",'
+            b' "data": [NaN, 1]}]}', 400, None),
+    ("strings", {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32",
+                             "data": ["a"] * 64}]}, 400, "hold numbers"),  # fmt: skip
+    ("unknown input", {"inputs": [{"name": "image", "shape": [1], "datatype": "FP32",
+                                   "data": [1]}]}, 400, "Unknown input"),  # fmt: skip
+    ("unknown output", {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32",
+                                    "data": [0.0] * 64}], "outputs": [{"name": "logits"}]},
+     400, "not available"),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [b[1:] for b in BAD_BODIES],
+                         ids=[b[0] for b in BAD_BODIES])  # fmt: skip
+def test_malformed_requests_get_clear_4xx(gateway, body, status, message):
+    """Malformed bodies get a 4xx JSON error that says what is wrong."""
+    headers = auth(gateway.token(gateway.analyst)) | {"Content-Type": "application/json"}
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    with gateway.http() as http:
+        response = http.post("/v2/models/digits/infer", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert message is None or message in response.json()["error"]
+
+
+def test_non_finite_values_are_refused(gateway):
+    """NaN and infinity in a well-formed request are refused by name."""
+    headers = auth(gateway.token(gateway.analyst)) | {"Content-Type": "application/json"}
+    body = b'{"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [NaN' \
+        + b", 0" * 63 + b"]}]}"  # fmt: skip
+    with gateway.http() as http:
+        response = http.post("/v2/models/digits/infer", content=body, headers=headers)
+    assert response.status_code == 400
+    assert "NaN or infinite" in response.json()["error"]
+
+
+def test_oversized_body_is_413(gateway):
+    """A body over the limit is refused before it is parsed."""
+    headers = auth(gateway.token(gateway.analyst)) | {"Content-Type": "application/json"}
+    with gateway.http() as http:
+        response = http.post("/v2/models/digits/infer", content=b" " * (9 * 1024 * 1024),
+                             headers=headers)  # fmt: skip
+    assert response.status_code == 413
+    assert "limit" in response.json()["error"]
+
+
+def test_unknown_model_routes_and_methods(gateway):
+    """Unknown models are 404 for permitted principals; unknown routes and methods are JSON."""
+    headers = auth(gateway.token(gateway.analyst))
+    with gateway.http() as http:
+        model = http.post("/v2/models/nope/infer", json={"inputs": []}, headers=headers)
+        version = http.get("/v2/models/digits/versions/9", headers=headers)
+        route = http.get("/v3/anything")
+        method = http.delete("/v2/models/digits/infer")
+    assert model.status_code == 404 and "nope" in model.json()["error"]
+    assert version.status_code == 404
+    assert route.status_code == 404 and route.json() == {"error": "No such route."}
+    assert method.status_code == 405 and "error" in method.json()
+
+
+def test_binary_tensor_extension_is_refused_clearly(gateway):
+    """Binary tensor requests get a 400 that says to send JSON tensors."""
+    headers = auth(gateway.token(gateway.analyst)) | {"Inference-Header-Content-Length": "10"}
+    with gateway.http() as http:
+        response = http.post("/v2/models/digits/infer", content=b"{}" + b"\0" * 8, headers=headers)
+    assert response.status_code == 400
+    assert "binary_data=False" in response.json()["error"]
+
+
+def test_tritonclient_gets_correct_predictions(gateway, digits):
+    """NVIDIA's tritonclient.http, unchanged, talks to Bastion with a Bearer header."""
+    import gevent.ssl
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(
+        url=gateway.url.removeprefix("https://"),
+        ssl=True,
+        ssl_context_factory=lambda: gevent.ssl.create_default_context(
+            cafile=str(gateway.server.ca)
+        ),
+    )
+    headers = auth(gateway.token(gateway.analyst))
+    try:
+        assert client.is_server_live()
+        metadata = client.get_model_metadata("digits", headers=headers)
+        assert metadata["inputs"][0]["name"] == DIGITS_INPUT
+        images = digits.images[:16]
+        tensor = triton.InferInput(DIGITS_INPUT, list(images.shape), "FP32")
+        tensor.set_data_from_numpy(images, binary_data=False)
+        outputs = [triton.InferRequestedOutput("label", binary_data=False),
+                   triton.InferRequestedOutput("probabilities", binary_data=False)]  # fmt: skip
+        result = client.infer("digits", [tensor], outputs=outputs, headers=headers)
+    finally:
+        client.close()
+    expected_label, expected_probs = ort.InferenceSession(digits.onnx).run(None, {DIGITS_INPUT: images})
+    assert np.array_equal(result.as_numpy("label"), expected_label)
+    np.testing.assert_allclose(result.as_numpy("probabilities"), expected_probs, rtol=1e-6)
+
+
+def test_metrics_need_the_operator_role(gateway):
+    """/metrics is for operators; it counts by route template, model, status and decision."""
+    with gateway.http() as http:
+        denied = http.get("/metrics", headers=auth(gateway.token(gateway.analyst)))
+        metrics = http.get("/metrics", headers=auth(gateway.token(gateway.operator)))
+    assert denied.status_code == 403
+    assert metrics.status_code == 200
+    text = metrics.text
+    assert 'route="/v2/models/{name}/infer"' in text
+    assert 'bastion_requests_total{decision="allow",model="digits"' in text
+    assert "bastion_request_duration_seconds_bucket" in text
+    assert "bcl_" not in text  # no principal ids in labels
+
+
+def test_disabling_a_principal_revokes_its_tokens(gateway, digits):
+    """A token stops working as soon as its principal is disabled."""
+    ws = gateway.workspace
+    temp = ws.principals.add("temp", role="analyst", attributes={})
+    token = gateway.token(temp)
+    headers = auth(token)
+    with gateway.http() as http:
+        before = http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]),
+                           headers=headers)  # fmt: skip
+        ws.principals.disable("temp")
+        after = http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]),
+                          headers=headers)  # fmt: skip
+        fresh = http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                          auth=(temp.principal.client_id, temp.secret.get_secret_value()))
+    assert before.status_code == 200
+    assert after.status_code == 401
+    assert fresh.status_code == 401
+
+
+def test_every_request_is_audited_and_the_chain_verifies(gateway, digits):
+    """Allowed, denied and refused requests each leave a record; the chain verifies."""
+    with gateway.http() as http:
+        http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]),
+                  headers=auth(gateway.token(gateway.guest)))  # fmt: skip
+        http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]))
+    records = gateway.workspace.audit.tail(3)
+    deny, unauthenticated = records[-2].event, records[-1].event
+    assert (deny.decision, deny.status) == ("deny", 403)
+    assert deny.principal == gateway.guest.principal.client_id
+    assert (unauthenticated.principal, unauthenticated.status) == ("-", 401)
+    assert unauthenticated.reason == "no bearer token"
+    allowed = [r.event for r in gateway.workspace.audit.tail(500)
+               if r.event.action == "infer" and r.event.status == 200]  # fmt: skip
+    assert allowed and all(e.policy_ids == ("analyst-use-models",) for e in allowed)
+    assert all(len(e.input_sha256) == 64 for e in allowed)
+    assert gateway.workspace.audit.verify().records >= 40
+
+
+def test_no_secret_or_token_is_stored_or_logged(gateway):
+    """Secrets and tokens used in this module appear in no database byte, record or log line."""
+    ws = gateway.workspace
+    files = [ws.paths.database, *ws.paths.database.parent.glob("bastion.db-*"),
+             gateway.server.log]  # fmt: skip
+    stored = b"".join(path.read_bytes() for path in files if path.exists())
+    records = repr(ws.audit.tail(10_000)).encode()
+    assert len(gateway.secrets()) > 20
+    for secret in gateway.secrets():
+        needle = secret.encode()
+        assert needle not in stored
+        assert needle not in records
+        assert needle.split(b".")[-1] not in stored  # not even a token's signature
