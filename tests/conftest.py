@@ -98,3 +98,9 @@ def digits_file(digits: DigitsSample, tmp_path_factory: pytest.TempPathFactory) 
     path = tmp_path_factory.mktemp("models") / "digits.onnx"
     path.write_bytes(digits.onnx)
     return path
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio, as uvicorn does."""
+    return "asyncio"

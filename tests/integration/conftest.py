@@ -62,9 +62,11 @@ def gateway(tmp_path_factory, digits_file: Path):
     port = free_port()
     workspace = Workspace.create(Settings(home=home, port=port), force=False)
     workspace.registry.register(
-        digits_file, name="digits", version="guarded",
+        digits_file,
+        name="digits",
+        version="guarded",
         output_policy=OutputPolicy(top_k=2, round_digits=2, outputs=("probabilities",)),
-    )  # fmt: skip
+    )
     # Registered last, so it is the default version.
     workspace.registry.register(
         digits_file, name="digits", version=None, output_policy=OutputPolicy()

@@ -15,8 +15,12 @@ from bastion.samples import DIGITS_INPUT
 
 
 def infer_body(images, **extra):
-    tensor = {"name": DIGITS_INPUT, "shape": list(images.shape), "datatype": "FP32",
-              "data": images.ravel().tolist()}  # fmt: skip
+    tensor = {
+        "name": DIGITS_INPUT,
+        "shape": list(images.shape),
+        "datatype": "FP32",
+        "data": images.ravel().tolist(),
+    }
     return {"inputs": [tensor]} | extra
 
 
@@ -41,8 +45,10 @@ def test_token_endpoint_issues_short_lived_tokens(gateway, method):
     if method == "client_secret_basic":
         basic = (client.principal.client_id, client.secret.get_secret_value())
     else:
-        form |= {"client_id": client.principal.client_id,
-                 "client_secret": client.secret.get_secret_value()}  # fmt: skip
+        form |= {
+            "client_id": client.principal.client_id,
+            "client_secret": client.secret.get_secret_value(),
+        }
     with gateway.http() as http:
         response = http.post("/oauth2/token", data=form, auth=basic)
     assert response.status_code == 200
@@ -60,10 +66,14 @@ def test_token_endpoint_issues_short_lived_tokens(gateway, method):
         ({"grant_type": "client_credentials"}, None, 401, "invalid_client"),
         ({"grant_type": "password"}, "analyst", 400, "unsupported_grant_type"),
         ({}, "analyst", 400, "invalid_request"),
-        ("grant_type=client_credentials&grant_type=client_credentials", "analyst", 400,
-         "invalid_request"),
+        (
+            "grant_type=client_credentials&grant_type=client_credentials",
+            "analyst",
+            400,
+            "invalid_request",
+        ),
     ],
-)  # fmt: skip
+)
 def test_token_endpoint_errors_follow_rfc6749(gateway, form, basic, status, error):
     """Bad token requests get RFC 6749 error codes, never a 5xx."""
     if basic == "analyst":
@@ -98,8 +108,9 @@ def test_discovery_metadata_and_pyjwt_verifies_our_tokens(gateway):
     jwks = jwt.PyJWKClient(metadata["jwks_uri"], ssl_context=context)
     token = gateway.token(gateway.analyst)
     key = jwks.get_signing_key_from_jwt(token)
-    claims = jwt.decode(token, key.key, algorithms=["EdDSA"], audience="bastion",
-                        issuer=gateway.url)  # fmt: skip
+    claims = jwt.decode(
+        token, key.key, algorithms=["EdDSA"], audience="bastion", issuer=gateway.url
+    )
     assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
     assert claims["client_id"] == claims["sub"] == gateway.analyst.principal.client_id
     assert claims["exp"] - claims["iat"] <= 900 and claims["jti"]
@@ -109,13 +120,18 @@ def test_analyst_gets_correct_predictions(gateway, digits):
     """An allowed call returns exactly what onnxruntime computes on the model."""
     images = digits.images[:32]
     with gateway.http() as http:
-        response = http.post("/v2/models/digits/infer", json=infer_body(images, id="req-1"),
-                             headers=auth(gateway.token(gateway.analyst)))  # fmt: skip
+        response = http.post(
+            "/v2/models/digits/infer",
+            json=infer_body(images, id="req-1"),
+            headers=auth(gateway.token(gateway.analyst)),
+        )
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["model_name"], body["model_version"], body["id"]) == ("digits", "1", "req-1")
     outputs = {o["name"]: o for o in body["outputs"]}
-    expected_label, expected_probs = ort.InferenceSession(digits.onnx).run(None, {DIGITS_INPUT: images})
+    expected_label, expected_probs = ort.InferenceSession(digits.onnx).run(
+        None, {DIGITS_INPUT: images}
+    )
     assert outputs["label"]["data"] == expected_label.tolist()
     assert outputs["label"]["datatype"] == "INT64" and outputs["label"]["shape"] == [32]
     np.testing.assert_allclose(
@@ -140,12 +156,16 @@ def test_model_metadata_and_readiness(gateway):
 def test_output_policy_is_enforced(gateway, digits):
     """A guarded version returns only rounded top-2 probabilities and hides the label."""
     with gateway.http() as http:
-        response = http.post("/v2/models/digits/versions/guarded/infer",
-                             json=infer_body(digits.images[:4]),
-                             headers=auth(gateway.token(gateway.analyst)))  # fmt: skip
-        refused = http.post("/v2/models/digits/versions/guarded/infer",
-                            json=infer_body(digits.images[:1], outputs=[{"name": "label"}]),
-                            headers=auth(gateway.token(gateway.analyst)))  # fmt: skip
+        response = http.post(
+            "/v2/models/digits/versions/guarded/infer",
+            json=infer_body(digits.images[:4]),
+            headers=auth(gateway.token(gateway.analyst)),
+        )
+        refused = http.post(
+            "/v2/models/digits/versions/guarded/infer",
+            json=infer_body(digits.images[:1], outputs=[{"name": "label"}]),
+            headers=auth(gateway.token(gateway.analyst)),
+        )
     outputs = response.json()["outputs"]
     assert [o["name"] for o in outputs] == ["probabilities"]
     rows = np.array(outputs[0]["data"]).reshape(4, 10)
@@ -158,10 +178,12 @@ def test_guest_is_denied_and_learns_nothing_about_models(gateway, digits):
     """Deny by default: a guest gets 403 for real and unknown models alike."""
     headers = auth(gateway.token(gateway.guest))
     with gateway.http() as http:
-        real = http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]),
-                         headers=headers)  # fmt: skip
-        unknown = http.post("/v2/models/secret-model/infer", json=infer_body(digits.images[:1]),
-                            headers=headers)  # fmt: skip
+        real = http.post(
+            "/v2/models/digits/infer", json=infer_body(digits.images[:1]), headers=headers
+        )
+        unknown = http.post(
+            "/v2/models/secret-model/infer", json=infer_body(digits.images[:1]), headers=headers
+        )
         metadata = http.get("/v2/models/digits", headers=headers)
     assert real.status_code == unknown.status_code == metadata.status_code == 403
     assert real.json() == unknown.json() == {"error": "The request was denied by policy."}
@@ -177,8 +199,13 @@ def _forged(gateway):
 
 def _expired(gateway):
     ws = gateway.workspace
-    issuer = TokenIssuer(key=ws.signing_key, issuer=gateway.url, audience="bastion",
-                         ttl_seconds=60, clock=lambda: time.time() - 600)  # fmt: skip
+    issuer = TokenIssuer(
+        key=ws.signing_key,
+        issuer=gateway.url,
+        audience="bastion",
+        ttl_seconds=60,
+        clock=lambda: time.time() - 600,
+    )
     return issuer.issue(gateway.analyst.principal).value.get_secret_value()
 
 
@@ -186,8 +213,9 @@ def _foreign(gateway, tmp_path):
     from bastion.crypto import SigningKey
 
     key = SigningKey.generate(tmp_path / "other.pem")
-    issuer = TokenIssuer(key=key, issuer=gateway.url, audience="bastion", ttl_seconds=60,
-                         clock=time.time)  # fmt: skip
+    issuer = TokenIssuer(
+        key=key, issuer=gateway.url, audience="bastion", ttl_seconds=60, clock=time.time
+    )
     return issuer.issue(gateway.analyst.principal).value.get_secret_value()
 
 
@@ -208,8 +236,11 @@ def _foreign(gateway, tmp_path):
 def test_bad_tokens_get_one_opaque_401(gateway, digits, tmp_path, make_header):
     """Every token problem is the same 401 with a Bearer challenge."""
     with gateway.http() as http:
-        response = http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]),
-                             headers=make_header(gateway, tmp_path))  # fmt: skip
+        response = http.post(
+            "/v2/models/digits/infer",
+            json=infer_body(digits.images[:1]),
+            headers=make_header(gateway, tmp_path),
+        )
     assert response.status_code == 401
     assert response.json() == {"error": "Authentication failed."}
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -219,26 +250,59 @@ BAD_BODIES = [
     ("not json", b"{", 400, "not valid JSON"),
     ("not an object", b"[1, 2]", 400, "Invalid inference request"),
     ("no inputs", b'{"inputs": []}', 400, "inputs"),
-    ("wrong dtype", {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP64",
-                                 "data": [0.0] * 64}]}, 400, "expects FP32"),  # fmt: skip
-    ("wrong shape", {"inputs": [{"name": "pixels", "shape": [1, 63], "datatype": "FP32",
-                                 "data": [0.0] * 63}]}, 400, "shape"),  # fmt: skip
-    ("count mismatch", {"inputs": [{"name": "pixels", "shape": [2, 64], "datatype": "FP32",
-                                    "data": [0.0] * 64}]}, 400, "needs 128"),  # fmt: skip
-    ("NaN", b'{"inputs": [{"name": "pixels", "shape": [1, 2], "datatype": "FP32",'
-            b' "data": [NaN, 1]}]}', 400, None),
-    ("strings", {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32",
-                             "data": ["a"] * 64}]}, 400, "hold numbers"),  # fmt: skip
-    ("unknown input", {"inputs": [{"name": "image", "shape": [1], "datatype": "FP32",
-                                   "data": [1]}]}, 400, "Unknown input"),  # fmt: skip
-    ("unknown output", {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32",
-                                    "data": [0.0] * 64}], "outputs": [{"name": "logits"}]},
-     400, "not available"),  # fmt: skip
+    (
+        "wrong dtype",
+        {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP64", "data": [0.0] * 64}]},
+        400,
+        "expects FP32",
+    ),
+    (
+        "wrong shape",
+        {"inputs": [{"name": "pixels", "shape": [1, 63], "datatype": "FP32", "data": [0.0] * 63}]},
+        400,
+        "shape",
+    ),
+    (
+        "count mismatch",
+        {"inputs": [{"name": "pixels", "shape": [2, 64], "datatype": "FP32", "data": [0.0] * 64}]},
+        400,
+        "needs 128",
+    ),
+    (
+        "NaN",
+        b'{"inputs": [{"name": "pixels", "shape": [1, 2], "datatype": "FP32", "data": [NaN, 1]}]}',
+        400,
+        None,
+    ),
+    (
+        "strings",
+        {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": ["a"] * 64}]},
+        400,
+        "hold numbers",
+    ),
+    (
+        "unknown input",
+        {"inputs": [{"name": "image", "shape": [1], "datatype": "FP32", "data": [1]}]},
+        400,
+        "Unknown input",
+    ),
+    (
+        "unknown output",
+        {
+            "inputs": [
+                {"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}
+            ],
+            "outputs": [{"name": "logits"}],
+        },
+        400,
+        "not available",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("body", "status", "message"), [b[1:] for b in BAD_BODIES],
-                         ids=[b[0] for b in BAD_BODIES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "status", "message"), [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES]
+)
 def test_malformed_requests_get_clear_4xx(gateway, body, status, message):
     """Malformed bodies get a 4xx JSON error that says what is wrong."""
     headers = auth(gateway.token(gateway.analyst)) | {"Content-Type": "application/json"}
@@ -252,8 +316,11 @@ def test_malformed_requests_get_clear_4xx(gateway, body, status, message):
 def test_non_finite_values_are_refused(gateway):
     """NaN and infinity in a well-formed request are refused by name."""
     headers = auth(gateway.token(gateway.analyst)) | {"Content-Type": "application/json"}
-    body = b'{"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [NaN' \
-        + b", 0" * 63 + b"]}]}"  # fmt: skip
+    body = (
+        b'{"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [NaN'
+        + b", 0" * 63
+        + b"]}]}"
+    )
     with gateway.http() as http:
         response = http.post("/v2/models/digits/infer", content=body, headers=headers)
     assert response.status_code == 400
@@ -264,8 +331,9 @@ def test_oversized_body_is_413(gateway):
     """A body over the limit is refused before it is parsed."""
     headers = auth(gateway.token(gateway.analyst)) | {"Content-Type": "application/json"}
     with gateway.http() as http:
-        response = http.post("/v2/models/digits/infer", content=b" " * (9 * 1024 * 1024),
-                             headers=headers)  # fmt: skip
+        response = http.post(
+            "/v2/models/digits/infer", content=b" " * (9 * 1024 * 1024), headers=headers
+        )
     assert response.status_code == 413
     assert "limit" in response.json()["error"]
 
@@ -313,12 +381,16 @@ def test_tritonclient_gets_correct_predictions(gateway, digits):
         images = digits.images[:16]
         tensor = triton.InferInput(DIGITS_INPUT, list(images.shape), "FP32")
         tensor.set_data_from_numpy(images, binary_data=False)
-        outputs = [triton.InferRequestedOutput("label", binary_data=False),
-                   triton.InferRequestedOutput("probabilities", binary_data=False)]  # fmt: skip
+        outputs = [
+            triton.InferRequestedOutput("label", binary_data=False),
+            triton.InferRequestedOutput("probabilities", binary_data=False),
+        ]
         result = client.infer("digits", [tensor], outputs=outputs, headers=headers)
     finally:
         client.close()
-    expected_label, expected_probs = ort.InferenceSession(digits.onnx).run(None, {DIGITS_INPUT: images})
+    expected_label, expected_probs = ort.InferenceSession(digits.onnx).run(
+        None, {DIGITS_INPUT: images}
+    )
     assert np.array_equal(result.as_numpy("label"), expected_label)
     np.testing.assert_allclose(result.as_numpy("probabilities"), expected_probs, rtol=1e-6)
 
@@ -344,13 +416,18 @@ def test_disabling_a_principal_revokes_its_tokens(gateway, digits):
     token = gateway.token(temp)
     headers = auth(token)
     with gateway.http() as http:
-        before = http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]),
-                           headers=headers)  # fmt: skip
+        before = http.post(
+            "/v2/models/digits/infer", json=infer_body(digits.images[:1]), headers=headers
+        )
         ws.principals.disable("temp")
-        after = http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]),
-                          headers=headers)  # fmt: skip
-        fresh = http.post("/oauth2/token", data={"grant_type": "client_credentials"},
-                          auth=(temp.principal.client_id, temp.secret.get_secret_value()))
+        after = http.post(
+            "/v2/models/digits/infer", json=infer_body(digits.images[:1]), headers=headers
+        )
+        fresh = http.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=(temp.principal.client_id, temp.secret.get_secret_value()),
+        )
     assert before.status_code == 200
     assert after.status_code == 401
     assert fresh.status_code == 401
@@ -359,8 +436,11 @@ def test_disabling_a_principal_revokes_its_tokens(gateway, digits):
 def test_every_request_is_audited_and_the_chain_verifies(gateway, digits):
     """Allowed, denied and refused requests each leave a record; the chain verifies."""
     with gateway.http() as http:
-        http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]),
-                  headers=auth(gateway.token(gateway.guest)))  # fmt: skip
+        http.post(
+            "/v2/models/digits/infer",
+            json=infer_body(digits.images[:1]),
+            headers=auth(gateway.token(gateway.guest)),
+        )
         http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]))
     records = gateway.workspace.audit.tail(3)
     deny, unauthenticated = records[-2].event, records[-1].event
@@ -368,8 +448,11 @@ def test_every_request_is_audited_and_the_chain_verifies(gateway, digits):
     assert deny.principal == gateway.guest.principal.client_id
     assert (unauthenticated.principal, unauthenticated.status) == ("-", 401)
     assert unauthenticated.reason == "no bearer token"
-    allowed = [r.event for r in gateway.workspace.audit.tail(500)
-               if r.event.action == "infer" and r.event.status == 200]  # fmt: skip
+    allowed = [
+        r.event
+        for r in gateway.workspace.audit.tail(500)
+        if r.event.action == "infer" and r.event.status == 200
+    ]
     assert allowed and all(e.policy_ids == ("analyst-use-models",) for e in allowed)
     assert all(len(e.input_sha256) == 64 for e in allowed)
     assert gateway.workspace.audit.verify().records >= 40
@@ -378,8 +461,7 @@ def test_every_request_is_audited_and_the_chain_verifies(gateway, digits):
 def test_no_secret_or_token_is_stored_or_logged(gateway):
     """Secrets and tokens used in this module appear in no database byte, record or log line."""
     ws = gateway.workspace
-    files = [ws.paths.database, *ws.paths.database.parent.glob("bastion.db-*"),
-             gateway.server.log]  # fmt: skip
+    files = [ws.paths.database, *ws.paths.database.parent.glob("bastion.db-*"), gateway.server.log]
     stored = b"".join(path.read_bytes() for path in files if path.exists())
     records = repr(ws.audit.tail(10_000)).encode()
     assert len(gateway.secrets()) > 20

@@ -26,7 +26,7 @@ def _modules(package: str) -> list[Path]:
 
 @pytest.mark.parametrize("package", ["", *CONCERNS, "cli"])
 def test_only_serving_imports_the_web_framework(package):
-    """starlette and uvicorn are imported by serving/ alone."""
+    """Starlette and uvicorn are imported by serving/ alone."""
     for path in _modules(package):
         roots = {name.split(".")[0] for name in _imports(path)}
         assert not roots & WEB, f"{path.relative_to(SRC)} imports {roots & WEB}"

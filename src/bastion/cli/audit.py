@@ -34,8 +34,18 @@ def verify(ctx: typer.Context) -> None:
 
 def records_table(records: list[AuditRecord]) -> Table:
     """Audit records as a Rich table."""
-    table = Table("seq", "time (UTC)", "principal", "action", "resource", "decision",
-                  "policies", "status", "ms", "hash")  # fmt: skip
+    table = Table(
+        "seq",
+        "time (UTC)",
+        "principal",
+        "action",
+        "resource",
+        "decision",
+        "policies",
+        "status",
+        "ms",
+        "hash",
+    )
     for record in records:
         event = record.event
         table.add_row(

@@ -43,8 +43,9 @@ def demo(
         port = free_port()
         _step(1, "Create a workspace: root key, signing key, local CA, database, policies")
         ws = Workspace.create(Settings(home=home, port=port), force=keep is not None)
-        console.print(f"  workspace {ws.paths.home}, server certificate signed by "
-                      f"{ws.paths.tls.ca_cert.name}")  # fmt: skip
+        console.print(
+            f"  workspace {ws.paths.home}, server certificate signed by {ws.paths.tls.ca_cert.name}"
+        )
 
         _step(2, "Train a digits classifier (scikit-learn, bundled data) and register it")
         sample = train_digits()
@@ -53,16 +54,19 @@ def demo(
         model = ws.registry.register(
             model_file, name="digits", version=None, output_policy=OutputPolicy(round_digits=4)
         )
-        console.print(f"  {model.ref}: held-out accuracy {sample.accuracy:.1%}; stored "
-                      "AES-256-GCM encrypted; probabilities rounded to 4 digits")  # fmt: skip
+        console.print(
+            f"  {model.ref}: held-out accuracy {sample.accuracy:.1%}; stored "
+            "AES-256-GCM encrypted; probabilities rounded to 4 digits"
+        )
 
         _step(3, "Create two principals: 'ana' (role analyst) and 'gus' (role guest)")
         ana = ws.principals.add("ana", role="analyst", attributes={"team": "research"})
         gus = ws.principals.add("gus", role="guest", attributes={})
         console.print("  secrets are shown once and stored only as keyed hashes")
 
-        with ServerProcess(home=ws.paths.home, port=port, log=Path(scratch) / "server.log",
-                           env={}) as server:  # fmt: skip
+        with ServerProcess(
+            home=ws.paths.home, port=port, log=Path(scratch) / "server.log", env={}
+        ) as server:
             console.print(f"  [dim]bastion serve is up at {server.url} (TLS, verified)[/]")
             client = Client(server.url, ana.principal.client_id, ana.secret, ca=server.ca)
             _show_token(client.token())
@@ -84,11 +88,13 @@ def demo(
         _step(8, "The audit log: every request, hash-chained")
         console.print(records_table(ws.audit.tail(10)))
         report = ws.audit.verify()
-        console.print(f"  [green]✓ chain verified[/]: {report.records} records, "
-                      f"head {report.head[:16]}…")  # fmt: skip
+        console.print(
+            f"  [green]✓ chain verified[/]: {report.records} records, head {report.head[:16]}…"
+        )
         ws.close()
-    console.print(Panel("Demo complete: token → allowed → denied → refused → audited.",
-                        style="green"))  # fmt: skip
+    console.print(
+        Panel("Demo complete: token → allowed → denied → refused → audited.", style="green")
+    )
 
 
 def _step(number: int, title: str) -> None:
@@ -113,8 +119,9 @@ def _show_prediction(
     table = Table("image", "predicted", "true", "confidence")
     for i, (predicted, true) in enumerate(zip(outputs["label"], labels, strict=True)):
         mark = "[green]✓[/]" if predicted == true else "[red]✗[/]"
-        table.add_row(str(i), f"{predicted} {mark}", str(true),
-                      f"{outputs['probabilities'][i].max():.4f}")  # fmt: skip
+        table.add_row(
+            str(i), f"{predicted} {mark}", str(true), f"{outputs['probabilities'][i].max():.4f}"
+        )
     console.print(table)
 
 
@@ -129,12 +136,15 @@ def _show_bad_tokens(ws: Workspace, server: ServerProcess, token: str) -> None:
         ttl_seconds=60,
         clock=lambda: time.time() - 3600,
     ).issue(ws.principals.get(json.loads(b64url_decode(body))["client_id"]))
-    tokens = [("forged (claims edited)", forged),
-              ("expired an hour ago", expired.value.get_secret_value())]  # fmt: skip
+    tokens = [
+        ("forged (claims edited)", forged),
+        ("expired an hour ago", expired.value.get_secret_value()),
+    ]
     with httpx.Client(verify=ssl.create_default_context(cafile=server.ca)) as http:
         for label, bad in tokens:
-            response = http.get(f"{server.url}/v2/models/digits",
-                                headers={"Authorization": f"Bearer {bad}"})  # fmt: skip
+            response = http.get(
+                f"{server.url}/v2/models/digits", headers={"Authorization": f"Bearer {bad}"}
+            )
             if response.status_code != AuthError.http_status:
                 raise typer.Exit(1)
             console.print(f"  {label}: [red]{response.status_code}[/] {response.json()['error']}")

@@ -46,8 +46,10 @@ def register(
         .workspace()
         .registry.register(file, name=name, version=version, output_policy=policy)
     )
-    console.print(f"[green]✓[/] Registered [bold]{registered.ref}[/] "
-                  f"(sha256 {registered.sha256[:16]}…, encrypted at rest)")  # fmt: skip
+    console.print(
+        f"[green]✓[/] Registered [bold]{registered.ref}[/] "
+        f"(sha256 {registered.sha256[:16]}…, encrypted at rest)"
+    )
     _signature_table(registered.signature.inputs + registered.signature.outputs)
 
 

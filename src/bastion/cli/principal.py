@@ -13,8 +13,9 @@ from rich.table import Table
 from bastion.cli.state import state
 from bastion.errors import InvalidInput
 
-app = typer.Typer(help="Create, list and disable service clients (principals).",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="Create, list and disable service clients (principals).", no_args_is_help=True
+)
 console = Console()
 
 
@@ -36,12 +37,14 @@ def add(
     if as_json:
         print(json.dumps({"client_id": created.principal.client_id, "client_secret": secret}))
         return
-    console.print(Panel(
-        f"client_id:     [bold]{created.principal.client_id}[/]\n"
-        f"client_secret: [bold]{secret}[/]\n\n"
-        "Store the secret now: Bastion keeps only a keyed hash of it and cannot show it again.",
-        title=f"principal {name} (role {role})",
-    ))  # fmt: skip
+    console.print(
+        Panel(
+            f"client_id:     [bold]{created.principal.client_id}[/]\n"
+            f"client_secret: [bold]{secret}[/]\n\n"
+            "Store the secret now: Bastion keeps only a keyed hash of it and cannot show it again.",
+            title=f"principal {name} (role {role})",
+        )
+    )
 
 
 @app.command("list")
@@ -50,8 +53,9 @@ def list_(ctx: typer.Context) -> None:
     table = Table("name", "client id", "role", "attributes", "status")
     for p in state(ctx).workspace().principals.list():
         attributes = ", ".join(f"{k}={v}" for k, v in sorted(p.attributes.items()))
-        table.add_row(p.name, p.client_id, p.role, attributes,
-                      "[red]disabled[/]" if p.disabled else "enabled")  # fmt: skip
+        table.add_row(
+            p.name, p.client_id, p.role, attributes, "[red]disabled[/]" if p.disabled else "enabled"
+        )
     console.print(table)
 
 

@@ -56,11 +56,14 @@ def build_app(workspace: Workspace) -> Starlette:
             return oauth_error_response(call.error, request_id=call.request_id)
         if call.issued is None:
             return oauth_error_response(BastionError(), request_id=call.request_id)
-        return _json(call, {
-            "access_token": call.issued.value.get_secret_value(),
-            "token_type": call.issued.token_type,
-            "expires_in": call.issued.expires_in,
-        })  # fmt: skip
+        return _json(
+            call,
+            {
+                "access_token": call.issued.value.get_secret_value(),
+                "token_type": call.issued.token_type,
+                "expires_in": call.issued.expires_in,
+            },
+        )
 
     async def infer(request: Request) -> Response:
         call = await pipelines.infer.run(
@@ -68,25 +71,31 @@ def build_app(workspace: Workspace) -> Starlette:
         )
         if call.error is not None or call.model is None:
             return error_response(call.error or BastionError(), request_id=call.request_id)
-        return _json(call, response_body(
-            model=call.model.name,
-            version=call.model.version,
-            request_id=call.request.id if call.request else None,
-            outputs=call.outputs,
-        ))  # fmt: skip
+        return _json(
+            call,
+            response_body(
+                model=call.model.name,
+                version=call.model.version,
+                request_id=call.request.id if call.request else None,
+                outputs=call.outputs,
+            ),
+        )
 
     async def model_metadata(request: Request) -> Response:
         call = await pipelines.describe.run(_call(request, "describe"))
         if call.error is not None or call.model is None:
             return error_response(call.error or BastionError(), request_id=call.request_id)
         model = call.model
-        return _json(call, {
-            "name": model.name,
-            "versions": [model.version],
-            "platform": "onnxruntime_onnx",
-            "inputs": [spec.to_json() for spec in model.signature.inputs],
-            "outputs": [spec.to_json() for spec in model.signature.outputs],
-        })  # fmt: skip
+        return _json(
+            call,
+            {
+                "name": model.name,
+                "versions": [model.version],
+                "platform": "onnxruntime_onnx",
+                "inputs": [spec.to_json() for spec in model.signature.inputs],
+                "outputs": [spec.to_json() for spec in model.signature.outputs],
+            },
+        )
 
     async def model_ready(request: Request) -> Response:
         call = await pipelines.describe.run(_call(request, "describe"))

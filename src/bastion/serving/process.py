@@ -47,8 +47,16 @@ class ServerProcess:
         return self.home / "tls" / "ca.pem"
 
     def __enter__(self) -> ServerProcess:
-        command = [sys.executable, "-m", "bastion", "--home", str(self.home), "serve",
-                   "--port", str(self.port)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "bastion",
+            "--home",
+            str(self.home),
+            "serve",
+            "--port",
+            str(self.port),
+        ]
         with self.log.open("wb") as log:
             self._process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
                 command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | self._env

@@ -91,8 +91,10 @@ def as_array(values: list[Any], dtype: type[np.generic]) -> NDArray[Any]:
             raise ValueError("a value is out of range for the datatype")
     elif kind not in "iuf" and array.size:
         raise ValueError("floating-point tensors hold numbers")
-    elif array.size and np.abs(array[np.isfinite(array)], dtype=np.float64).max(
-        initial=0.0
-    ) > np.finfo(target).max:
+    elif (
+        array.size
+        and np.abs(array[np.isfinite(array)], dtype=np.float64).max(initial=0.0)
+        > np.finfo(target).max
+    ):
         raise ValueError("a value is out of range for the datatype")
     return array.ravel().astype(target)

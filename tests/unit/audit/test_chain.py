@@ -1,7 +1,7 @@
 import hashlib
+import itertools
 
 import pytest
-import sqlalchemy as sa
 
 from bastion.audit import AuditEvent, AuditLog, chain_hash
 from bastion.audit.chain import GENESIS
@@ -10,10 +10,19 @@ from bastion.storage import tables
 
 
 def event(n=0, **changes):
-    base = {"time": 1_800_000_000.0 + n, "request_id": f"r{n}", "principal": "bcl_a",
-            "action": "infer", "resource": "digits@1", "decision": "allow",
-            "policy_ids": ("analyst-use-models",), "status": 200, "latency_ms": 1.5,
-            "input_sha256": "ab" * 32, "reason": ""}  # fmt: skip
+    base = {
+        "time": 1_800_000_000.0 + n,
+        "request_id": f"r{n}",
+        "principal": "bcl_a",
+        "action": "infer",
+        "resource": "digits@1",
+        "decision": "allow",
+        "policy_ids": ("analyst-use-models",),
+        "status": 200,
+        "latency_ms": 1.5,
+        "input_sha256": "ab" * 32,
+        "reason": "",
+    }
     return AuditEvent(**(base | changes))
 
 
@@ -38,7 +47,7 @@ def test_append_links_records_and_verify_accepts(log):
     """Each record points at the previous hash, and verify recomputes the head."""
     records = [log.append(event(n)) for n in range(5)]
     assert records[0].prev_hash == GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(records, records[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
     report = log.verify()
     assert report.records == 5 and report.head == records[-1].hash
     assert [r.seq for r in log.tail(2)] == [4, 5]

@@ -45,10 +45,9 @@ def test_post_credentials():
         (None, {"grant_type": "client_credentials", "client_id": "c"}, AuthError),
         ("Basic !!!", {"grant_type": "client_credentials"}, AuthError),
         ("Basic " + base64.b64encode(b"no-colon").decode(), {"grant_type": "x"}, AuthError),
-        (basic("c", "s"), {"grant_type": "client_credentials", "client_secret": "s"},
-         InvalidInput),
+        (basic("c", "s"), {"grant_type": "client_credentials", "client_secret": "s"}, InvalidInput),
     ],
-)  # fmt: skip
+)
 def test_malformed_requests(authorization, form, error):
     """Missing grant, missing or doubled client authentication are refused."""
     with pytest.raises(error):
@@ -59,8 +58,7 @@ def test_grant_issues_a_token_and_refuses_other_grants(database, tmp_path):
     """Only client_credentials is granted, and only to the right secret."""
     principals = PrincipalStore(database=database, hash_key=b"k" * 32, clock=time.time)
     key = SigningKey.generate(tmp_path / "k.pem")
-    issuer = TokenIssuer(key=key, issuer="https://x", audience="a", ttl_seconds=60,
-                         clock=time.time)  # fmt: skip
+    issuer = TokenIssuer(key=key, issuer="https://x", audience="a", ttl_seconds=60, clock=time.time)
     service = TokenService(principals=principals, issuer=issuer)
     created = principals.add("ana", role="analyst", attributes={})
     form = {"grant_type": "client_credentials"}
@@ -69,6 +67,6 @@ def test_grant_issues_a_token_and_refuses_other_grants(database, tmp_path):
     assert principal.name == "ana" and token.expires_in == 60
     with pytest.raises(UnsupportedGrantType):
         service.grant(TokenRequest.from_http(authorization=good, form={"grant_type": "password"}))
+    bad = basic(created.principal.client_id, "bsk_wrong")
     with pytest.raises(AuthError):
-        bad = basic(created.principal.client_id, "bsk_wrong")
         service.grant(TokenRequest.from_http(authorization=bad, form=form))

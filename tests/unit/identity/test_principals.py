@@ -64,9 +64,13 @@ def test_names_are_unique(store):
 
 @pytest.mark.parametrize(
     ("name", "role", "attributes"),
-    [("", "analyst", {}), ("a b", "analyst", {}), ("ana", "Admin!", {}),
-     ("ana", "analyst", {"Bad Key": "v"})],
-)  # fmt: skip
+    [
+        ("", "analyst", {}),
+        ("a b", "analyst", {}),
+        ("ana", "Admin!", {}),
+        ("ana", "analyst", {"Bad Key": "v"}),
+    ],
+)
 def test_malformed_names_roles_and_attributes_are_refused(store, name, role, attributes):
     """Names, roles and attribute keys are checked before anything is stored."""
     with pytest.raises(InvalidInput):

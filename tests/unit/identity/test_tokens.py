@@ -21,22 +21,39 @@ def key(tmp_path_factory):
 
 
 def make_issuer(key, **overrides):
-    args = {"key": key, "issuer": ISSUER, "audience": "bastion", "ttl_seconds": 300,
-            "clock": lambda: NOW} | overrides  # fmt: skip
+    args = {
+        "key": key,
+        "issuer": ISSUER,
+        "audience": "bastion",
+        "ttl_seconds": 300,
+        "clock": lambda: NOW,
+    } | overrides
     return TokenIssuer(**args)
 
 
 def make_verifier(key, **overrides):
-    args = {"keys": {key.kid: key.public_key}, "issuer": ISSUER, "audience": "bastion",
-            "leeway_seconds": 30, "clock": lambda: NOW} | overrides  # fmt: skip
+    args = {
+        "keys": {key.kid: key.public_key},
+        "issuer": ISSUER,
+        "audience": "bastion",
+        "leeway_seconds": 30,
+        "clock": lambda: NOW,
+    } | overrides
     return TokenVerifier(**args)
 
 
 def make_token(key, header=None, **claims):
     """A token signed with ``key`` carrying exactly the given header and claims."""
     head = {"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid} if header is None else header
-    body = {"iss": ISSUER, "aud": "bastion", "sub": "bcl_ana", "client_id": "bcl_ana",
-            "iat": NOW, "exp": NOW + 300, "jti": "j1"} | claims  # fmt: skip
+    body = {
+        "iss": ISSUER,
+        "aud": "bastion",
+        "sub": "bcl_ana",
+        "client_id": "bcl_ana",
+        "iat": NOW,
+        "exp": NOW + 300,
+        "jti": "j1",
+    } | claims
     signing_input = f"{b64url(json.dumps(head).encode())}.{b64url(json.dumps(body).encode())}"
     return f"{signing_input}.{b64url(key.sign(signing_input.encode()))}"
 
@@ -105,8 +122,19 @@ def test_missing_claim_is_refused(key):
 def test_hmac_token_signed_with_the_public_key_is_refused(key):
     """The classic HS256-with-public-key confusion attack fails (RFC 8725 §2.1)."""
     head = b64url(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": key.kid}).encode())
-    body = b64url(json.dumps({"iss": ISSUER, "aud": "bastion", "sub": "x", "client_id": "x",
-                              "iat": NOW, "exp": NOW + 60, "jti": "j"}).encode())  # fmt: skip
+    body = b64url(
+        json.dumps(
+            {
+                "iss": ISSUER,
+                "aud": "bastion",
+                "sub": "x",
+                "client_id": "x",
+                "iat": NOW,
+                "exp": NOW + 60,
+                "jti": "j",
+            }
+        ).encode()
+    )
     from cryptography.hazmat.primitives import serialization
 
     public = key.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

@@ -25,9 +25,13 @@ def test_baseline_lets_analysts_use_models():
 
 @pytest.mark.parametrize(
     ("principal", "action", "resource"),
-    [(GUEST, "infer", "digits"), (GUEST, "describe", "digits"),
-     (ANALYST, "read_metrics", "gateway"), (OPERATOR, "infer", "digits")],
-)  # fmt: skip
+    [
+        (GUEST, "infer", "digits"),
+        (GUEST, "describe", "digits"),
+        (ANALYST, "read_metrics", "gateway"),
+        (OPERATOR, "infer", "digits"),
+    ],
+)
 def test_everything_else_is_denied(principal, action, resource):
     """Deny by default: no matching permit means deny, with no policy ids."""
     decision = decide(BASELINE_POLICY.read_text(), principal, action, resource)
@@ -51,10 +55,13 @@ def test_attribute_based_policy_uses_principal_tags():
 
 def test_forbid_overrides_permit():
     """A matching forbid wins over any permit, and is the named reason."""
-    policy = BASELINE_POLICY.read_text() + """
+    policy = (
+        BASELINE_POLICY.read_text()
+        + """
     @id("no-digits-from-fraud")
     forbid(principal, action, resource == Bastion::Model::"digits")
     when { principal.hasTag("team") && principal.getTag("team") == "fraud" };"""
+    )
     decision = decide(policy, ANALYST)
     assert not decision.allowed
     assert decision.policy_ids == ("no-digits-from-fraud",)
@@ -65,7 +72,7 @@ def test_forbid_overrides_permit():
     [
         "",
         "// only a comment",
-        "permit(principal, action == Bastion::Action::\"fly\", resource);",
+        'permit(principal, action == Bastion::Action::"fly", resource);',
         "permit(principal, action, resource) when { principal.salary > 3 };",
         "this is not cedar",
     ],
@@ -81,6 +88,8 @@ def test_from_folder_needs_policy_files(tmp_path):
     with pytest.raises(ConfigError, match="bastion init"):
         CedarAuthorizer.from_folder(tmp_path)
     (tmp_path / "a.cedar").write_text(BASELINE_POLICY.read_text())
-    assert CedarAuthorizer.from_folder(tmp_path).decide(
-        AccessRequest(ANALYST, "infer", "digits", CONTEXT)
-    ).allowed
+    assert (
+        CedarAuthorizer.from_folder(tmp_path)
+        .decide(AccessRequest(ANALYST, "infer", "digits", CONTEXT))
+        .allowed
+    )

@@ -20,8 +20,9 @@ def registry(database):
 
 def test_register_reads_the_signature(registry, digits_file):
     """Registration records the ONNX inputs and outputs in V2 terms."""
-    model = registry.register(digits_file, name="digits", version=None,
-                              output_policy=OutputPolicy())  # fmt: skip
+    model = registry.register(
+        digits_file, name="digits", version=None, output_policy=OutputPolicy()
+    )
     assert model.ref == "digits@1"
     assert [(t.name, t.datatype, t.shape) for t in model.signature.inputs] == [
         ("pixels", "FP32", (-1, 64))
@@ -32,8 +33,12 @@ def test_register_reads_the_signature(registry, digits_file):
 def test_versions_count_up_and_are_immutable(registry, digits_file):
     """Versions default to the next number, and an existing version cannot be replaced."""
     policy = OutputPolicy()
-    assert registry.register(digits_file, name="d", version=None, output_policy=policy).version == "1"
-    assert registry.register(digits_file, name="d", version=None, output_policy=policy).version == "2"
+    assert (
+        registry.register(digits_file, name="d", version=None, output_policy=policy).version == "1"
+    )
+    assert (
+        registry.register(digits_file, name="d", version=None, output_policy=policy).version == "2"
+    )
     registry.register(digits_file, name="d", version="canary", output_policy=policy)
     with pytest.raises(Conflict, match="immutable"):
         registry.register(digits_file, name="d", version="2", output_policy=policy)
@@ -58,8 +63,9 @@ def test_swapped_or_tampered_artifacts_are_refused(registry, database, digits_fi
     registry.register(digits_file, name="d", version="2", output_policy=policy)
     with database.transaction() as db:
         blobs = dict(db.execute(sa.select(tables.models.c.version, tables.models.c.artifact)).all())
-        db.execute(tables.models.update().where(tables.models.c.version == "1")
-                   .values(artifact=blobs["2"]))  # fmt: skip
+        db.execute(
+            tables.models.update().where(tables.models.c.version == "1").values(artifact=blobs["2"])
+        )
     with pytest.raises(CryptoError):
         registry.load_artifact(one)
 
@@ -86,9 +92,11 @@ def test_non_tensor_outputs_are_refused_with_a_hint(registry, tmp_path):
     """A ZipMap-style output is refused, with the converter option that avoids it."""
     seq = helper.make_tensor_sequence_value_info("out", TensorProto.FLOAT, None)
     graph = helper.make_graph(
-        [helper.make_node("SequenceConstruct", ["x"], ["out"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], [seq],
-    )  # fmt: skip
+        [helper.make_node("SequenceConstruct", ["x"], ["out"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [seq],
+    )
     path = tmp_path / "seq.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     with pytest.raises(InvalidInput, match="zipmap"):

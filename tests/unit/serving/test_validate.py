@@ -5,13 +5,17 @@ from bastion.registry import ModelSignature, ModelVersion, OutputPolicy, TensorS
 from bastion.serving.stages.validate import check_inputs, check_requested_outputs, parse_request
 
 MODEL = ModelVersion(
-    name="m", version="1", format="onnx", sha256="0" * 64,
+    name="m",
+    version="1",
+    format="onnx",
+    sha256="0" * 64,
     signature=ModelSignature(
         inputs=(TensorSpec("x", "FP32", (-1, 2)), TensorSpec("n", "INT64", (1,))),
         outputs=(TensorSpec("label", "INT64", (-1,)), TensorSpec("scores", "FP32", (-1, 3))),
     ),
-    output_policy=OutputPolicy(outputs=("label",)), created_at=0.0,
-)  # fmt: skip
+    output_policy=OutputPolicy(outputs=("label",)),
+    created_at=0.0,
+)
 
 
 def request(x=None, n=None, **extra):
@@ -37,10 +41,12 @@ def test_valid_request_gives_arrays():
         (b'{"inputs": []}', "inputs"),
         (b'{"inputs": [{"name": "x"}]}', "inputs.0.shape"),
         (b'{"inputs": "x"}', "inputs"),
-        (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1], "z": 1}]}',
-         "inputs.0.z"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1], "z": 1}]}',
+            "inputs.0.z",
+        ),
     ],
-)  # fmt: skip
+)
 def test_malformed_bodies(body, message):
     """Malformed bodies are refused with where the problem is."""
     with pytest.raises(InvalidInput, match=message):
@@ -71,9 +77,13 @@ def test_inputs_that_do_not_fit(x, message):
 
 @pytest.mark.parametrize(
     ("n", "message"),
-    [({"data": [1.5]}, "whole numbers"), ({"data": [2**63]}, "out of range"),
-     ({"data": [True]}, "whole numbers"), ({"name": "q"}, "Unknown input 'q'")],
-)  # fmt: skip
+    [
+        ({"data": [1.5]}, "whole numbers"),
+        ({"data": [2**63]}, "out of range"),
+        ({"data": [True]}, "whole numbers"),
+        ({"name": "q"}, "Unknown input 'q'"),
+    ],
+)
 def test_integer_inputs(n, message):
     """Integer tensors take whole numbers in range only."""
     with pytest.raises(InvalidInput, match=message):

@@ -23,8 +23,15 @@ def test_migrate_twice_is_harmless(database):
 
 def test_unique_violation_becomes_conflict(database):
     """Driver integrity errors surface as Conflict."""
-    row = {"client_id": "c", "name": "n", "role": "r", "attributes": {}, "secret_hash": "h",
-           "disabled": False, "created_at": 0.0}  # fmt: skip
+    row = {
+        "client_id": "c",
+        "name": "n",
+        "role": "r",
+        "attributes": {},
+        "secret_hash": "h",
+        "disabled": False,
+        "created_at": 0.0,
+    }
     with database.transaction() as db:
         db.execute(tables.principals.insert().values(**row))
     with pytest.raises(Conflict), database.transaction() as db:

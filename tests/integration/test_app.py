@@ -1,0 +1,141 @@
+"""The ASGI app in process (httpx.ASGITransport): limits, logs and failure paths."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from bastion.registry import OutputPolicy
+from bastion.samples import DIGITS_INPUT
+from bastion.serving import build_app
+
+
+@pytest.fixture
+def make_app(make_workspace, digits_file):
+    """Factory: an app over a fresh workspace with the digits model and an analyst."""
+
+    def make(extra_policy=None, **settings):
+        ws = make_workspace(**settings)
+        if extra_policy is not None:
+            (ws.paths.policies / "extra.cedar").write_text(extra_policy)
+        ws.registry.register(digits_file, name="digits", version=None, output_policy=OutputPolicy())
+        analyst = ws.principals.add("ana", role="analyst", attributes={})
+        transport = httpx.ASGITransport(app=build_app(ws), client=("10.0.0.7", 5000))
+        client = httpx.AsyncClient(transport=transport, base_url=ws.settings.issuer)
+        return ws, analyst, client
+
+    return make
+
+
+async def token_for(client, who):
+    response = await client.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(who.principal.client_id, who.secret.get_secret_value()),
+    )
+    return response.json()["access_token"]
+
+
+def body(images):
+    return {
+        "inputs": [
+            {
+                "name": DIGITS_INPUT,
+                "shape": list(images.shape),
+                "datatype": "FP32",
+                "data": images.ravel().tolist(),
+            }
+        ]
+    }
+
+
+@pytest.mark.anyio
+async def test_rate_limit_refuses_with_retry_after(make_app, digits):
+    """Past its burst a principal gets 429 with Retry-After, and the refusal is audited."""
+    ws, analyst, client = make_app(rate_per_second=0.5, rate_burst=2)
+    async with client:
+        headers = {"Authorization": f"Bearer {await token_for(client, analyst)}"}
+        statuses = [
+            (
+                await client.post(
+                    "/v2/models/digits/infer", json=body(digits.images[:1]), headers=headers
+                )
+            ).status_code
+            for _ in range(3)
+        ]
+        refused = await client.post(
+            "/v2/models/digits/infer", json=body(digits.images[:1]), headers=headers
+        )
+    assert statuses == [200, 200, 429]
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert refused.json() == {"error": "Too many requests."}
+    last = ws.audit.tail(1)[0].event
+    assert (last.status, last.principal) == (429, analyst.principal.client_id)
+
+
+@pytest.mark.anyio
+async def test_policies_see_the_client_address(make_app, digits):
+    """Cedar's context carries the client address; a forbid on it wins and is named."""
+    office_only = (
+        '@id("office-only")\nforbid(principal, action, resource)'
+        ' unless { context.ip == "127.0.0.1" };\n'
+    )
+    ws, analyst, client = make_app(extra_policy=office_only)
+    async with client:
+        headers = {"Authorization": f"Bearer {await token_for(client, analyst)}"}
+        response = await client.post(
+            "/v2/models/digits/infer", json=body(digits.images[:1]), headers=headers
+        )
+    assert response.status_code == 403
+    assert ws.audit.tail(1)[0].event.policy_ids == ("office-only",)
+
+
+@pytest.mark.anyio
+async def test_failed_audit_write_refuses_the_request(make_app, digits):
+    """If the audit record cannot be written, the client gets 503, not the prediction."""
+    ws, analyst, client = make_app()
+    async with client:
+        headers = {"Authorization": f"Bearer {await token_for(client, analyst)}"}
+        with ws.database.transaction() as db:
+            db.exec_driver_sql("DROP TABLE audit_records")
+        response = await client.post(
+            "/v2/models/digits/infer", json=body(digits.images[:1]), headers=headers
+        )
+    assert response.status_code == 503
+    assert "outputs" not in response.json()
+    assert "audited" in response.json()["error"]
+
+
+@pytest.mark.anyio
+async def test_no_secret_reaches_the_logs(make_app, digits, caplog):
+    """Across successes and failures, no secret or token appears in any log record."""
+    ws, analyst, client = make_app()
+    secret = analyst.secret.get_secret_value()
+    caplog.set_level(logging.DEBUG)
+    async with client:
+        token = await token_for(client, analyst)
+        headers = {"Authorization": f"Bearer {token}"}
+        await client.post("/v2/models/digits/infer", json=body(digits.images[:2]), headers=headers)
+        await client.post("/v2/models/digits/infer", content=b"{", headers=headers)
+        await client.post(
+            "/v2/models/digits/infer",
+            json=body(digits.images[:1]),
+            headers={"Authorization": f"Bearer {token}x"},
+        )
+        await client.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": analyst.principal.client_id,
+                "client_secret": secret + "x",
+            },
+        )
+        with ws.database.transaction() as db:
+            db.exec_driver_sql("DROP TABLE audit_records")
+        await client.post("/v2/models/digits/infer", json=body(digits.images[:1]), headers=headers)
+    logged = "\n".join(r.getMessage() + str(r.args) + str(r.exc_info) for r in caplog.records)
+    assert caplog.records  # the audit failure was logged
+    for needle in (secret, token, token.split(".")[-1]):
+        assert needle not in logged

@@ -1,0 +1,168 @@
+"""The real `bastion` command, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+
+def bastion(home, *args, check=True):
+    """Run `bastion --home HOME ARGS…` and return the completed process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bastion", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"COLUMNS": "200"},
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}: {result.stdout}{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "ws"
+    bastion(home, "init")
+    return home
+
+
+def test_init_creates_a_private_workspace_and_refuses_to_overwrite(home):
+    """Init writes keys 0600 and a CA; a second init needs --force."""
+    assert (home / "keys" / "root.key").stat().st_mode & 0o777 == 0o600
+    assert (home / "keys" / "token-signing.pem").stat().st_mode & 0o777 == 0o600
+    assert (home / "tls" / "ca.pem").is_file() and (home / "policies" / "baseline.cedar").is_file()
+    root_key = (home / "keys" / "root.key").read_bytes()
+    again = bastion(home, "init", check=False)
+    assert again.returncode == 5 and "--force" in again.stderr
+    assert (home / "keys" / "root.key").read_bytes() == root_key
+    bastion(home, "init", "--force")
+    assert (home / "keys" / "root.key").read_bytes() != root_key
+
+
+def test_init_takes_a_folder_argument(tmp_path):
+    """`bastion init DIR` creates the workspace in DIR."""
+    bastion(tmp_path / "unused", "init", str(tmp_path / "elsewhere"))
+    assert (tmp_path / "elsewhere" / "bastion.toml").is_file()
+
+
+def test_commands_without_a_workspace_say_what_to_do(tmp_path):
+    """Using a missing workspace prints the fix, not a traceback."""
+    result = bastion(tmp_path / "none", "principal", "list", check=False)
+    assert result.returncode == 2
+    assert "bastion init" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_principal_lifecycle(home):
+    """Add prints the secret once; list never shows it; disable marks the principal."""
+    created = json.loads(
+        bastion(
+            home, "principal", "add", "ana", "--role", "analyst", "--attr", "team=fraud", "--json"
+        ).stdout
+    )
+    assert created["client_id"].startswith("bcl_") and created["client_secret"].startswith("bsk_")
+    listing = bastion(home, "principal", "list").stdout
+    assert "ana" in listing and "team=fraud" in listing
+    assert created["client_secret"] not in listing
+    bastion(home, "principal", "disable", "ana")
+    assert "disabled" in bastion(home, "principal", "list").stdout
+    stored = (home / "bastion.db").read_bytes()
+    assert created["client_secret"].encode() not in stored
+    bad = bastion(
+        home, "principal", "add", "bob", "--role", "analyst", "--attr", "oops", check=False
+    )
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
+def test_model_register_and_list(home, digits_file, tmp_path):
+    """Register shows the signature; list shows versions; bad files get a clear error."""
+    out = bastion(home, "model", "register", str(digits_file), "--name", "digits").stdout
+    assert "digits@1" in out and "pixels" in out and "FP32" in out
+    bastion(
+        home,
+        "model",
+        "register",
+        str(digits_file),
+        "--name",
+        "digits",
+        "--version",
+        "b",
+        "--top-k",
+        "3",
+        "--round",
+        "2",
+        "--output",
+        "probabilities",
+    )
+    listing = bastion(home, "model", "list").stdout
+    assert "digits" in listing and " b " in listing
+    again = bastion(
+        home,
+        "model",
+        "register",
+        str(digits_file),
+        "--name",
+        "digits",
+        "--version",
+        "b",
+        check=False,
+    )
+    assert again.returncode == 5 and "immutable" in again.stderr
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"junk")
+    bad = bastion(home, "model", "register", str(junk), "--name", "x", check=False)
+    assert bad.returncode == 2 and "not a valid ONNX model" in bad.stderr
+
+
+def test_audit_verify_detects_tampering(home, digits_file):
+    """Audit verify passes on an intact log and exits non-zero after an edit."""
+    from bastion.audit import AuditEvent
+    from bastion.settings import Settings
+    from bastion.workspace import Workspace
+
+    ws = Workspace(settings=Settings(home=home))
+    for n in range(3):
+        ws.audit.append(
+            AuditEvent(
+                time=1.0 + n,
+                request_id=f"r{n}",
+                principal="bcl_x",
+                action="infer",
+                resource="m@1",
+                decision="allow",
+                policy_ids=("p",),
+                status=200,
+                latency_ms=1.0,
+                input_sha256="",
+                reason="",
+            )
+        )
+    ws.close()
+    assert "3 audit records verified" in bastion(home, "audit", "verify").stdout
+    assert "bcl_x" in bastion(home, "audit", "tail", "-n", "2").stdout
+    with sqlite3.connect(home / "bastion.db") as db:
+        db.execute("update audit_records set decision = 'deny' where seq = 2")
+    broken = bastion(home, "audit", "verify", check=False)
+    assert broken.returncode != 0
+    assert "Audit record 2" in broken.stderr
+
+
+def test_help_teaches(tmp_path):
+    """--help lists the command groups with what they do."""
+    out = bastion(tmp_path, "--help").stdout
+    for command in ("init", "serve", "demo", "principal", "model", "audit"):
+        assert command in out
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    """`bastion demo` walks the whole path and exits 0."""
+    result = bastion(tmp_path, "demo")
+    assert "403 Forbidden" in result.stdout
+    assert "forged" in result.stdout and "expired" in result.stdout
+    assert "chain verified" in result.stdout
