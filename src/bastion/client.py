@@ -1,8 +1,11 @@
 """A Python client for the gateway: gets and caches a token, calls models.
 
->>> from bastion.client import Client  # doctest: +SKIP
->>> with Client("https://127.0.0.1:8443", "bcl_…", "bsk_…", ca=".bastion/tls/ca.pem") as c:
-...     c.infer("digits", {"pixels": images})["label"]
+Example (needs a running ``bastion serve``)::
+
+    from bastion.client import Client
+
+    with Client("https://127.0.0.1:8443", CLIENT_ID, SECRET, ca=".bastion/tls/ca.pem") as c:
+        labels = c.infer("digits", {"pixels": images})["label"]
 """
 
 from __future__ import annotations
