@@ -82,37 +82,14 @@ def test_principal_lifecycle(home):
 
 def test_model_register_and_list(home, digits_file, tmp_path):
     """Register shows the signature; list shows versions; bad files get a clear error."""
-    out = bastion(home, "model", "register", str(digits_file), "--name", "digits").stdout
+    register = ["model", "register", str(digits_file), "--name", "digits"]
+    out = bastion(home, *register).stdout
     assert "digits@1" in out and "pixels" in out and "FP32" in out
-    bastion(
-        home,
-        "model",
-        "register",
-        str(digits_file),
-        "--name",
-        "digits",
-        "--version",
-        "b",
-        "--top-k",
-        "3",
-        "--round",
-        "2",
-        "--output",
-        "probabilities",
-    )
+    guarded = ["--version", "b", "--top-k", "3", "--round", "2", "--output", "probabilities"]
+    bastion(home, *register, *guarded)
     listing = bastion(home, "model", "list").stdout
     assert "digits" in listing and " b " in listing
-    again = bastion(
-        home,
-        "model",
-        "register",
-        str(digits_file),
-        "--name",
-        "digits",
-        "--version",
-        "b",
-        check=False,
-    )
+    again = bastion(home, *register, "--version", "b", check=False)
     assert again.returncode == 5 and "immutable" in again.stderr
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"junk")
