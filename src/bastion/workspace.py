@@ -130,8 +130,12 @@ class Workspace:
                     shutil.rmtree(path)
                 else:
                     path.unlink(missing_ok=True)
-        paths.home.mkdir(parents=True, exist_ok=True)
-        paths.home.chmod(0o700)
+        if not paths.home.exists():
+            paths.home.mkdir(parents=True)
+            paths.home.chmod(0o700)  # only a folder we made; never tighten the user's own
+        # The database holds hashes and ciphertext, still nobody else's business.
+        if settings.database_url is None:
+            paths.database.touch(mode=0o600)
         paths.config.write_text(_CONFIG_TEMPLATE)
         RootKey.generate(paths.root_key)
         SigningKey.generate(paths.signing_key)

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -34,30 +35,21 @@ def verify(ctx: typer.Context) -> None:
 
 def records_table(records: list[AuditRecord]) -> Table:
     """Audit records as a Rich table."""
-    table = Table(
-        "seq",
-        "time (UTC)",
-        "principal",
-        "action",
-        "resource",
-        "decision",
-        "policies",
-        "status",
-        "ms",
-        "hash",
-    )
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for column, width in (("seq", 3), ("UTC", 8), ("action", 8), ("decision", 8), ("status", 6)):
+        table.add_column(column, no_wrap=True, min_width=width)
+    for column in ("resource", "policies", "principal"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=8)
     for record in records:
         event = record.event
         table.add_row(
             str(record.seq),
-            dt.datetime.fromtimestamp(event.time, dt.UTC).strftime("%H:%M:%S.%f")[:-3],
-            event.principal,
+            dt.datetime.fromtimestamp(event.time, dt.UTC).strftime("%H:%M:%S"),
             event.action,
-            event.resource,
             event.decision,
-            ", ".join(event.policy_ids),
             str(event.status),
-            f"{event.latency_ms:.1f}",
-            record.hash[:10] + "…",
+            event.resource,
+            ", ".join(event.policy_ids),
+            event.principal,
         )
     return table

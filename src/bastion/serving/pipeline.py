@@ -37,6 +37,11 @@ class Pipeline:
         self._stages = tuple(stages)
         self._record = record
 
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The stages, in the order they run."""
+        return self._stages
+
     async def run(self, call: Call) -> Call:
         """Run ``call`` through every stage; failures end up in ``call.error``."""
         try:
