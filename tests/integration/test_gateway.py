@@ -437,3 +437,31 @@ def test_no_secret_or_token_is_stored_or_logged(gateway):
         assert needle not in stored
         assert needle not in records
         assert needle.split(b".")[-1] not in stored  # not even a token's signature
+
+
+def test_python_client_caches_its_token_and_maps_errors(gateway, digits):
+    """bastion.client.Client reuses one token, returns arrays and raises typed errors."""
+    from bastion.client import Client
+    from bastion.errors import AuthError, Forbidden, InvalidInput, NotFound
+
+    analyst, guest = gateway.analyst, gateway.guest
+    with Client(
+        gateway.url, analyst.principal.client_id, analyst.secret, ca=gateway.server.ca
+    ) as c:
+        first = c.token()
+        outputs = c.infer("digits", {DIGITS_INPUT: digits.images[:5]}, outputs=("label",))
+        assert c.token() == first
+        assert list(outputs) == ["label"] and outputs["label"].dtype == np.int64
+        assert c.model_metadata("digits", version="1")["versions"] == ["1"]
+        with pytest.raises(NotFound):
+            c.infer("nope", {DIGITS_INPUT: digits.images[:1]})
+        with pytest.raises(InvalidInput, match="FP32"):
+            c.infer("digits", {DIGITS_INPUT: digits.images[:1].astype(np.float64)})
+        gateway.tokens.append(first)
+    ca = gateway.server.ca
+    guest_client = Client(gateway.url, guest.principal.client_id, guest.secret, ca=ca)
+    with guest_client, pytest.raises(Forbidden):
+        guest_client.infer("digits", {DIGITS_INPUT: digits.images[:1]})
+    wrong = Client(gateway.url, analyst.principal.client_id, "bsk_wrong", ca=ca)
+    with wrong, pytest.raises(AuthError):
+        wrong.token()
