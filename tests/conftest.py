@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 
+from bastion.crypto import BlobStore, Keyring
+from bastion.crypto.kms import LocalKms
 from bastion.samples import DigitsSample, train_digits
 from bastion.settings import Settings
 from bastion.storage import Database
 from bastion.workspace import Workspace
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PASSPHRASE = "correct horse battery staple"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,7 +82,8 @@ def make_workspace(tmp_path: Path) -> Iterator[Callable[..., Workspace]]:
 
     def make(**overrides: Any) -> Workspace:
         home = tmp_path / f"ws{len(made)}"
-        workspace = Workspace.create(Settings(home=home, **overrides), force=False)
+        settings = Settings(home=home, **({"passphrase": PASSPHRASE} | overrides))
+        workspace = Workspace.create(settings, force=False)
         made.append(workspace)
         return workspace
 
@@ -104,3 +110,18 @@ def digits_file(digits: DigitsSample, tmp_path_factory: pytest.TempPathFactory) 
 def anyio_backend() -> str:
     """Async tests run on asyncio, as uvicorn does."""
     return "asyncio"
+
+
+@pytest.fixture
+def keyring(database: Database, tmp_path: Path) -> Keyring:
+    """A real keyring (local KMS under a passphrase) with version 1, on each database."""
+    kms = LocalKms.create(tmp_path / "kms.json", passphrase=SecretStr(PASSPHRASE))
+    ring = Keyring(key_id="root", backend=kms, database=database, clock=time.time)
+    ring.create()
+    return ring
+
+
+@pytest.fixture
+def blobs(database: Database, keyring: Keyring) -> BlobStore:
+    """An encrypted object store over the keyring."""
+    return BlobStore(database=database, keyring=keyring, clock=time.time)

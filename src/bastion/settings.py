@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the database; default: SQLite in the workspace. "
         "Example: postgresql+psycopg://bastion@127.0.0.1:5432/bastion",
     )
+    passphrase: SecretStr | None = Field(
+        None,
+        description="Unlocks the workspace keys (local KMS). Give it in BASTION_PASSPHRASE "
+        "or at the prompt; never in bastion.toml.",
+    )
     host: str = Field("127.0.0.1", description="Address `bastion serve` listens on.")
     port: int = Field(8443, ge=0, le=65535, description="Port `bastion serve` listens on.")
     public_url: str | None = Field(
@@ -145,4 +150,8 @@ class _WorkspaceToml(PydanticBaseSettingsSource):
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
         values.pop("home", None)  # the file lives in the workspace; it cannot move it
+        if "passphrase" in values:
+            raise ConfigError(
+                f"{path} holds a passphrase; remove it and use BASTION_PASSPHRASE instead."
+            )
         return values

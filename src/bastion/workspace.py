@@ -12,13 +12,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bastion.audit import AuditLog
-from bastion.crypto import CertificatePaths, RootKey, SigningKey, create_local_pki
+from bastion.crypto import BlobStore, CertificatePaths, Keyring, SigningKey, create_local_pki
+from bastion.crypto.kms import LocalKms
 from bastion.errors import ConfigError, Conflict
 from bastion.identity import PrincipalStore, TokenIssuer, TokenService, TokenVerifier
 from bastion.policy import BASELINE_POLICY, CedarAuthorizer
@@ -27,7 +29,7 @@ from bastion.settings import Settings
 from bastion.storage import Database
 from bastion.types import Clock
 
-_SECRET_HASH_PURPOSE = b"bastion/identity/client-secret-hash/v1"
+ROOT_KEYRING = "root"
 _TLS_HOSTS = ("localhost", "127.0.0.1", "::1")
 _CONFIG_TEMPLATE = """\
 # Bastion workspace settings. BASTION_* environment variables override them,
@@ -51,9 +53,9 @@ class WorkspacePaths:
         return self.home / "bastion.toml"
 
     @property
-    def root_key(self) -> Path:
-        """The local root key (mode 0600)."""
-        return self.home / "keys" / "root.key"
+    def keystore(self) -> Path:
+        """The local KMS: key-encryption keys sealed under the passphrase (mode 0600)."""
+        return self.home / "keys" / "local-kms.json"
 
     @property
     def signing_key(self) -> Path:
@@ -96,19 +98,21 @@ class Workspace:
         self.settings = settings
         self.clock = clock
         self.paths = WorkspacePaths(settings.home.resolve())
-        if not self.paths.root_key.is_file():
+        if not self.paths.keystore.is_file():
             raise ConfigError(f"No workspace at {self.paths.home}; create one with `bastion init`.")
-        root_key = RootKey.load(self.paths.root_key)
+        kms = LocalKms.open(self.paths.keystore, passphrase=settings.passphrase)
         self.signing_key = SigningKey.load(self.paths.signing_key)
-        url = settings.database_url
-        self.database = Database.open(
-            url.get_secret_value() if url else f"sqlite:///{self.paths.database}"
+        self.database = _open_database(settings, self.paths)
+        self.keyring = Keyring(
+            key_id=ROOT_KEYRING, backend=kms, database=self.database, clock=clock
         )
-        self.database.migrate()
-        self.principals = PrincipalStore(
-            database=self.database, hash_key=root_key.derive(_SECRET_HASH_PURPOSE), clock=clock
+        self.blobs = BlobStore(database=self.database, keyring=self.keyring, clock=clock)
+        # Client secrets are stored as HMACs under this key; it is itself stored encrypted.
+        hash_key = self.blobs.get_or_create(
+            "identity", "client-secret-hash-key", lambda: secrets.token_bytes(32)
         )
-        self.registry = ModelRegistry(database=self.database, key=root_key, clock=clock)
+        self.principals = PrincipalStore(database=self.database, hash_key=hash_key, clock=clock)
+        self.registry = ModelRegistry(database=self.database, blobs=self.blobs, clock=clock)
         self.audit = AuditLog(database=self.database)
 
     @classmethod
@@ -119,7 +123,9 @@ class Workspace:
             Conflict: a workspace exists there and ``force`` is False.
         """
         paths = WorkspacePaths(settings.home.resolve())
-        if paths.root_key.exists() or paths.config.exists():
+        if settings.passphrase is None:
+            raise ConfigError("A passphrase is needed to protect the workspace keys.")
+        if paths.keystore.exists() or paths.config.exists():
             if not force:
                 raise Conflict(
                     f"A workspace exists at {paths.home}; use --force to replace it "
@@ -137,7 +143,10 @@ class Workspace:
         if settings.database_url is None:
             paths.database.touch(mode=0o600)
         paths.config.write_text(_CONFIG_TEMPLATE)
-        RootKey.generate(paths.root_key)
+        kms = LocalKms.create(paths.keystore, passphrase=settings.passphrase)
+        database = _open_database(settings, paths)
+        Keyring(key_id=ROOT_KEYRING, backend=kms, database=database, clock=time.time).create()
+        database.close()
         SigningKey.generate(paths.signing_key)
         paths.tls.ca_cert.parent.mkdir(parents=True, exist_ok=True)
         create_local_pki(paths.tls, hosts=_TLS_HOSTS, now=dt.datetime.now(dt.UTC))
@@ -173,3 +182,10 @@ class Workspace:
     def close(self) -> None:
         """Release the database connections."""
         self.database.close()
+
+
+def _open_database(settings: Settings, paths: WorkspacePaths) -> Database:
+    url = settings.database_url
+    database = Database.open(url.get_secret_value() if url else f"sqlite:///{paths.database}")
+    database.migrate()
+    return database

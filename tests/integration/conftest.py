@@ -15,6 +15,8 @@ from bastion.serving import ServerProcess, free_port
 from bastion.settings import Settings
 from bastion.workspace import Workspace
 
+PASSPHRASE = "gateway test passphrase"
+
 
 @dataclass
 class Gateway:
@@ -60,7 +62,7 @@ def gateway(tmp_path_factory, digits_file: Path):
     """Start a gateway with the digits model for the whole module."""
     home = tmp_path_factory.mktemp("gateway") / "ws"
     port = free_port()
-    workspace = Workspace.create(Settings(home=home, port=port), force=False)
+    workspace = Workspace.create(Settings(home=home, port=port, passphrase=PASSPHRASE), force=False)
     workspace.registry.register(
         digits_file,
         name="digits",
@@ -75,6 +77,7 @@ def gateway(tmp_path_factory, digits_file: Path):
     guest = workspace.principals.add("gus", role="guest", attributes={})
     operator = workspace.principals.add("ops", role="operator", attributes={})
     log = home.parent / "server.log"
-    with ServerProcess(home=home, port=port, log=log, env={}) as server:
+    env = {"BASTION_PASSPHRASE": PASSPHRASE}
+    with ServerProcess(home=home, port=port, log=log, env=env) as server:
         yield Gateway(server, workspace, analyst, guest, operator)
     workspace.close()

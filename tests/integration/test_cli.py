@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+PASSPHRASE = "cli test passphrase"
+
 
 def bastion(home, *args, check=True):
     """Run `bastion --home HOME ARGS…` and return the completed process."""
@@ -18,7 +20,7 @@ def bastion(home, *args, check=True):
         capture_output=True,
         text=True,
         timeout=120,
-        env=os.environ | {"COLUMNS": "200"},
+        env=os.environ | {"COLUMNS": "200", "BASTION_PASSPHRASE": PASSPHRASE},
         check=False,
     )
     if check and result.returncode != 0:
@@ -35,15 +37,15 @@ def home(tmp_path):
 
 def test_init_creates_a_private_workspace_and_refuses_to_overwrite(home):
     """Init writes keys 0600 and a CA; a second init needs --force."""
-    assert (home / "keys" / "root.key").stat().st_mode & 0o777 == 0o600
+    assert (home / "keys" / "local-kms.json").stat().st_mode & 0o777 == 0o600
     assert (home / "keys" / "token-signing.pem").stat().st_mode & 0o777 == 0o600
     assert (home / "tls" / "ca.pem").is_file() and (home / "policies" / "baseline.cedar").is_file()
-    root_key = (home / "keys" / "root.key").read_bytes()
+    keystore = (home / "keys" / "local-kms.json").read_bytes()
     again = bastion(home, "init", check=False)
     assert again.returncode == 5 and "--force" in again.stderr
-    assert (home / "keys" / "root.key").read_bytes() == root_key
+    assert (home / "keys" / "local-kms.json").read_bytes() == keystore
     bastion(home, "init", "--force")
-    assert (home / "keys" / "root.key").read_bytes() != root_key
+    assert (home / "keys" / "local-kms.json").read_bytes() != keystore
 
 
 def test_init_takes_a_folder_argument(tmp_path):
@@ -103,7 +105,7 @@ def test_audit_verify_detects_tampering(home, digits_file):
     from bastion.settings import Settings
     from bastion.workspace import Workspace
 
-    ws = Workspace(settings=Settings(home=home))
+    ws = Workspace(settings=Settings(home=home, passphrase=PASSPHRASE))
     for n in range(3):
         ws.audit.append(
             AuditEvent(

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bastion.cli import audit, demo, gateway, model, principal
+from bastion.cli import audit, demo, gateway, keys, model, principal
 from bastion.cli.state import CliState
 from bastion.errors import BastionError
 
@@ -40,6 +40,7 @@ def root(
 
 
 gateway.register(app)
+keys.register(app)
 app.add_typer(principal.app, name="principal")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")

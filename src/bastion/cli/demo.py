@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import secrets
 import ssl
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
 
 import httpx
 import numpy as np
 import typer
 from numpy.typing import NDArray
+from pydantic import SecretStr
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -32,17 +33,18 @@ console = Console()
 _SHOWN = 8
 
 
-def demo(
-    keep: Annotated[
-        Path | None, typer.Option(help="Keep the demo workspace in this folder instead.")
-    ] = None,
-) -> None:
-    """Walk through Bastion's secure request path with a real server and real TLS."""
+def demo() -> None:
+    """Walk through Bastion's secure request path with a real server and real TLS.
+
+    Everything happens in a temporary workspace that is deleted at the end.
+    """
     with tempfile.TemporaryDirectory(prefix="bastion-demo-") as scratch:
-        home = keep or Path(scratch) / "workspace"
+        home = Path(scratch) / "workspace"
         port = free_port()
-        _step(1, "Create a workspace: root key, signing key, local CA, database, policies")
-        ws = Workspace.create(Settings(home=home, port=port), force=keep is not None)
+        passphrase = secrets.token_urlsafe(24)  # a throwaway workspace's throwaway passphrase
+        _step(1, "Create a workspace: keystore, signing key, local CA, database, policies")
+        settings = Settings(home=home, port=port, passphrase=SecretStr(passphrase))
+        ws = Workspace.create(settings, force=False)
         console.print(
             f"  workspace {ws.paths.home}, server certificate signed by {ws.paths.tls.ca_cert.name}"
         )
@@ -65,7 +67,10 @@ def demo(
         console.print("  secrets are shown once and stored only as keyed hashes")
 
         with ServerProcess(
-            home=ws.paths.home, port=port, log=Path(scratch) / "server.log", env={}
+            home=ws.paths.home,
+            port=port,
+            log=Path(scratch) / "server.log",
+            env={"BASTION_PASSPHRASE": passphrase},
         ) as server:
             console.print(f"  [dim]bastion serve is up at {server.url} (TLS, verified)[/]")
             client = Client(server.url, ana.principal.client_id, ana.secret, ca=server.ca)

@@ -29,12 +29,12 @@ def init(
     It holds the config, a root key, a token-signing key, a local CA with a server
     certificate, the database and the baseline Cedar policies.
     """
-    settings = state(ctx).settings(home=folder or state(ctx).home)
+    settings = state(ctx).settings(home=folder or state(ctx).home, confirm_passphrase=True)
     ws = Workspace.create(settings, force=force)
     paths = ws.paths
     console.print(f"[green]✓[/] Workspace created at [bold]{paths.home}[/]")
     console.print(f"  config       {paths.config}")
-    console.print(f"  root key     {paths.root_key} (mode 600)")
+    console.print(f"  keystore     {paths.keystore} (mode 600, sealed by your passphrase)")
     console.print(f"  signing key  {paths.signing_key} (mode 600)")
     console.print(f"  local CA     {paths.tls.ca_cert}  ← clients verify the server with this")
     console.print(f"  policies     {paths.policies}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import SecretStr
 
 from bastion.settings import Settings
 from bastion.workspace import Workspace
@@ -18,9 +20,20 @@ class CliState:
 
     home: Path | None
 
-    def settings(self, **overrides: Any) -> Settings:
-        """Settings from flags, environment and the workspace's bastion.toml."""
-        return Settings.load(**({"home": self.home} | overrides))
+    def settings(self, *, confirm_passphrase: bool = False, **overrides: Any) -> Settings:
+        """Settings from flags, environment and the workspace's bastion.toml.
+
+        Without BASTION_PASSPHRASE, an interactive terminal is asked for the passphrase.
+        """
+        settings = Settings.load(**({"home": self.home} | overrides))
+        if settings.passphrase is None and sys.stdin.isatty():
+            passphrase = typer.prompt(
+                "Passphrase for the workspace keys",
+                hide_input=True,
+                confirmation_prompt=confirm_passphrase,
+            )
+            settings = settings.model_copy(update={"passphrase": SecretStr(passphrase)})
+        return settings
 
     def workspace(self, **overrides: Any) -> Workspace:
         """Open the workspace."""

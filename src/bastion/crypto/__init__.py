@@ -1,14 +1,21 @@
-"""Keys, envelope encryption and TLS certificates.
+"""Keys and encryption: streaming envelopes, versioned keyrings, KMS backends, TLS.
 
->>> from bastion.crypto import RootKey, seal, open_sealed
->>> key = RootKey(key_id="local:root", _material=bytes(32))
->>> open_sealed(seal(b"x", key=key, associated_data=b"ad"), key=key, associated_data=b"ad")
+>>> from bastion.crypto import StaticKeys, decrypt, encrypt
+>>> keys = StaticKeys.random()
+>>> decrypt(encrypt(b"x", keys=keys, associated_data=b"ad"), keys=keys, associated_data=b"ad")
 b'x'
 """
 
-from bastion.crypto.envelope import open_sealed, seal
+from bastion.crypto.blobs import BlobStore
+from bastion.crypto.keyring import (
+    KekBackend,
+    KeyProvider,
+    Keyring,
+    KeyVersion,
+    StaticKeys,
+    WrappedKey,
+)
 from bastion.crypto.keys import (
-    RootKey,
     SigningKey,
     b64url,
     b64url_decode,
@@ -16,19 +23,39 @@ from bastion.crypto.keys import (
     load_public_jwk,
     public_jwk,
 )
+from bastion.crypto.stream import (
+    decrypt,
+    decrypt_file,
+    decrypt_stream,
+    encrypt,
+    encrypt_file,
+    encrypt_stream,
+    rewrap,
+)
 from bastion.crypto.tls import CertificatePaths, create_local_pki, server_context
 
 __all__ = [
+    "BlobStore",
     "CertificatePaths",
-    "RootKey",
+    "KekBackend",
+    "KeyProvider",
+    "KeyVersion",
+    "Keyring",
     "SigningKey",
+    "StaticKeys",
+    "WrappedKey",
     "b64url",
     "b64url_decode",
     "create_local_pki",
+    "decrypt",
+    "decrypt_file",
+    "decrypt_stream",
+    "encrypt",
+    "encrypt_file",
+    "encrypt_stream",
     "jwk_thumbprint",
     "load_public_jwk",
-    "open_sealed",
     "public_jwk",
-    "seal",
+    "rewrap",
     "server_context",
 ]

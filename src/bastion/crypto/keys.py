@@ -1,4 +1,4 @@
-"""Key files of a workspace: the local root key and the token-signing key."""
+"""The token-signing key file, and JWK helpers."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ import binascii
 import hashlib
 import json
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bastion.errors import ConfigError, CryptoError
 
-ROOT_KEY_BYTES = 32
 _PRIVATE_FILE_MODE = 0o600
 
 
@@ -64,49 +61,6 @@ def _read_private_file(path: Path) -> bytes:
 
 
 @dataclass(frozen=True, repr=False)
-class RootKey:
-    """The key-encryption key that wraps every data key of the workspace."""
-
-    key_id: str
-    _material: bytes = field(repr=False)
-
-    @classmethod
-    def generate(cls, path: Path) -> RootKey:
-        """Create a new random root key file (mode 0600)."""
-        material = secrets.token_bytes(ROOT_KEY_BYTES)
-        write_private_file(path, material)
-        return cls(key_id="local:root", _material=material)
-
-    @classmethod
-    def load(cls, path: Path) -> RootKey:
-        """Read the root key file.
-
-        Raises:
-            ConfigError: the file is missing, readable by others, or of the wrong size.
-        """
-        material = _read_private_file(path)
-        if len(material) != ROOT_KEY_BYTES:
-            raise ConfigError(f"Key file {path} is not a {ROOT_KEY_BYTES}-byte root key.")
-        return cls(key_id="local:root", _material=material)
-
-    def reveal(self) -> bytes:
-        """The raw key, for the one place that uses it."""
-        return self._material
-
-    def derive(self, purpose: bytes) -> bytes:
-        """A 256-bit key for one ``purpose``, derived with HKDF-SHA256 (RFC 5869)."""
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
-            self._material
-        )
-
-    def __repr__(self) -> str:
-        return f"RootKey(key_id={self.key_id!r})"
-
-    def __getstate__(self) -> object:
-        raise TypeError("key material cannot be pickled")
-
-
-@dataclass(frozen=True, repr=False)
 class SigningKey:
     """An Ed25519 key that signs access tokens, with its RFC 7638 key id."""
 
@@ -132,8 +86,9 @@ class SigningKey:
         Raises:
             ConfigError: the file is missing, readable by others or not an Ed25519 key.
         """
+        pem = _read_private_file(path)
         try:
-            private = serialization.load_pem_private_key(_read_private_file(path), password=None)
+            private = serialization.load_pem_private_key(pem, password=None)
         except ValueError:
             raise ConfigError(f"Key file {path} is not a PEM private key.") from None
         if not isinstance(private, Ed25519PrivateKey):

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import sqlalchemy as sa
 from onnx.external_data_helper import uses_external_data
 
-from bastion.crypto import RootKey, open_sealed, seal
+from bastion.crypto import BlobStore
 from bastion.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from bastion.registry.output_policy import OutputPolicy
 from bastion.registry.signature import ModelSignature
@@ -45,9 +45,9 @@ class ModelVersion:
 class ModelRegistry:
     """Registers ONNX models and hands their decrypted bytes to the runner."""
 
-    def __init__(self, *, database: Database, key: RootKey, clock: Clock) -> None:
+    def __init__(self, *, database: Database, blobs: BlobStore, clock: Clock) -> None:
         self._db = database
-        self._key = key
+        self._blobs = blobs
         self._clock = clock
 
     def register(
@@ -75,16 +75,20 @@ class ModelRegistry:
             "created_at": self._clock(),
         }
         with self._db.transaction() as db:
-            taken = (
-                db.execute(sa.select(tables.models.c.version).where(tables.models.c.name == name))
-                .scalars()
-                .all()
-            )
-            version = version or str(1 + max((int(v) for v in taken if v.isdigit()), default=0))
-            if version in taken:
-                raise Conflict(f"{name}@{version} exists already; versions are immutable.")
-            sealed = seal(artifact, key=self._key, associated_data=_binding(name, version))
-            db.execute(tables.models.insert().values(version=version, artifact=sealed, **row))
+            query = sa.select(tables.models.c.version).where(tables.models.c.name == name)
+            taken = db.execute(query).scalars().all()
+        version = version or str(1 + max((int(v) for v in taken if v.isdigit()), default=0))
+        immutable = Conflict(f"{name}@{version} exists already; versions are immutable.")
+        if version in taken:
+            raise immutable
+        # The artifact goes first, so a version row never points at nothing; a racing
+        # registration of the same version fails on the artifact's unique name.
+        try:
+            self._blobs.put("model", f"{name}@{version}", artifact)
+        except Conflict:
+            raise immutable from None
+        with self._db.transaction() as db:
+            db.execute(tables.models.insert().values(version=version, **row))
         return self.get(name, version)
 
     def list(self) -> list[ModelVersion]:
@@ -118,26 +122,13 @@ class ModelRegistry:
             IntegrityError: the decrypted bytes do not match the recorded digest.
             CryptoError: the ciphertext was tampered with or the key is wrong.
         """
-        with self._db.transaction() as db:
-            sealed = db.execute(
-                sa.select(tables.models.c.artifact).where(
-                    tables.models.c.name == model.name, tables.models.c.version == model.version
-                )
-            ).scalar_one()
-        artifact = open_sealed(
-            sealed, key=self._key, associated_data=_binding(model.name, model.version)
-        )
+        artifact = self._blobs.get("model", model.ref)
         if hashlib.sha256(artifact).hexdigest() != model.sha256:
             raise IntegrityError(detail=f"digest mismatch for {model.ref}")
         return artifact
 
 
-_METADATA = [c for c in tables.models.c if c.name not in {"artifact", "id"}]
-
-
-def _binding(name: str, version: str) -> bytes:
-    # Binds each ciphertext to its model version, so rows cannot be swapped undetected.
-    return f"bastion/model/{name}@{version}".encode()
+_METADATA = [c for c in tables.models.c if c.name != "id"]
 
 
 def _check_onnx(artifact: bytes) -> ModelSignature:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -44,10 +45,39 @@ models = Table(
     Column("sha256", String(64), nullable=False),
     Column("signature", JSON, nullable=False),
     Column("output_policy", JSON, nullable=False),
-    # AES-256-GCM envelope of the artifact; plaintext never touches the database or disk.
-    Column("artifact", LargeBinary, nullable=False),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("name", "version", name="uq_models_name_version"),
+)
+
+keyrings = Table(
+    "keyrings",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("primary_version", Integer, nullable=False),
+    Column("min_decryption_version", Integer, nullable=False),
+)
+
+key_versions = Table(
+    "key_versions",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("created_at", Float, nullable=False),
+    # Data keys wrapped (counted in reservations ahead of use), to rotate before GCM limits.
+    Column("wraps", BigInteger, nullable=False),
+)
+
+# Every object Bastion stores encrypted: v1 envelopes, plaintext never stored.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("key_version", Integer, nullable=False, index=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("namespace", "name", name="uq_blobs_namespace_name"),
 )
 
 audit_records = Table(

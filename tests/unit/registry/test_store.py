@@ -5,17 +5,14 @@ import pytest
 import sqlalchemy as sa
 from onnx import TensorProto, helper
 
-from bastion.crypto import RootKey
 from bastion.errors import Conflict, CryptoError, IntegrityError, InvalidInput, NotFound
 from bastion.registry import ModelRegistry, OutputPolicy
 from bastion.storage import tables
 
-KEY = RootKey(key_id="local:root", _material=bytes(range(32)))
-
 
 @pytest.fixture
-def registry(database):
-    return ModelRegistry(database=database, key=KEY, clock=time.time)
+def registry(database, blobs):
+    return ModelRegistry(database=database, blobs=blobs, clock=time.time)
 
 
 def test_register_reads_the_signature(registry, digits_file):
@@ -51,7 +48,9 @@ def test_artifacts_are_encrypted_at_rest(registry, database, digits_file, digits
     """The database holds ciphertext; the runner gets the exact registered bytes back."""
     model = registry.register(digits_file, name="d", version=None, output_policy=OutputPolicy())
     with database.transaction() as db:
-        stored = db.execute(sa.select(tables.models.c.artifact)).scalar_one()
+        stored = db.execute(
+            sa.select(tables.blobs.c.data).where(tables.blobs.c.namespace == "model")
+        ).scalar_one()
     assert digits.onnx[:64] not in stored and b"pixels" not in stored
     assert registry.load_artifact(model) == digits.onnx
 
@@ -62,9 +61,9 @@ def test_swapped_or_tampered_artifacts_are_refused(registry, database, digits_fi
     one = registry.register(digits_file, name="d", version="1", output_policy=policy)
     registry.register(digits_file, name="d", version="2", output_policy=policy)
     with database.transaction() as db:
-        blobs = dict(db.execute(sa.select(tables.models.c.version, tables.models.c.artifact)).all())
+        stored = dict(db.execute(sa.select(tables.blobs.c.name, tables.blobs.c.data)).all())
         db.execute(
-            tables.models.update().where(tables.models.c.version == "1").values(artifact=blobs["2"])
+            tables.blobs.update().where(tables.blobs.c.name == "d@1").values(data=stored["d@2"])
         )
     with pytest.raises(CryptoError):
         registry.load_artifact(one)

@@ -13,9 +13,14 @@ async def no_body():
 
 
 def bare_call():
-    return Call(route="/v2/models/{name}/infer", target=Target("infer", "digits"),
-                client_ip="127.0.0.1", authorization=None, content_type="application/json",
-                read_body=no_body)  # fmt: skip
+    return Call(
+        route="/v2/models/{name}/infer",
+        target=Target("infer", "digits"),
+        client_ip="127.0.0.1",
+        authorization=None,
+        content_type="application/json",
+        read_body=no_body,
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Principals, models and the hash-chained audit log.
+"""Principals, models, keyrings, encrypted objects and the hash-chained audit log.
 
 Revision ID: 0001
 Revises:
@@ -33,10 +33,33 @@ def upgrade() -> None:
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("signature", sa.JSON, nullable=False),
         sa.Column("output_policy", sa.JSON, nullable=False),
-        sa.Column("artifact", sa.LargeBinary, nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.UniqueConstraint("name", "version", name="uq_models_name_version"),
     )
+    op.create_table(
+        "keyrings",
+        sa.Column("key_id", sa.String(64), primary_key=True),
+        sa.Column("primary_version", sa.Integer, nullable=False),
+        sa.Column("min_decryption_version", sa.Integer, nullable=False),
+    )
+    op.create_table(
+        "key_versions",
+        sa.Column("key_id", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("wraps", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
+        "blobs",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("namespace", sa.String(32), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("key_version", sa.Integer, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.UniqueConstraint("namespace", "name", name="uq_blobs_namespace_name"),
+    )
+    op.create_index("ix_blobs_key_version", "blobs", ["key_version"])
     op.create_table(
         "audit_records",
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
@@ -58,5 +81,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("audit_records")
+    op.drop_table("blobs")
+    op.drop_table("key_versions")
+    op.drop_table("keyrings")
     op.drop_table("models")
     op.drop_table("principals")

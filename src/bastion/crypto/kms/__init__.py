@@ -1,0 +1,5 @@
+"""Backends that hold key-encryption keys: a local keystore, or an HSM over PKCS#11."""
+
+from bastion.crypto.kms.local import LocalKms
+
+__all__ = ["LocalKms"]
