@@ -7,7 +7,7 @@ primary key version without touching their payload.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 
 import sqlalchemy as sa
@@ -35,23 +35,33 @@ class BlobStore:
         Raises:
             Conflict: an object with this name exists; objects are never overwritten.
         """
-        envelope = stream.encrypt(
-            data, keys=self._keyring, associated_data=_binding(namespace, name)
-        )
-        header = stream.read_header_bytes(envelope)
+        self.put_many(namespace, {name: data})
+
+    def put_many(self, namespace: str, objects: Mapping[str, bytes]) -> None:
+        """Encrypt and store several new objects in one transaction (all or none).
+
+        Raises:
+            Conflict: one of the names exists already.
+        """
+        rows = []
+        for name, data in objects.items():
+            envelope = stream.encrypt(
+                data, keys=self._keyring, associated_data=_binding(namespace, name)
+            )
+            rows.append(
+                {
+                    "namespace": namespace,
+                    "name": name,
+                    "data": envelope,
+                    "key_version": stream.read_header_bytes(envelope).wrapped.version,
+                    "created_at": self._clock(),
+                }
+            )
         try:
             with self._db.transaction() as db:
-                db.execute(
-                    tables.blobs.insert().values(
-                        namespace=namespace,
-                        name=name,
-                        key_version=header.wrapped.version,
-                        data=envelope,
-                        created_at=self._clock(),
-                    )
-                )
+                db.execute(tables.blobs.insert(), rows)
         except Conflict:
-            raise Conflict(f"{namespace}/{name} exists already.") from None
+            raise Conflict(f"An object of {sorted(objects)[:3]} exists in {namespace}.") from None
 
     def get(self, namespace: str, name: str) -> bytes:
         """Decrypt an object.
@@ -107,13 +117,19 @@ class BlobStore:
                     .where(tables.blobs.c.key_version < primary)
                     .limit(_REWRAP_BATCH)
                 ).all()
-                for row in rows:
-                    envelope = stream.rewrap(row.data, keys=self._keyring)
-                    version = stream.read_header_bytes(envelope).wrapped.version
+            # Rewrap outside the write transaction: the keyring records its own usage.
+            updates = []
+            for row in rows:
+                envelope = stream.rewrap(row.data, keys=self._keyring)
+                version = stream.read_header_bytes(envelope).wrapped.version
+                updates.append({"row_id": row.id, "data": envelope, "version": version})
+            if updates:
+                with self._db.transaction() as db:
                     db.execute(
                         tables.blobs.update()
-                        .where(tables.blobs.c.id == row.id)
-                        .values(data=envelope, key_version=version)
+                        .where(tables.blobs.c.id == sa.bindparam("row_id"))
+                        .values(data=sa.bindparam("data"), key_version=sa.bindparam("version")),
+                        updates,
                     )
             moved += len(rows)
             if progress is not None and rows:

@@ -104,6 +104,8 @@ class LocalKms:
         Raises:
             CryptoError: unknown version, wrong context or tampering.
         """
+        if len(wrapped) <= _NONCE:
+            raise CryptoError()
         try:
             return self._key(version).decrypt(wrapped[:_NONCE], wrapped[_NONCE:], context)
         except InvalidTag:
