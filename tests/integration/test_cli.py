@@ -145,3 +145,53 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "403 Forbidden" in result.stdout
     assert "forged" in result.stdout and "expired" in result.stdout
     assert "chain verified" in result.stdout
+
+
+def test_encrypt_and_decrypt_files(home, tmp_path):
+    """Files round-trip; a wrong context or a damaged file leaves no output."""
+    plain = tmp_path / "data.csv"
+    plain.write_bytes(b"id,value\n" + b"1,2\n" * 50_000)
+    bastion(home, "encrypt", str(plain), "--context", "dataset:sales")
+    sealed = tmp_path / "data.csv.bst"
+    assert b"id,value" not in sealed.read_bytes()
+    out = tmp_path / "back.csv"
+    wrong = bastion(home, "decrypt", str(sealed), "-o", str(out), "--context", "x", check=False)
+    assert wrong.returncode == 7 and "Decryption failed" in wrong.stderr and not out.exists()
+    bastion(home, "decrypt", str(sealed), "-o", str(out), "--context", "dataset:sales")
+    assert out.read_bytes() == plain.read_bytes()
+    again = bastion(
+        home, "decrypt", str(sealed), "-o", str(out), "--context", "dataset:sales", check=False
+    )
+    assert again.returncode == 5 and "exists" in again.stderr
+
+
+def test_keys_rotate_rewrap_retire(home, digits_file):
+    """The key lifecycle from the CLI: rotate, rewrap, retire, and models still load."""
+    bastion(home, "model", "register", str(digits_file), "--name", "digits")
+    bastion(home, "keys", "rotate")
+    status = bastion(home, "keys", "status").stdout
+    assert "primary" in status and "use an older version" in status
+    early = bastion(home, "keys", "retire", "1", check=False)
+    assert early.returncode == 5 and "rewrap" in early.stderr
+    assert "rewrapped to version 2" in bastion(home, "keys", "rewrap").stdout
+    bastion(home, "keys", "retire", "1")
+    assert "retired" in bastion(home, "keys", "status").stdout
+    from bastion.settings import Settings
+    from bastion.workspace import Workspace
+
+    ws = Workspace(settings=Settings(home=home, passphrase=PASSPHRASE))
+    assert ws.registry.load_artifact(ws.registry.get("digits"))
+    ws.close()
+
+
+def test_wrong_passphrase_is_refused(home):
+    """A wrong passphrase stops every command with a clear message."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bastion", "--home", str(home), "principal", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=os.environ | {"BASTION_PASSPHRASE": "not the right one"},
+    )
+    assert result.returncode == 2 and "Wrong passphrase" in result.stderr
