@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -55,6 +55,14 @@ class Settings(BaseSettings):
         None, description="URL clients use to reach the gateway; default https://HOST:PORT."
     )
     audience: str = Field("bastion", description="The `aud` claim of access tokens.")
+    allow_tls12: bool = Field(
+        False, description="Also accept TLS 1.2 (strong AEAD suites only); default TLS 1.3 only."
+    )
+    mtls: Literal["off", "optional", "required"] = Field(
+        "off",
+        description="Ask clients for a certificate from the workspace CA: off, optional "
+        "(used when given) or required (no certificate, no connection).",
+    )
     token_ttl_seconds: int = Field(
         300, ge=30, le=MAX_TOKEN_TTL_SECONDS, description="Lifetime of access tokens."
     )

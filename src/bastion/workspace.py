@@ -4,7 +4,7 @@
 >>> from bastion.settings import Settings
 >>> from bastion.workspace import Workspace
 >>> home = pathlib.Path(tempfile.mkdtemp()) / "ws"
->>> ws = Workspace.create(Settings(home=home), force=False)
+>>> ws = Workspace.create(Settings(home=home, passphrase="a doctest passphrase"), force=False)
 >>> ws.audit.verify().records
 0
 """

@@ -206,7 +206,9 @@ def _expired(gateway):
         ttl_seconds=60,
         clock=lambda: time.time() - 600,
     )
-    return issuer.issue(gateway.analyst.principal).value.get_secret_value()
+    return issuer.issue(
+        gateway.analyst.principal, certificate_thumbprint=None
+    ).value.get_secret_value()
 
 
 def _foreign(gateway, tmp_path):
@@ -216,7 +218,9 @@ def _foreign(gateway, tmp_path):
     issuer = TokenIssuer(
         key=key, issuer=gateway.url, audience="bastion", ttl_seconds=60, clock=time.time
     )
-    return issuer.issue(gateway.analyst.principal).value.get_secret_value()
+    return issuer.issue(
+        gateway.analyst.principal, certificate_thumbprint=None
+    ).value.get_secret_value()
 
 
 @pytest.mark.parametrize(

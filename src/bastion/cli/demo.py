@@ -140,7 +140,10 @@ def _show_bad_tokens(ws: Workspace, server: ServerProcess, token: str) -> None:
         audience=ws.settings.audience,
         ttl_seconds=60,
         clock=lambda: time.time() - 3600,
-    ).issue(ws.principals.get(json.loads(b64url_decode(body))["client_id"]))
+    ).issue(
+        ws.principals.get(json.loads(b64url_decode(body))["client_id"]),
+        certificate_thumbprint=None,
+    )
     tokens = [
         ("forged (claims edited)", forged),
         ("expired an hour ago", expired.value.get_secret_value()),

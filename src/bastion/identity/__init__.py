@@ -7,11 +7,17 @@
 'client_secret_post'
 """
 
-from bastion.identity.oauth import TokenRequest, TokenService, UnsupportedGrantType
+from bastion.identity.oauth import (
+    ClientCertificate,
+    TokenRequest,
+    TokenService,
+    UnsupportedGrantType,
+)
 from bastion.identity.principals import NewClient, Principal, PrincipalStore
 from bastion.identity.tokens import IssuedToken, TokenIssuer, TokenVerifier, VerifiedToken
 
 __all__ = [
+    "ClientCertificate",
     "IssuedToken",
     "NewClient",
     "Principal",

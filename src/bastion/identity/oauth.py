@@ -19,7 +19,15 @@ from bastion.identity.principals import Principal, PrincipalStore
 from bastion.identity.tokens import IssuedToken, TokenIssuer
 
 GRANT_TYPE = "client_credentials"
-AuthMethod = Literal["client_secret_basic", "client_secret_post"]
+AuthMethod = Literal["client_secret_basic", "client_secret_post", "tls_client_auth"]
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    """A client certificate the TLS layer verified against the workspace CA."""
+
+    thumbprint: str  # RFC 8705 x5t#S256
+    client_id: str | None  # the principal it names, if any
 
 
 class UnsupportedGrantType(InvalidInput):
@@ -35,16 +43,23 @@ class TokenRequest:
 
     grant_type: str
     client_id: str
-    client_secret: SecretStr
+    client_secret: SecretStr | None
     auth_method: AuthMethod
+    certificate: ClientCertificate | None = None
 
     @classmethod
-    def from_http(cls, *, authorization: str | None, form: dict[str, str]) -> TokenRequest:
-        """Parse the Authorization header and form body of a token request.
+    def from_http(
+        cls,
+        *,
+        authorization: str | None,
+        form: dict[str, str],
+        certificate: ClientCertificate | None = None,
+    ) -> TokenRequest:
+        """Parse the Authorization header, form body and client certificate of a request.
 
         Raises:
             InvalidInput: the request is malformed or uses two authentication methods.
-            AuthError: the Basic credentials cannot be decoded.
+            AuthError: no usable client authentication.
         """
         grant_type = form.get("grant_type")
         if not grant_type:
@@ -52,15 +67,18 @@ class TokenRequest:
         if authorization is not None and authorization[:6].lower() == "basic ":
             if "client_secret" in form:
                 raise InvalidInput("Use one client authentication method, not two.")
-            client_id, secret = _decode_basic(authorization[6:])
-            return cls(grant_type, client_id, SecretStr(secret), "client_secret_basic")
-        if "client_id" in form and "client_secret" in form:
+            client_id, basic_secret = _decode_basic(authorization[6:])
             return cls(
-                grant_type,
-                form["client_id"],
-                SecretStr(form["client_secret"]),
-                "client_secret_post",
+                grant_type, client_id, SecretStr(basic_secret), "client_secret_basic", certificate
             )
+        if "client_id" in form and "client_secret" in form:
+            secret = SecretStr(form["client_secret"])
+            return cls(grant_type, form["client_id"], secret, "client_secret_post", certificate)
+        if certificate is not None and certificate.client_id is not None:
+            # RFC 8705 §2.1: the certificate authenticates the client it names.
+            if form.get("client_id", certificate.client_id) != certificate.client_id:
+                raise AuthError(detail="certificate names another client")
+            return cls(grant_type, certificate.client_id, None, "tls_client_auth", certificate)
         raise AuthError(detail="no client authentication")
 
 
@@ -80,8 +98,12 @@ class TokenService:
         """
         if request.grant_type != GRANT_TYPE:
             raise UnsupportedGrantType()
-        principal = self._principals.authenticate(request.client_id, request.client_secret)
-        return principal, self._issuer.issue(principal)
+        if request.client_secret is None:  # tls_client_auth: the TLS layer checked the client
+            principal = self._principals.enabled(request.client_id)
+        else:
+            principal = self._principals.authenticate(request.client_id, request.client_secret)
+        certificate = request.certificate.thumbprint if request.certificate else None
+        return principal, self._issuer.issue(principal, certificate_thumbprint=certificate)
 
 
 def _decode_basic(encoded: str) -> tuple[str, str]:

@@ -105,6 +105,20 @@ class PrincipalStore:
             raise NotFound("No such principal.")
         return _principal(row)
 
+    def enabled(self, client_id: str) -> Principal:
+        """The principal, if it exists and is enabled.
+
+        Raises:
+            AuthError: it does not exist or is disabled (one opaque error).
+        """
+        try:
+            principal = self.get(client_id)
+        except NotFound:
+            raise AuthError(detail="principal no longer exists") from None
+        if principal.disabled:
+            raise AuthError(detail="principal disabled")
+        return principal
+
     def disable(self, name: str) -> Principal:
         """Disable a principal by name; its tokens stop working at once.
 

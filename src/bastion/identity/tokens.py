@@ -8,6 +8,7 @@ same :class:`~bastion.errors.AuthError`; the precise reason is in its ``detail``
 
 from __future__ import annotations
 
+import hmac
 import json
 import secrets
 from collections.abc import Mapping
@@ -53,10 +54,14 @@ class TokenIssuer:
         self._clock = clock
         self._header = _encode({"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": key.kid})
 
-    def issue(self, principal: Principal) -> IssuedToken:
-        """A signed token for ``principal``."""
+    def issue(self, principal: Principal, *, certificate_thumbprint: str | None) -> IssuedToken:
+        """A signed token for ``principal``, bound to a client certificate when one is given.
+
+        A bound token (RFC 8705 ``cnf.x5t#S256``) is accepted only over a connection that
+        presents the same certificate.
+        """
         now = int(self._clock())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self._issuer,
             "aud": self._audience,
             "sub": principal.client_id,
@@ -65,6 +70,8 @@ class TokenIssuer:
             "exp": now + self._ttl,
             "jti": secrets.token_urlsafe(16),
         }
+        if certificate_thumbprint is not None:
+            claims["cnf"] = {"x5t#S256": certificate_thumbprint}
         signing_input = f"{self._header}.{_encode(claims)}"
         signature = b64url(self._key.sign(signing_input.encode("ascii")))
         return IssuedToken(value=SecretStr(f"{signing_input}.{signature}"), expires_in=self._ttl)
@@ -112,8 +119,11 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._clock = clock
 
-    def verify(self, token: str) -> VerifiedToken:
+    def verify(self, token: str, *, certificate_thumbprint: str | None) -> VerifiedToken:
         """The verified claims of ``token``.
+
+        ``certificate_thumbprint`` is that of the connection's client certificate (None
+        without one); a certificate-bound token needs the same one.
 
         Raises:
             AuthError: for every problem; ``detail`` names it for the audit log.
@@ -135,6 +145,7 @@ class TokenVerifier:
         except InvalidSignature:
             raise AuthError(detail="bad signature") from None
         self._check_claims(claims)
+        _check_binding(claims.get("cnf"), certificate_thumbprint)
         return VerifiedToken(
             client_id=claims["client_id"],
             subject=claims["sub"],
@@ -163,6 +174,16 @@ class TokenVerifier:
             raise AuthError(detail="expired")
         if claims["iat"] > now + self._leeway or claims.get("nbf", 0) > now + self._leeway:
             raise AuthError(detail="not yet valid")
+
+
+def _check_binding(confirmation: object, presented: str | None) -> None:
+    if confirmation is None:
+        return
+    if not isinstance(confirmation, dict) or set(confirmation) != {"x5t#S256"}:
+        raise AuthError(detail="unknown confirmation method")
+    bound = confirmation["x5t#S256"]
+    if presented is None or not isinstance(bound, str) or not hmac.compare_digest(bound, presented):
+        raise AuthError(detail="certificate-bound token without its certificate")
 
 
 def _parse_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:

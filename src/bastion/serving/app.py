@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +15,9 @@ from starlette.routing import Route
 
 import bastion
 from bastion.crypto import public_jwk
+from bastion.crypto.tls import certificate_thumbprint, client_id_of
 from bastion.errors import BastionError, PayloadTooLarge
+from bastion.identity import ClientCertificate
 from bastion.monitor import CONTENT_TYPE, GatewayMetrics
 from bastion.serving.call import Call, Target
 from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_response
@@ -44,7 +47,9 @@ def build_app(workspace: Workspace) -> Starlette:
         "token_endpoint": f"{issuer}/oauth2/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"]
+        + (["tls_client_auth"] if settings.mtls != "off" else []),
+        "tls_client_certificate_bound_access_tokens": settings.mtls != "off",
         "response_types_supported": [],
     }
     key = workspace.signing_key
@@ -148,7 +153,17 @@ def _call(request: Request, action: str, *, body_limit: int = 0) -> Call:
         content_type=request.headers.get("content-type", ""),
         read_body=lambda: _read_body(request, body_limit),
         binary_tensors="inference-header-content-length" in request.headers,
+        certificate=_client_certificate(request),
     )
+
+
+def _client_certificate(request: Request) -> ClientCertificate | None:
+    # The ASGI TLS extension, filled in by serving/server.py from the verified peer.
+    chain = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_chain")
+    if not chain:
+        return None
+    der = ssl.PEM_cert_to_DER_cert(chain[0])
+    return ClientCertificate(thumbprint=certificate_thumbprint(der), client_id=client_id_of(der))
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

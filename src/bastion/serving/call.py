@@ -11,7 +11,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from bastion.errors import BastionError
-from bastion.identity import IssuedToken, Principal
+from bastion.identity import ClientCertificate, IssuedToken, Principal
 from bastion.policy import Decision
 from bastion.registry import ModelVersion
 from bastion.serving.protocol import InferenceRequest
@@ -41,6 +41,7 @@ class Call:
     # so an unauthenticated client cannot make the gateway read a large body.
     read_body: Callable[[], Awaitable[bytes]]
     binary_tensors: bool = False
+    certificate: ClientCertificate | None = None  # verified by TLS against the workspace CA
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
     # Filled in by the stages, in pipeline order:

@@ -70,3 +70,36 @@ def test_grant_issues_a_token_and_refuses_other_grants(database, tmp_path):
     bad = basic(created.principal.client_id, "bsk_wrong")
     with pytest.raises(AuthError):
         service.grant(TokenRequest.from_http(authorization=bad, form=form))
+
+
+def test_tls_client_auth_uses_the_certificate(database, tmp_path):
+    """RFC 8705 tls_client_auth: the certificate names the client; the token is bound to it."""
+    from bastion.identity import ClientCertificate
+
+    principals = PrincipalStore(database=database, hash_key=b"k" * 32, clock=time.time)
+    key = SigningKey.generate(tmp_path / "k.pem")
+    issuer = TokenIssuer(key=key, issuer="https://x", audience="a", ttl_seconds=60, clock=time.time)
+    service = TokenService(principals=principals, issuer=issuer)
+    ana = principals.add("ana", role="analyst", attributes={}).principal
+    certificate = ClientCertificate(thumbprint="t1", client_id=ana.client_id)
+    form = {"grant_type": "client_credentials"}
+    request = TokenRequest.from_http(authorization=None, form=form, certificate=certificate)
+    assert request.auth_method == "tls_client_auth"
+    principal, token = service.grant(request)
+    assert principal == ana
+    import json
+
+    from bastion.crypto import b64url_decode
+
+    claims = json.loads(b64url_decode(token.value.get_secret_value().split(".")[1]))
+    assert claims["cnf"] == {"x5t#S256": "t1"}
+    with pytest.raises(AuthError):
+        TokenRequest.from_http(
+            authorization=None, form=form | {"client_id": "bcl_other"}, certificate=certificate
+        )
+    nameless = ClientCertificate(thumbprint="t2", client_id=None)
+    with pytest.raises(AuthError):
+        TokenRequest.from_http(authorization=None, form=form, certificate=nameless)
+    principals.disable("ana")
+    with pytest.raises(AuthError):
+        service.grant(request)

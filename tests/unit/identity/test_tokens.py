@@ -60,11 +60,11 @@ def make_token(key, header=None, **claims):
 
 def test_issued_token_verifies_with_rfc9068_claims(key):
     """An issued token carries the RFC 9068 header and claims and verifies."""
-    issued = make_issuer(key).issue(ANA)
+    issued = make_issuer(key).issue(ANA, certificate_thumbprint=None)
     token = issued.value.get_secret_value()
     header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
     assert header == {"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid}
-    verified = make_verifier(key).verify(token)
+    verified = make_verifier(key).verify(token, certificate_thumbprint=None)
     assert verified.client_id == verified.subject == "bcl_ana"
     assert verified.expires_at - verified.issued_at == issued.expires_in == 300
 
@@ -73,7 +73,8 @@ def test_issued_tokens_are_unique(key):
     """Every token has its own jti."""
     issuer = make_issuer(key)
     verifier = make_verifier(key)
-    jtis = {verifier.verify(issuer.issue(ANA).value.get_secret_value()).jti for _ in range(20)}
+    tokens = [issuer.issue(ANA, certificate_thumbprint=None).value for _ in range(20)]
+    jtis = {verifier.verify(t.get_secret_value(), certificate_thumbprint=None).jti for t in tokens}
     assert len(jtis) == 20
 
 
@@ -102,7 +103,7 @@ def test_each_bad_token_is_refused_with_its_reason(key, header, claims, reason):
     if header is not None and "kid" not in header:
         header = header | {"kid": key.kid}
     with pytest.raises(AuthError) as caught:
-        make_verifier(key).verify(make_token(key, header, **claims))
+        make_verifier(key).verify(make_token(key, header, **claims), certificate_thumbprint=None)
     assert reason in caught.value.detail
     assert str(caught.value) == "Authentication failed."
 
@@ -114,8 +115,9 @@ def test_missing_claim_is_refused(key):
     claims = json.loads(base64.urlsafe_b64decode(body + "=="))
     del claims["jti"]
     signing_input = f"{head}.{b64url(json.dumps(claims).encode())}"
+    token = f"{signing_input}.{b64url(key.sign(signing_input.encode()))}"
     with pytest.raises(AuthError) as caught:
-        make_verifier(key).verify(f"{signing_input}.{b64url(key.sign(signing_input.encode()))}")
+        make_verifier(key).verify(token, certificate_thumbprint=None)
     assert "missing" in caught.value.detail
 
 
@@ -140,7 +142,7 @@ def test_hmac_token_signed_with_the_public_key_is_refused(key):
     public = key.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     mac = hmac.new(public, f"{head}.{body}".encode(), hashlib.sha256).digest()
     with pytest.raises(AuthError):
-        make_verifier(key).verify(f"{head}.{body}.{b64url(mac)}")
+        make_verifier(key).verify(f"{head}.{body}.{b64url(mac)}", certificate_thumbprint=None)
 
 
 @pytest.mark.parametrize(
@@ -150,18 +152,18 @@ def test_hmac_token_signed_with_the_public_key_is_refused(key):
 def test_malformed_tokens_are_refused(key, token):
     """Garbage never gets past the verifier, and never raises anything but AuthError."""
     with pytest.raises(AuthError):
-        make_verifier(key).verify(token)
+        make_verifier(key).verify(token, certificate_thumbprint=None)
 
 
 def test_tampered_signature_and_claims_are_refused(key):
     """Editing the claims or the signature of a valid token breaks it."""
-    token = make_issuer(key).issue(ANA).value.get_secret_value()
+    token = make_issuer(key).issue(ANA, certificate_thumbprint=None).value.get_secret_value()
     head, body, signature = token.split(".")
     edited = b64url(json.dumps({"client_id": "bcl_admin"}).encode())
     flipped = ("B" if signature[0] == "A" else "A") + signature[1:]
     for bad in (f"{head}.{edited}.{signature}", f"{head}.{body}.{flipped}"):
         with pytest.raises(AuthError):
-            make_verifier(key).verify(bad)
+            make_verifier(key).verify(bad, certificate_thumbprint=None)
 
 
 def test_another_keys_token_is_refused(key, tmp_path):
@@ -169,14 +171,14 @@ def test_another_keys_token_is_refused(key, tmp_path):
     other = SigningKey.generate(tmp_path / "other.pem")
     token = make_token(other, {"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid})
     with pytest.raises(AuthError):
-        make_verifier(key).verify(token)
+        make_verifier(key).verify(token, certificate_thumbprint=None)
 
 
 def test_verified_tokens_come_only_from_the_verifier(key):
     """VerifiedToken cannot be built by hand nor pickled."""
     with pytest.raises(TypeError):
         VerifiedToken(client_id="x", subject="x", jti="j", issued_at=0, expires_at=1)
-    verified = make_verifier(key).verify(make_token(key))
+    verified = make_verifier(key).verify(make_token(key), certificate_thumbprint=None)
     with pytest.raises(TypeError):
         pickle.dumps(verified)
 
@@ -189,5 +191,24 @@ def test_verifier_without_keys_fails_closed():
 
 def test_token_value_is_masked(key):
     """The issued token's repr does not show the token."""
-    issued = make_issuer(key).issue(ANA)
+    issued = make_issuer(key).issue(ANA, certificate_thumbprint=None)
     assert issued.value.get_secret_value() not in repr(issued)
+
+
+def test_certificate_bound_tokens_need_their_certificate(key):
+    """RFC 8705: a token with cnf.x5t#S256 is accepted only with that certificate."""
+    token = make_issuer(key).issue(ANA, certificate_thumbprint="thumb-a").value.get_secret_value()
+    verifier = make_verifier(key)
+    assert verifier.verify(token, certificate_thumbprint="thumb-a").client_id == "bcl_ana"
+    for presented in (None, "thumb-b"):
+        with pytest.raises(AuthError) as caught:
+            verifier.verify(token, certificate_thumbprint=presented)
+        assert "certificate-bound" in caught.value.detail
+
+
+def test_unknown_confirmation_methods_are_refused(key):
+    """A cnf claim Bastion does not understand fails closed."""
+    token = make_token(key, cnf={"jkt": "x"})
+    with pytest.raises(AuthError) as caught:
+        make_verifier(key).verify(token, certificate_thumbprint="x")
+    assert "confirmation" in caught.value.detail

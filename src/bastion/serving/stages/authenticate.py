@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from anyio import to_thread
 
-from bastion.errors import AuthError, NotFound
-from bastion.identity import Principal, PrincipalStore, TokenVerifier
+from bastion.errors import AuthError
+from bastion.identity import PrincipalStore, TokenVerifier
 from bastion.serving.call import Call
 
 
@@ -25,14 +25,6 @@ class Authenticate:
         scheme, _, token = (call.authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError(detail="no bearer token")
-        verified = self._verifier.verify(token.strip())
-        call.principal = await to_thread.run_sync(self._enabled, verified.client_id)
-
-    def _enabled(self, client_id: str) -> Principal:
-        try:
-            principal = self._principals.get(client_id)
-        except NotFound:
-            raise AuthError(detail="principal no longer exists") from None
-        if principal.disabled:
-            raise AuthError(detail="principal disabled")
-        return principal
+        certificate = call.certificate.thumbprint if call.certificate else None
+        verified = self._verifier.verify(token.strip(), certificate_thumbprint=certificate)
+        call.principal = await to_thread.run_sync(self._principals.enabled, verified.client_id)

@@ -29,7 +29,9 @@ class IssueToken:
         if call.content_type.split(";")[0].strip().lower() != FORM_TYPE:
             raise InvalidInput(f"The token request body must be {FORM_TYPE}.")
         form = parse_form(await call.read_body())
-        request = TokenRequest.from_http(authorization=call.authorization, form=form)
+        request = TokenRequest.from_http(
+            authorization=call.authorization, form=form, certificate=call.certificate
+        )
         call.principal, call.issued = await to_thread.run_sync(self._service.grant, request)
 
 
