@@ -195,3 +195,26 @@ def test_wrong_passphrase_is_refused(home):
         env=os.environ | {"BASTION_PASSPHRASE": "not the right one"},
     )
     assert result.returncode == 2 and "Wrong passphrase" in result.stderr
+
+
+def test_certs_client_and_server(home, tmp_path):
+    """Certs client writes a private key and a certificate naming the principal."""
+    created = json.loads(
+        bastion(home, "principal", "add", "ana", "--role", "analyst", "--json").stdout
+    )
+    bastion(home, "certs", "client", "ana", "-o", str(tmp_path / "c"))
+    key = tmp_path / "c" / "ana.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    from cryptography import x509
+
+    from bastion.crypto.tls import client_id_of
+
+    cert = x509.load_pem_x509_certificate((tmp_path / "c" / "ana.pem").read_bytes())
+    from cryptography.hazmat.primitives import serialization
+
+    assert client_id_of(cert.public_bytes(serialization.Encoding.DER)) == created["client_id"]
+    unknown = bastion(home, "certs", "client", "nobody", check=False)
+    assert unknown.returncode == 4 and "principal list" in unknown.stderr
+    bastion(home, "certs", "server", "--host", "gateway.internal", "--host", "10.1.2.3")
+    server = x509.load_pem_x509_certificate((home / "tls" / "server.pem").read_bytes())
+    assert "gateway.internal" in str(server.extensions)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bastion.cli import audit, demo, gateway, keys, model, principal
+from bastion.cli import audit, certs, demo, gateway, keys, model, principal
 from bastion.cli.state import CliState
 from bastion.errors import BastionError
 
@@ -44,6 +44,7 @@ keys.register(app)
 app.add_typer(principal.app, name="principal")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
+app.add_typer(certs.app, name="certs")
 app.command("demo")(demo.demo)
 
 
