@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # pulling a multi-GB CUDA build when a later dependency asks for torch.
 TORCH  := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck
+system-deps:
+	bash .ci/system-deps
+
+test: system-deps lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

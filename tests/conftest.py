@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,3 +128,44 @@ def keyring(database: Database, tmp_path: Path) -> Keyring:
 def blobs(database: Database, keyring: Keyring) -> BlobStore:
     """An encrypted object store over the keyring."""
     return BlobStore(database=database, keyring=keyring, clock=time.time)
+
+
+SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
+
+
+@pytest.fixture(scope="session")
+def softhsm(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """A fresh SoftHSM2 token for this test session: library path, label and PIN."""
+    util = shutil.which("softhsm2-util")
+    if not SOFTHSM.exists() or util is None:
+        if request.config.getoption("--require-services"):
+            pytest.fail("SoftHSM2 is required: run `bash .ci/system-deps`")
+        pytest.skip("SoftHSM2 is not installed (bash .ci/system-deps installs it)")
+    folder = tmp_path_factory.mktemp("softhsm")
+    (folder / "tokens").mkdir()
+    config = folder / "softhsm2.conf"
+    config.write_text(
+        f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\n"
+        "log.level = ERROR\n"
+    )
+    # SoftHSM reads its configuration from the environment when the library loads.
+    os.environ["SOFTHSM2_CONF"] = str(config)
+    label = f"bastion-{secrets.token_hex(4)}"
+    subprocess.run(
+        [
+            util,
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--pin",
+            "4321",
+            "--so-pin",
+            "8765",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return {"library": SOFTHSM, "token_label": label, "pin": SecretStr("4321")}

@@ -49,6 +49,16 @@ class Settings(BaseSettings):
         description="Unlocks the workspace keys (local KMS). Give it in BASTION_PASSPHRASE "
         "or at the prompt; never in bastion.toml.",
     )
+    kms: Literal["local", "pkcs11"] = Field(
+        "local", description="Where key-encryption keys live: a local keystore or an HSM."
+    )
+    pkcs11_library: Path = Field(
+        Path("/usr/lib/softhsm/libsofthsm2.so"), description="The HSM's PKCS#11 module."
+    )
+    pkcs11_token: str = Field("bastion", description="Label of the PKCS#11 token.")
+    pkcs11_pin: SecretStr | None = Field(
+        None, description="User PIN of the token; give it in BASTION_PKCS11_PIN."
+    )
     host: str = Field("127.0.0.1", description="Address `bastion serve` listens on.")
     port: int = Field(8443, ge=0, le=65535, description="Port `bastion serve` listens on.")
     public_url: str | None = Field(
@@ -158,8 +168,10 @@ class _WorkspaceToml(PydanticBaseSettingsSource):
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
         values.pop("home", None)  # the file lives in the workspace; it cannot move it
-        if "passphrase" in values:
-            raise ConfigError(
-                f"{path} holds a passphrase; remove it and use BASTION_PASSPHRASE instead."
-            )
+        for secret, variable in (
+            ("passphrase", "BASTION_PASSPHRASE"),
+            ("pkcs11_pin", "BASTION_PKCS11_PIN"),
+        ):
+            if secret in values:
+                raise ConfigError(f"{path} holds {secret}; remove it and use {variable}.")
         return values

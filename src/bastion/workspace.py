@@ -19,8 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bastion.audit import AuditLog
-from bastion.crypto import BlobStore, CertificatePaths, Keyring, SigningKey, create_local_pki
-from bastion.crypto.kms import LocalKms
+from bastion.crypto import (
+    BlobStore,
+    CertificatePaths,
+    KekBackend,
+    Keyring,
+    SigningKey,
+    create_local_pki,
+)
+from bastion.crypto.kms import LocalKms, Pkcs11Kms
 from bastion.errors import ConfigError, Conflict
 from bastion.identity import PrincipalStore, TokenIssuer, TokenService, TokenVerifier
 from bastion.policy import BASELINE_POLICY, CedarAuthorizer
@@ -98,9 +105,9 @@ class Workspace:
         self.settings = settings
         self.clock = clock
         self.paths = WorkspacePaths(settings.home.resolve())
-        if not self.paths.keystore.is_file():
+        if not self.paths.signing_key.is_file():
             raise ConfigError(f"No workspace at {self.paths.home}; create one with `bastion init`.")
-        kms = LocalKms.open(self.paths.keystore, passphrase=settings.passphrase)
+        kms = _open_kms(settings, self.paths, create=False)
         self.signing_key = SigningKey.load(self.paths.signing_key)
         self.database = _open_database(settings, self.paths)
         self.keyring = Keyring(
@@ -123,9 +130,7 @@ class Workspace:
             Conflict: a workspace exists there and ``force`` is False.
         """
         paths = WorkspacePaths(settings.home.resolve())
-        if settings.passphrase is None:
-            raise ConfigError("A passphrase is needed to protect the workspace keys.")
-        if paths.keystore.exists() or paths.config.exists():
+        if paths.signing_key.exists() or paths.config.exists():
             if not force:
                 raise Conflict(
                     f"A workspace exists at {paths.home}; use --force to replace it "
@@ -143,7 +148,7 @@ class Workspace:
         if settings.database_url is None:
             paths.database.touch(mode=0o600)
         paths.config.write_text(_CONFIG_TEMPLATE)
-        kms = LocalKms.create(paths.keystore, passphrase=settings.passphrase)
+        kms = _open_kms(settings, paths, create=True)
         database = _open_database(settings, paths)
         Keyring(key_id=ROOT_KEYRING, backend=kms, database=database, clock=time.time).create()
         database.close()
@@ -182,6 +187,23 @@ class Workspace:
     def close(self) -> None:
         """Release the database connections."""
         self.database.close()
+
+
+def _open_kms(settings: Settings, paths: WorkspacePaths, *, create: bool) -> KekBackend:
+    if settings.kms == "pkcs11":
+        if settings.pkcs11_pin is None:
+            raise ConfigError("The HSM is locked: set BASTION_PKCS11_PIN to the token's user PIN.")
+        return Pkcs11Kms(
+            library=settings.pkcs11_library,
+            token_label=settings.pkcs11_token,
+            pin=settings.pkcs11_pin,
+            key_prefix=f"bastion-{ROOT_KEYRING}",
+        )
+    if create:
+        if settings.passphrase is None:
+            raise ConfigError("A passphrase is needed to protect the workspace keys.")
+        return LocalKms.create(paths.keystore, passphrase=settings.passphrase)
+    return LocalKms.open(paths.keystore, passphrase=settings.passphrase)
 
 
 def _open_database(settings: Settings, paths: WorkspacePaths) -> Database:
