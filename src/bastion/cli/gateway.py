@@ -26,7 +26,7 @@ def init(
 ) -> None:
     """Create a workspace.
 
-    It holds the config, a root key, a token-signing key, a local CA with a server
+    It holds the config, a passphrase-sealed keyring, a token-signing key, a local CA with a server
     certificate, the database and the baseline Cedar policies.
     """
     settings = state(ctx).settings(home=folder or state(ctx).home, confirm_passphrase=True)
