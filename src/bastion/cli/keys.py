@@ -29,6 +29,7 @@ app = typer.Typer(
 )
 console = Console()
 SUFFIX = ".bst"
+FileOperation = Callable[..., int]
 
 
 @app.command("status")
@@ -87,13 +88,7 @@ def encrypt(
 ) -> None:
     """Encrypt a file of any size (AES-256-GCM stream, workspace keyring)."""
     target = output or file.with_name(file.name + SUFFIX)
-    _refuse_overwrite(target)
-    ws = state(ctx).workspace()
-    with _bar(file.stat().st_size, f"encrypting {file.name}") as advance:
-        encrypt_file(
-            file, target, keys=ws.keyring, associated_data=_binding(context), progress=advance
-        )
-    console.print(f"[green]✓[/] {target}")
+    _convert(ctx, encrypt_file, file, target, context=context)
 
 
 def decrypt(
@@ -108,10 +103,19 @@ def decrypt(
     target = output or (
         file.with_suffix("") if file.suffix == SUFFIX else file.with_name(file.name + ".decrypted")
     )
-    _refuse_overwrite(target)
+    _convert(ctx, decrypt_file, file, target, context=context)
+
+
+def _convert(
+    ctx: typer.Context, operation: FileOperation, file: Path, target: Path, *, context: str
+) -> None:
+    """Run encrypt_file or decrypt_file with a progress bar, never over an existing file."""
+    if target.exists():
+        raise Conflict(f"{target} exists; choose another --output.")
     ws = state(ctx).workspace()
-    with _bar(file.stat().st_size, f"decrypting {file.name}") as advance:
-        decrypt_file(
+    label = f"{operation.__name__.split('_')[0]}ing {file.name}"
+    with _bar(file.stat().st_size, label) as advance:
+        operation(
             file, target, keys=ws.keyring, associated_data=_binding(context), progress=advance
         )
     console.print(f"[green]✓[/] {target}")
@@ -130,11 +134,6 @@ def _bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)
-
-
-def _refuse_overwrite(target: Path) -> None:
-    if target.exists():
-        raise Conflict(f"{target} exists; choose another --output.")
 
 
 def _binding(context: str) -> bytes:
