@@ -5,7 +5,7 @@
 >>> from bastion.workspace import Workspace
 >>> home = pathlib.Path(tempfile.mkdtemp()) / "ws"
 >>> ws = Workspace.create(Settings(home=home, passphrase="a doctest passphrase"), force=False)
->>> ws.audit.verify().records
+>>> ws.audit.verify().size
 0
 """
 
@@ -70,6 +70,11 @@ class WorkspacePaths:
         return self.home / "keys" / "token-signing.pem"
 
     @property
+    def audit_key(self) -> Path:
+        """The Ed25519 key that signs audit checkpoints (mode 0600)."""
+        return self.home / "keys" / "audit-signing.pem"
+
+    @property
     def tls(self) -> CertificatePaths:
         """The local CA and the server certificate."""
         return CertificatePaths.under(self.home / "tls")
@@ -120,7 +125,13 @@ class Workspace:
         )
         self.principals = PrincipalStore(database=self.database, hash_key=hash_key, clock=clock)
         self.registry = ModelRegistry(database=self.database, blobs=self.blobs, clock=clock)
-        self.audit = AuditLog(database=self.database)
+        audit_key = SigningKey.load(self.paths.audit_key)
+        self.audit = AuditLog(
+            database=self.database,
+            signing_key=audit_key,
+            origin=f"bastion-audit/{audit_key.kid[:16]}",  # stable and unique per workspace
+            clock=clock,
+        )
 
     @classmethod
     def create(cls, settings: Settings, *, force: bool) -> Workspace:
@@ -153,6 +164,7 @@ class Workspace:
         Keyring(key_id=ROOT_KEYRING, backend=kms, database=database, clock=time.time).create()
         database.close()
         SigningKey.generate(paths.signing_key)
+        SigningKey.generate(paths.audit_key)
         paths.tls.ca_cert.parent.mkdir(parents=True, exist_ok=True)
         create_local_pki(paths.tls, hosts=_TLS_HOSTS, now=dt.datetime.now(dt.UTC))
         paths.policies.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ class Gateway:
     analyst: NewClient
     guest: NewClient
     operator: NewClient
+    auditor: NewClient
     tokens: list[str] = field(default_factory=list)
 
     @property
@@ -53,7 +54,7 @@ class Gateway:
 
     def secrets(self) -> list[str]:
         """Every client secret and token this gateway has handed out in the tests."""
-        clients = (self.analyst, self.guest, self.operator)
+        clients = (self.analyst, self.guest, self.operator, self.auditor)
         return [c.secret.get_secret_value() for c in clients] + self.tokens
 
 
@@ -76,8 +77,9 @@ def gateway(tmp_path_factory, digits_file: Path):
     analyst = workspace.principals.add("ana", role="analyst", attributes={"team": "research"})
     guest = workspace.principals.add("gus", role="guest", attributes={})
     operator = workspace.principals.add("ops", role="operator", attributes={})
+    auditor = workspace.principals.add("aud", role="auditor", attributes={})
     log = home.parent / "server.log"
     env = {"BASTION_PASSPHRASE": PASSPHRASE}
     with ServerProcess(home=home, port=port, log=log, env=env) as server:
-        yield Gateway(server, workspace, analyst, guest, operator)
+        yield Gateway(server, workspace, analyst, guest, operator, auditor)
     workspace.close()

@@ -99,7 +99,7 @@ async def test_failed_audit_write_refuses_the_request(make_app, digits):
     async with client:
         headers = {"Authorization": f"Bearer {await token_for(client, analyst)}"}
         with ws.database.transaction() as db:
-            db.exec_driver_sql("DROP TABLE audit_records")
+            db.exec_driver_sql("DROP TABLE audit_entries")
         response = await client.post(
             "/v2/models/digits/infer", json=body(digits.images[:1]), headers=headers
         )
@@ -133,7 +133,7 @@ async def test_no_secret_reaches_the_logs(make_app, digits, caplog):
             },
         )
         with ws.database.transaction() as db:
-            db.exec_driver_sql("DROP TABLE audit_records")
+            db.exec_driver_sql("DROP TABLE audit_entries")
         await client.post("/v2/models/digits/infer", json=body(digits.images[:1]), headers=headers)
     logged = "\n".join(r.getMessage() + str(r.args) + str(r.exc_info) for r in caplog.records)
     assert caplog.records  # the audit failure was logged

@@ -99,37 +99,55 @@ def test_model_register_and_list(home, digits_file, tmp_path):
     assert bad.returncode == 2 and "not a valid ONNX model" in bad.stderr
 
 
-def test_audit_verify_detects_tampering(home, digits_file):
-    """Audit verify passes on an intact log and exits non-zero after an edit."""
+def test_audit_commands(home, tmp_path):
+    """verify, checkpoint, prove, search and export work; verify fails after an edit."""
     from bastion.audit import AuditEvent
     from bastion.settings import Settings
     from bastion.workspace import Workspace
 
     ws = Workspace(settings=Settings(home=home, passphrase=PASSPHRASE))
-    for n in range(3):
-        ws.audit.append(
+    ws.audit.append_many(
+        [
             AuditEvent(
+                event="model_infer",
                 time=1.0 + n,
                 request_id=f"r{n}",
                 principal="bcl_x",
+                auth_method="bearer",
+                source="127.0.0.1",
+                route="/v2/models/{name}/infer",
                 action="infer",
                 resource="m@1",
                 decision="allow",
                 policy_ids=("p",),
-                status=200,
+                status=200 if n else 403,
                 latency_ms=1.0,
-                input_sha256="",
-                reason="",
             )
-        )
+            for n in range(3)
+        ]
+    )
     ws.close()
-    assert "3 audit records verified" in bastion(home, "audit", "verify").stdout
+    witness = tmp_path / "witness.note"
+    note = bastion(home, "audit", "checkpoint", "--export", str(witness)).stdout
+    assert note.startswith("bastion-audit/") and witness.read_text() == note
+    assert (
+        "3 audit entries verified"
+        in bastion(home, "audit", "verify", "--witness", str(witness)).stdout
+    )
+    proof = json.loads(bastion(home, "audit", "prove", "1").stdout)
+    assert proof["tree_size"] == 3 and proof["inclusion_path"]
     assert "bcl_x" in bastion(home, "audit", "tail", "-n", "2").stdout
+    assert "r0" not in bastion(home, "audit", "search", "--event", "model_infer").stdout
+    exported = bastion(home, "audit", "export").stdout.splitlines()
+    assert [json.loads(line)["request_id"] for line in exported] == ["r0", "r1", "r2"]
+    syslog = bastion(home, "audit", "export", "--format", "syslog").stdout.splitlines()
+    assert syslog[0].startswith("<132>1 1970-01-01T00:00:01.000000Z - bastion - model_infer ")
+    assert bastion(home, "audit", "export", "--format", "cef").stdout.startswith("CEF:0|Bastion|")
     with sqlite3.connect(home / "bastion.db") as db:
-        db.execute("update audit_records set decision = 'deny' where seq = 2")
+        db.execute("update audit_entries set entry = replace(entry, 'allow', 'deny') where seq = 1")
     broken = bastion(home, "audit", "verify", check=False)
     assert broken.returncode != 0
-    assert "Audit record 2" in broken.stderr
+    assert "Audit entry 1 was changed" in broken.stderr
 
 
 def test_help_teaches(tmp_path):
@@ -144,7 +162,7 @@ def test_demo_runs_end_to_end(tmp_path):
     result = bastion(tmp_path, "demo")
     assert "403 Forbidden" in result.stdout
     assert "forged" in result.stdout and "expired" in result.stdout
-    assert "chain verified" in result.stdout
+    assert "Merkle log verified" in result.stdout
 
 
 def test_encrypt_and_decrypt_files(home, tmp_path):

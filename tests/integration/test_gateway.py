@@ -426,7 +426,49 @@ def test_every_request_is_audited_and_the_chain_verifies(gateway, digits):
     ]
     assert allowed and all(e.policy_ids == ("analyst-use-models",) for e in allowed)
     assert all(len(e.input_sha256) == 64 for e in allowed)
-    assert gateway.workspace.audit.verify().records >= 40
+    assert gateway.workspace.audit.verify().size >= 40
+
+
+def test_auditors_get_signed_checkpoints_and_proofs_over_http(gateway):
+    """/audit/* is for auditors: a signed checkpoint and proofs that verify against it."""
+    import base64
+
+    from bastion.audit.merkle import verify_consistency, verify_inclusion
+
+    with gateway.http() as http:
+        denied = http.get("/audit/checkpoint", headers=auth(gateway.token(gateway.analyst)))
+        headers = auth(gateway.token(gateway.auditor))
+        first = gateway.workspace.audit.read_checkpoint(
+            http.get("/audit/checkpoint", headers=headers).text
+        )
+        http.get("/v2/health/live")
+        second = gateway.workspace.audit.read_checkpoint(
+            http.get("/audit/checkpoint", headers=headers).text
+        )
+        inclusion = http.get(
+            "/audit/proof/inclusion", params={"index": 0, "size": second.size}, headers=headers
+        )
+        consistency = http.get(
+            "/audit/proof/consistency",
+            params={"first": first.size, "second": second.size},
+            headers=headers,
+        )
+        bad = http.get("/audit/proof/inclusion", params={"index": "x"}, headers=headers)
+    assert denied.status_code == 403
+    assert second.size > first.size  # the checkpoint request itself was audited
+    leaf = gateway.workspace.audit.leaf_hashes(1)[0]
+    decode = lambda r: [base64.b64decode(n) for n in r.json()["proof"]]  # noqa: E731
+    verify_inclusion(
+        index=0, size=second.size, leaf=leaf, proof=decode(inclusion), root_hash=second.root
+    )
+    verify_consistency(
+        first=first.size,
+        second=second.size,
+        first_root=first.root,
+        second_root=second.root,
+        proof=decode(consistency),
+    )
+    assert bad.status_code == 400 and "whole numbers" in bad.json()["error"]
 
 
 def test_no_secret_or_token_is_stored_or_logged(gateway):

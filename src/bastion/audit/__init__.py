@@ -1,12 +1,25 @@
-"""The tamper-evident audit log.
+"""The tamper-evident audit log: an RFC 6962 Merkle tree with signed checkpoints.
 
+>>> import pathlib, tempfile, time
+>>> from bastion.crypto import SigningKey
 >>> from bastion.storage import Database
 >>> from bastion.audit import AuditLog
 >>> db = Database.open("sqlite://"); db.migrate()
->>> AuditLog(database=db).verify().records
+>>> key = SigningKey.generate(pathlib.Path(tempfile.mkdtemp()) / "audit.pem")
+>>> log = AuditLog(database=db, signing_key=key, origin="example/audit", clock=time.time)
+>>> log.verify().size
 0
 """
 
-from bastion.audit.chain import AuditEvent, AuditLog, AuditRecord, ChainReport, chain_hash
+from bastion.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from bastion.audit.log import AuditEntry, AuditEvent, AuditLog, VerifyReport
 
-__all__ = ["AuditEvent", "AuditLog", "AuditRecord", "ChainReport", "chain_hash"]
+__all__ = [
+    "AuditEntry",
+    "AuditEvent",
+    "AuditLog",
+    "Checkpoint",
+    "VerifyReport",
+    "sign_checkpoint",
+    "verify_checkpoint",
+]

@@ -31,19 +31,36 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 def root(leaves: Sequence[bytes]) -> bytes:
     """The Merkle tree hash of ``leaves`` (leaf hashes), in O(n) time and O(log n) space."""
-    stack: list[tuple[int, bytes]] = []  # (height, hash) of complete subtrees, left to right
+    frontier = Frontier()
     for leaf in leaves:
+        frontier.append(leaf)
+    return frontier.root()
+
+
+class Frontier:
+    """The right edge of a growing tree: appends and its root in O(log n)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []
+
+    def append(self, leaf: bytes) -> None:
+        """Add one leaf hash."""
         height, current = 0, leaf
-        while stack and stack[-1][0] == height:
-            current = node_hash(stack.pop()[1], current)
+        while self._stack and self._stack[-1][0] == height:
+            current = node_hash(self._stack.pop()[1], current)
             height += 1
-        stack.append((height, current))
-    if not stack:
-        return EMPTY_ROOT
-    current = stack.pop()[1]
-    while stack:
-        current = node_hash(stack.pop()[1], current)
-    return current
+        self._stack.append((height, current))
+        self.size += 1
+
+    def root(self) -> bytes:
+        """The tree hash of every leaf appended so far."""
+        if not self._stack:
+            return EMPTY_ROOT
+        current = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            current = node_hash(left, current)
+        return current
 
 
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:

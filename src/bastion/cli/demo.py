@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from bastion.cli.audit import records_table
+from bastion.cli.audit import entries_table
 from bastion.client import Client
 from bastion.crypto import b64url, b64url_decode
 from bastion.errors import AuthError, Forbidden
@@ -90,11 +90,13 @@ def demo() -> None:
             client.close()
             guest.close()
 
-        _step(8, "The audit log: every request, hash-chained")
-        console.print(records_table(ws.audit.tail(10)))
+        _step(8, "The audit log: every request, in a signed Merkle tree")
+        console.print(entries_table(ws.audit.tail(10)))
+        checkpoint = ws.audit.checkpoint()
         report = ws.audit.verify()
         console.print(
-            f"  [green]✓ chain verified[/]: {report.records} records, head {report.head[:16]}…"
+            f"  [green]✓ Merkle log verified[/]: {report.size} entries, signed checkpoint "
+            f"{checkpoint.root.hex()[:16]}…"
         )
         ws.close()
     console.print(

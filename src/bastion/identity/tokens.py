@@ -89,6 +89,7 @@ class VerifiedToken:
     jti: str
     issued_at: int
     expires_at: int
+    certificate_bound: bool = False
     _mint: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -152,6 +153,7 @@ class TokenVerifier:
             jti=claims["jti"],
             issued_at=claims["iat"],
             expires_at=claims["exp"],
+            certificate_bound="cnf" in claims,
             _mint=_MINT,
         )
 

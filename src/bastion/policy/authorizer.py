@@ -14,7 +14,7 @@ import cedarpy
 from bastion.errors import ConfigError
 from bastion.identity import Principal
 
-Action = Literal["infer", "describe", "read_metrics"]
+Action = Literal["infer", "describe", "read_metrics", "read_audit"]
 BASELINE_POLICY = files("bastion.policy").joinpath("baseline.cedar")
 SCHEMA = files("bastion.policy").joinpath("schema.cedarschema")
 GATEWAY = "gateway"
@@ -79,7 +79,7 @@ class CedarAuthorizer:
     def decide(self, request: AccessRequest) -> Decision:
         """Evaluate ``request`` against the policies."""
         principal = request.principal
-        is_gateway = request.action == "read_metrics"
+        is_gateway = request.action in ("read_metrics", "read_audit")
         resource = _uid("Gateway" if is_gateway else "Model", request.resource)
         entities: list[dict[str, Any]] = [
             {

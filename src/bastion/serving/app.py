@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,7 +18,7 @@ from starlette.routing import Route
 import bastion
 from bastion.crypto import public_jwk
 from bastion.crypto.tls import certificate_thumbprint, client_id_of
-from bastion.errors import BastionError, PayloadTooLarge
+from bastion.errors import BastionError, InvalidInput, NotFound, PayloadTooLarge
 from bastion.identity import ClientCertificate
 from bastion.monitor import CONTENT_TYPE, GatewayMetrics
 from bastion.serving.call import Call, Target
@@ -114,6 +116,33 @@ def build_app(workspace: Workspace) -> Starlette:
             return error_response(call.error, request_id=call.request_id)
         return Response(metrics.render(), media_type=CONTENT_TYPE, headers=_SECURITY_HEADERS)
 
+    async def audit_checkpoint(request: Request) -> Response:
+        call = await pipelines.audit.run(_call(request, "read_audit"))
+        if call.error is not None:
+            return error_response(call.error, request_id=call.request_id)
+        checkpoint = await to_thread.run_sync(workspace.audit.checkpoint)
+        return Response(
+            checkpoint.note, media_type="text/plain; charset=utf-8", headers=_SECURITY_HEADERS
+        )
+
+    async def audit_proof(request: Request) -> Response:
+        call = await pipelines.audit.run(_call(request, "read_audit"))
+        try:
+            if call.error is not None:
+                raise call.error
+            kind = request.path_params["kind"]
+            if kind == "inclusion":
+                index, size = _query_ints(request, "index", "size")
+                proof = await to_thread.run_sync(workspace.audit.prove_inclusion, index, size)
+            elif kind == "consistency":
+                first, second = _query_ints(request, "first", "second")
+                proof = await to_thread.run_sync(workspace.audit.prove_consistency, first, second)
+            else:
+                raise NotFound("Proofs are 'inclusion' or 'consistency'.")
+        except BastionError as exc:
+            return error_response(exc, request_id=call.request_id)
+        return _json(call, {"proof": [base64.b64encode(node).decode() for node in proof]})
+
     def static(body: dict[str, Any]) -> Endpoint:
         async def endpoint(_: Request) -> Response:
             return JSONResponse(body, headers=_SECURITY_HEADERS)
@@ -129,6 +158,8 @@ def build_app(workspace: Workspace) -> Starlette:
         Route("/v2/health/live", static({"live": True})),
         Route("/v2/health/ready", static({"ready": True})),
         Route("/metrics", prometheus),
+        Route("/audit/checkpoint", audit_checkpoint),
+        Route("/audit/proof/{kind}", audit_proof),
         Route("/v2/models/{name}", model_metadata),
         Route(versioned, model_metadata),
         Route("/v2/models/{name}/ready", model_ready),
@@ -177,6 +208,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"The request body is over the {limit}-byte limit.")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _query_ints(request: Request, *names: str) -> list[int]:
+    values = [request.query_params.get(name, "") for name in names]
+    if not all(value.isdigit() for value in values):
+        raise InvalidInput(f"Give {', '.join(names)} as whole numbers in the query string.")
+    return [int(value) for value in values]
 
 
 def _json(call: Call, body: dict[str, Any]) -> Response:

@@ -46,11 +46,13 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     # Filled in by the stages, in pipeline order:
     principal: Principal | None = None
+    auth_method: str = ""
     decision: Decision | None = None
     model: ModelVersion | None = None
     request: InferenceRequest | None = None
     inputs: Tensors = field(default_factory=dict)
     input_sha256: str = ""
+    input_bytes: int = 0
     outputs: Tensors = field(default_factory=dict)
     issued: IssuedToken | None = None
     error: BastionError | None = None

@@ -64,6 +64,7 @@ class Pipelines:
     infer: Pipeline
     describe: Pipeline
     metrics: Pipeline
+    audit: Pipeline
 
 
 def build_pipelines(workspace: Workspace, *, metrics: GatewayMetrics) -> Pipelines:
@@ -93,4 +94,5 @@ def build_pipelines(workspace: Workspace, *, metrics: GatewayMetrics) -> Pipelin
         ),
         describe=Pipeline([*guard, Describe(registry=workspace.registry)], record=record),
         metrics=Pipeline(guard, record=record),
+        audit=Pipeline(guard, record=record),
     )

@@ -49,8 +49,8 @@ class Database:
             raise BackendError("Only SQLite and PostgreSQL databases are supported.")
         return cls(engine)
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration.
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` (the newest migration by default).
 
         Raises:
             BackendError: the database cannot be reached or migrated.
@@ -59,7 +59,7 @@ class Database:
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self.transaction() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -80,21 +81,23 @@ blobs = Table(
     UniqueConstraint("namespace", "name", name="uq_blobs_namespace_name"),
 )
 
-audit_records = Table(
-    "audit_records",
+# The audit log: leaf i of an RFC 6962 Merkle tree is SHA-256(0x00 ‖ entry of seq i).
+audit_entries = Table(
+    "audit_entries",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("time", Float, nullable=False, index=True),
+    Column("event", String(48), nullable=False, index=True),
+    Column("principal", String(64), nullable=False, index=True),
+    Column("entry", Text, nullable=False),  # canonical JSON, exactly the bytes hashed
+    Column("leaf_hash", LargeBinary, nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False),
     Column("time", Float, nullable=False),
-    Column("request_id", String(64), nullable=False),
-    Column("principal", String(64), nullable=False),
-    Column("action", String(32), nullable=False),
-    Column("resource", String(200), nullable=False),
-    Column("decision", String(16), nullable=False),
-    Column("policy_ids", JSON, nullable=False),
-    Column("status", Integer, nullable=False),
-    Column("latency_ms", Float, nullable=False),
-    Column("input_sha256", String(64), nullable=False),
-    Column("reason", String(200), nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
 )

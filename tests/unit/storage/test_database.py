@@ -57,3 +57,75 @@ def test_unreachable_postgres_is_a_backend_error():
     db = Database.open("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     with pytest.raises(BackendError):
         db.migrate()
+
+
+def test_hash_chained_records_migrate_into_the_merkle_log(database_url, tmp_path):
+    """Records of the first schema become the first entries of the Merkle log, in order."""
+    import time
+
+    from bastion.audit import AuditLog
+    from bastion.crypto import SigningKey
+
+    db = Database.open(database_url)
+    db.migrate("0001")
+    old = sa.table(
+        "audit_records",
+        *(
+            sa.column(c)
+            for c in (
+                "seq",
+                "time",
+                "request_id",
+                "principal",
+                "action",
+                "resource",
+                "decision",
+                "policy_ids",
+                "status",
+                "latency_ms",
+                "input_sha256",
+                "reason",
+                "prev_hash",
+                "hash",
+            )
+        ),
+    )
+    with db.transaction() as connection:
+        connection.execute(
+            old.insert(),
+            [
+                {
+                    "seq": n,
+                    "time": 1.0 + n,
+                    "request_id": f"r{n}",
+                    "principal": "bcl_a",
+                    "action": "infer",
+                    "resource": "m@1",
+                    "decision": "allow",
+                    "policy_ids": '["p"]',
+                    "status": 200,
+                    "latency_ms": 1.0,
+                    "input_sha256": "",
+                    "reason": "",
+                    "prev_hash": "0" * 64,
+                    "hash": "0" * 64,
+                }
+                for n in (1, 2, 3)
+            ],
+        )
+    db.migrate()
+    log = AuditLog(
+        database=db,
+        signing_key=SigningKey.generate(tmp_path / "k.pem"),
+        origin="t/audit",
+        clock=time.time,
+    )
+    entries = log.tail(10)
+    assert [(e.seq, e.event.request_id, e.event.event) for e in entries] == [
+        (0, "r1", "migrated"),
+        (1, "r2", "migrated"),
+        (2, "r3", "migrated"),
+    ]
+    assert entries[0].event.policy_ids == ("p",)
+    assert log.verify().size == 3
+    db.close()

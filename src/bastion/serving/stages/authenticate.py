@@ -28,3 +28,4 @@ class Authenticate:
         certificate = call.certificate.thumbprint if call.certificate else None
         verified = self._verifier.verify(token.strip(), certificate_thumbprint=certificate)
         call.principal = await to_thread.run_sync(self._principals.enabled, verified.client_id)
+        call.auth_method = "bearer+certificate" if verified.certificate_bound else "bearer"

@@ -11,6 +11,7 @@ _POLICY_ACTIONS: dict[str, Action] = {
     "infer": "infer",
     "describe": "describe",
     "read_metrics": "read_metrics",
+    "read_audit": "read_audit",
 }
 
 

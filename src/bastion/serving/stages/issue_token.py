@@ -32,6 +32,7 @@ class IssueToken:
         request = TokenRequest.from_http(
             authorization=call.authorization, form=form, certificate=call.certificate
         )
+        call.auth_method = request.auth_method
         call.principal, call.issued = await to_thread.run_sync(self._service.grant, request)
 
 

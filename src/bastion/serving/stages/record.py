@@ -1,23 +1,48 @@
-"""Stage 7: write the audit record and the metrics of every call, whatever its outcome."""
+"""Stage 7: write the audit entry and the metrics of every call, whatever its outcome."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
 from anyio import to_thread
 
 from bastion.audit import AuditEvent, AuditLog
-from bastion.errors import BackendError, BastionError
+from bastion.errors import (
+    AuthError,
+    BackendError,
+    BastionError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+)
 from bastion.monitor import GatewayMetrics
-from bastion.serving.call import Call
+from bastion.serving.call import Call, Tensors
 from bastion.types import Clock
 
 logger = logging.getLogger("bastion.audit")
 
+# OWASP Logging Vocabulary names where one fits; Bastion's own for model actions.
+_SUCCESS = {
+    "token": "authn_token_created",
+    "infer": "model_infer",
+    "describe": "model_describe",
+    "read_metrics": "metrics_read",
+    "read_audit": "audit_read",
+}
+_FAILURE: tuple[tuple[type[BastionError], str], ...] = (
+    (AuthError, "authn_login_fail"),
+    (Forbidden, "authz_fail"),
+    (RateLimited, "excess_rate_limit_exceeded"),
+    (InvalidInput, "input_validation_fail"),
+    (NotFound, "resource_not_found"),
+)
+
 
 class Record:
-    """Appends an audit record; if that fails, the call fails too (fail closed)."""
+    """Appends an audit entry; if that fails, the call fails too (fail closed)."""
 
     def __init__(self, *, audit: AuditLog, metrics: GatewayMetrics, clock: Clock) -> None:
         self._audit = audit
@@ -34,33 +59,55 @@ class Record:
             logger.error("audit append failed (%s); refusing request %s", exc.code, call.request_id)
             call.error = BackendError("The request could not be audited, so it was refused.")
             call.outputs = {}
-        decision = (
-            "none" if call.decision is None else ("allow" if call.decision.allowed else "deny")
-        )
         self._metrics.observe(
             route=call.route,
             model=call.target.model,
             status=call.status,
-            decision=decision,
+            decision=event.decision,
             seconds=seconds,
         )
 
 
 def audit_event(call: Call, *, now: float, seconds: float) -> AuditEvent:
-    """The audit event of ``call``: identities, decision and digests, never payloads."""
+    """The audit event of ``call``: identities, decision, digests and sizes, never payloads."""
     decision = call.decision
-    resource = call.model.ref if call.model is not None else call.target.model
     error = call.error
+    output_sha256, output_bytes = _digest(call.outputs)
     return AuditEvent(
+        event=event_name(call),
         time=round(now, 6),
         request_id=call.request_id,
         principal=call.principal.client_id if call.principal is not None else "-",
+        auth_method=call.auth_method,
+        source=call.client_ip,
+        route=call.route,
         action=call.target.action,
-        resource=resource,
+        resource=call.model.ref if call.model is not None else call.target.model,
         decision="none" if decision is None else ("allow" if decision.allowed else "deny"),
         policy_ids=decision.policy_ids if decision is not None else (),
         status=call.status,
         latency_ms=round(seconds * 1000, 3),
         input_sha256=call.input_sha256,
+        input_bytes=call.input_bytes,
+        output_sha256=output_sha256,
+        output_bytes=output_bytes,
         reason="" if error is None else (error.detail or error.code)[:200],
     )
+
+
+def event_name(call: Call) -> str:
+    """The OWASP-style event name of the call's outcome."""
+    if call.error is None:
+        return _SUCCESS.get(call.target.action, call.target.action)
+    return next((name for kind, name in _FAILURE if isinstance(call.error, kind)), "sys_error")
+
+
+def _digest(outputs: Tensors) -> tuple[str, int]:
+    if not outputs:
+        return "", 0
+    digest = hashlib.sha256()
+    for name in sorted(outputs):
+        array = outputs[name]
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest(), sum(array.nbytes for array in outputs.values())

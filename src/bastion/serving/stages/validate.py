@@ -40,6 +40,7 @@ class Validate:
             )
         body = await call.read_body()
         call.input_sha256 = hashlib.sha256(body).hexdigest()
+        call.input_bytes = len(body)
         call.request = parse_request(body)
         call.inputs = check_inputs(call.request, call.model)
         check_requested_outputs(call.request, call.model)
