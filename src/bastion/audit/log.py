@@ -15,7 +15,8 @@ import json
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass, field, fields
 
 import sqlalchemy as sa
 
@@ -58,14 +59,19 @@ class AuditEvent:
 
     def to_entry(self) -> bytes:
         """The canonical JSON bytes that are stored and hashed as the leaf."""
-        values = asdict(self) | {"policy_ids": list(self.policy_ids)}
-        return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        values = {name: getattr(self, name) for name in _EVENT_FIELDS}
+        values["policy_ids"] = list(self.policy_ids)
+        return _CANONICAL.encode(values).encode()
 
     @classmethod
     def from_entry(cls, entry: bytes | str) -> AuditEvent:
         """Inverse of :meth:`to_entry`."""
         values = json.loads(entry)
         return cls(**values | {"policy_ids": tuple(values["policy_ids"])})
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 @dataclass(frozen=True)
@@ -90,9 +96,7 @@ class VerifyReport:
 @dataclass
 class _Pending:
     event: AuditEvent
-    done: threading.Event = field(default_factory=threading.Event)
-    entry: AuditEntry | None = None
-    error: BastionError | None = None
+    result: Future[AuditEntry] = field(default_factory=Future)
 
 
 class AuditLog:
@@ -114,20 +118,27 @@ class AuditLog:
     def append(self, event: AuditEvent) -> AuditEntry:
         """Add ``event``; return once its batch is committed (durable).
 
-        Blocks while the queue is full (back-pressure).
+        Raises:
+            BackendError: the database failed or the backlog is full; not recorded.
+        """
+        return self.submit(event).result()
+
+    def submit(self, event: AuditEvent) -> Future[AuditEntry]:
+        """Queue ``event``; the future resolves once its batch is committed (durable).
 
         Raises:
-            BackendError: the database failed; the event was not recorded.
+            BackendError: the backlog is full: the writer cannot keep up, so the caller
+                must refuse its request rather than answer it unaudited.
         """
         self._start_writer()
         pending = _Pending(event)
-        self._queue.put(pending)
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        if pending.entry is None:
-            raise BackendError(detail="audit writer answered without an entry")
-        return pending.entry
+        try:
+            self._queue.put_nowait(pending)
+        except queue.Full:
+            raise BackendError(
+                "The audit log is overloaded.", detail="audit backlog full"
+            ) from None
+        return pending.result
 
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
         """Add several events in one transaction, in order (bulk imports, benchmarks)."""
@@ -330,14 +341,12 @@ class AuditLog:
                     break
             try:
                 entries = self._write([pending.event for pending in batch])
-                for pending, entry in zip(batch, entries, strict=True):
-                    pending.entry = entry
             except BastionError as exc:
                 for pending in batch:
-                    pending.error = exc
-            finally:
-                for pending in batch:
-                    pending.done.set()
+                    pending.result.set_exception(exc)
+            else:
+                for pending, entry in zip(batch, entries, strict=True):
+                    pending.result.set_result(entry)
 
     def _write(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
         encoded = [event.to_entry() for event in events]

@@ -88,6 +88,13 @@ class ServerProcess:
             self._process.wait()
         self._process = None
 
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (for crash tests)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + _STARTUP_SECONDS
         context = ssl.create_default_context(cafile=self.ca)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
-
-from anyio import to_thread
 
 from bastion.audit import AuditEvent, AuditLog
 from bastion.errors import (
@@ -54,7 +53,8 @@ class Record:
         seconds = time.perf_counter() - call.started
         event = audit_event(call, now=self._clock(), seconds=seconds)
         try:
-            await to_thread.run_sync(self._audit.append, event)
+            # Awaiting the writer's future holds no worker thread while the batch commits.
+            await asyncio.wrap_future(self._audit.submit(event))
         except BastionError as exc:
             logger.error("audit append failed (%s); refusing request %s", exc.code, call.request_id)
             call.error = BackendError("The request could not be audited, so it was refused.")
