@@ -169,3 +169,14 @@ def softhsm(
         capture_output=True,
     )
     return {"library": SOFTHSM, "token_label": label, "pin": SecretStr("4321")}
+
+
+@pytest.fixture(scope="session")
+def promtool(request: pytest.FixtureRequest) -> str:
+    """Path of Prometheus's promtool (Debian package prometheus)."""
+    path = shutil.which("promtool")
+    if path is None:
+        if request.config.getoption("--require-services"):
+            pytest.fail("promtool is required: run `bash .ci/system-deps`")
+        pytest.skip("promtool is not installed (bash .ci/system-deps installs it)")
+    return path

@@ -366,9 +366,15 @@ def test_tritonclient_gets_correct_predictions(gateway, digits):
     np.testing.assert_allclose(result.as_numpy("probabilities"), expected_probs, rtol=1e-6)
 
 
-def test_metrics_need_the_operator_role(gateway):
-    """/metrics is for operators; it counts by route template, model, status and decision."""
+def test_metrics_need_the_operator_role(gateway, promtool):
+    """/metrics is for operators, counts by route, model, status and decision, and lints clean."""
     with gateway.http() as http:
+        http.post(
+            "/v2/models/digits/infer",
+            json=infer_body(np.zeros((1, 64), np.float32)),
+            headers=auth(gateway.token(gateway.analyst)),
+        )
+        http.get("/v2/models/digits", headers=auth(gateway.token(gateway.guest)))
         denied = http.get("/metrics", headers=auth(gateway.token(gateway.analyst)))
         metrics = http.get("/metrics", headers=auth(gateway.token(gateway.operator)))
     assert denied.status_code == 403
@@ -378,6 +384,14 @@ def test_metrics_need_the_operator_role(gateway):
     assert 'bastion_requests_total{decision="allow",model="digits"' in text
     assert "bastion_request_duration_seconds_bucket" in text
     assert "bcl_" not in text  # no principal ids in labels
+    assert 'bastion_refusals_total{reason="policy"}' in text
+    assert "bastion_audit_queue_depth" in text
+    import subprocess
+
+    lint = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_disabling_a_principal_revokes_its_tokens(gateway, digits):

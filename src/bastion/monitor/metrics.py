@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_REFUSALS = {401: "authentication", 403: "policy", 429: "rate_limit", 400: "input", 413: "input"}
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -14,7 +17,7 @@ class GatewayMetrics:
     Labels never carry principal ids or other high-cardinality values.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, audit_backlog: Callable[[], int]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter(
             "bastion_requests",
@@ -29,6 +32,18 @@ class GatewayMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._refusals = Counter(
+            "bastion_refusals",
+            "Requests refused, by reason: authentication, policy, rate_limit or input.",
+            ["reason"],
+            registry=self.registry,
+        )
+        backlog = Gauge(
+            "bastion_audit_queue_depth",
+            "Audit entries waiting to be committed.",
+            registry=self.registry,
+        )
+        backlog.set_function(audit_backlog)
 
     def observe(
         self, *, route: str, model: str, status: int, decision: str, seconds: float
@@ -36,6 +51,9 @@ class GatewayMetrics:
         """Count one answered request."""
         self._requests.labels(route, model, str(status), decision).inc()
         self._latency.labels(route).observe(seconds)
+        reason = _REFUSALS.get(status)
+        if reason is not None:
+            self._refusals.labels(reason).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -40,7 +40,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def build_app(workspace: Workspace) -> Starlette:
     """The gateway's ASGI app over an opened workspace."""
     settings = workspace.settings
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics(audit_backlog=lambda: workspace.audit.backlog)
     pipelines = build_pipelines(workspace, metrics=metrics)
     issuer = settings.issuer
     server_metadata = {"name": "bastion", "version": bastion.__version__, "extensions": []}

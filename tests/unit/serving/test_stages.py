@@ -25,7 +25,7 @@ def bare_call():
 
 @pytest.fixture
 def stages(make_workspace):
-    pipelines = build_pipelines(make_workspace(), metrics=GatewayMetrics())
+    pipelines = build_pipelines(make_workspace(), metrics=GatewayMetrics(audit_backlog=lambda: 0))
     return {type(stage).__name__: stage for stage in pipelines.infer.stages}
 
 
