@@ -87,11 +87,23 @@ class Settings(BaseSettings):
         8 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body accepted."
     )
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
+    alert_webhook_url: str | None = Field(
+        None, description="Alerts are POSTed here, signed; https unless on loopback."
+    )
+    alert_webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key of the alert webhook's signature header."
+    )
 
     @model_validator(mode="after")
-    def _public_url_is_https(self) -> Settings:
+    def _urls_are_safe(self) -> Settings:
         if self.public_url is not None and not self.public_url.startswith("https://"):
             raise ValueError("public_url must start with https://")
+        webhook = self.alert_webhook_url
+        if (webhook is None) != (self.alert_webhook_secret is None):
+            raise ValueError("alert_webhook_url and alert_webhook_secret go together")
+        loopback = ("http://127.0.0.1:", "http://localhost:", "http://[::1]:")
+        if webhook is not None and not webhook.startswith(("https://", *loopback)):
+            raise ValueError("alert_webhook_url must be https (or http on loopback)")
         return self
 
     @property

@@ -8,6 +8,7 @@ import ssl
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -25,9 +26,11 @@ from bastion.errors import AuthError, Forbidden
 from bastion.identity import TokenIssuer
 from bastion.registry import OutputPolicy
 from bastion.samples import DIGITS_INPUT, train_digits
-from bastion.serving import ServerProcess, free_port
 from bastion.settings import Settings
 from bastion.workspace import Workspace
+
+if TYPE_CHECKING:
+    from bastion.serving import ServerProcess
 
 console = Console()
 _SHOWN = 8
@@ -38,6 +41,9 @@ def demo() -> None:
 
     Everything happens in a temporary workspace that is deleted at the end.
     """
+    # The gateway's imports are heavy: load them for the demo only, not for every command.
+    from bastion.serving import ServerProcess, free_port  # noqa: PLC0415
+
     with tempfile.TemporaryDirectory(prefix="bastion-demo-") as scratch:
         home = Path(scratch) / "workspace"
         port = free_port()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import onnx
 import onnxruntime as ort
 import sqlalchemy as sa
+from numpy.typing import NDArray
 from onnx.external_data_helper import uses_external_data
 
 from bastion.crypto import BlobStore
@@ -51,7 +55,13 @@ class ModelRegistry:
         self._clock = clock
 
     def register(
-        self, path: Path, *, name: str, version: str | None, output_policy: OutputPolicy
+        self,
+        path: Path,
+        *,
+        name: str,
+        version: str | None,
+        output_policy: OutputPolicy,
+        reference: NDArray[Any] | None = None,
     ) -> ModelVersion:
         """Check an ONNX file, encrypt it and record a new immutable version.
 
@@ -59,6 +69,9 @@ class ModelRegistry:
             InvalidInput: the name or version is malformed, or the file is not a usable
                 self-contained ONNX model.
             Conflict: this version exists already.
+
+        ``reference`` is a sample of typical inputs (rows x features), stored encrypted
+        with the model; the gateway compares live inputs with it to detect drift.
         """
         if not _NAME.fullmatch(name):
             raise InvalidInput(f"Model name {name!r} is not allowed; use letters, digits, . _ -")
@@ -87,6 +100,8 @@ class ModelRegistry:
             self._blobs.put("model", f"{name}@{version}", artifact)
         except Conflict:
             raise immutable from None
+        if reference is not None:
+            self._blobs.put("model-reference", f"{name}@{version}", _npy(reference))
         with self._db.transaction() as db:
             db.execute(tables.models.insert().values(version=version, **row))
         return self.get(name, version)
@@ -115,6 +130,15 @@ class ModelRegistry:
             raise NotFound(f"Model {what} is not registered.")
         return _version(row)
 
+    def load_reference(self, ref: str) -> NDArray[Any] | None:
+        """The reference input sample stored with model version ``ref`` (name@version)."""
+        try:
+            data = self._blobs.get("model-reference", ref)
+        except NotFound:
+            return None
+        array: NDArray[Any] = np.load(io.BytesIO(data), allow_pickle=False)
+        return array
+
     def load_artifact(self, model: ModelVersion) -> bytes:
         """Decrypt the artifact (in memory only) and check it is the registered one.
 
@@ -129,6 +153,15 @@ class ModelRegistry:
 
 
 _METADATA = [c for c in tables.models.c if c.name != "id"]
+
+
+def _npy(reference: NDArray[Any]) -> bytes:
+    sample = np.asarray(reference, dtype=np.float64)
+    if sample.ndim != 2 or len(sample) < 2:  # noqa: PLR2004
+        raise InvalidInput("The reference sample must be a 2-D array (rows x features).")
+    buffer = io.BytesIO()
+    np.save(buffer, sample, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _check_onnx(artifact: bytes) -> ModelSignature:

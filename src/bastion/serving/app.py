@@ -23,6 +23,7 @@ from bastion.identity import ClientCertificate
 from bastion.monitor import CONTENT_TYPE, GatewayMetrics
 from bastion.serving.call import Call, Target
 from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_response
+from bastion.serving.monitoring import build_monitor
 from bastion.serving.pipeline import build_pipelines
 from bastion.serving.protocol import response_body
 from bastion.workspace import Workspace
@@ -41,21 +42,9 @@ def build_app(workspace: Workspace) -> Starlette:
     """The gateway's ASGI app over an opened workspace."""
     settings = workspace.settings
     metrics = GatewayMetrics(audit_backlog=lambda: workspace.audit.backlog)
-    pipelines = build_pipelines(workspace, metrics=metrics)
-    issuer = settings.issuer
-    server_metadata = {"name": "bastion", "version": bastion.__version__, "extensions": []}
-    oauth_metadata = {
-        "issuer": issuer,
-        "token_endpoint": f"{issuer}/oauth2/token",
-        "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"]
-        + (["tls_client_auth"] if settings.mtls != "off" else []),
-        "tls_client_certificate_bound_access_tokens": settings.mtls != "off",
-        "response_types_supported": [],
-    }
-    key = workspace.signing_key
-    jwks = {"keys": [public_jwk(key.public_key, kid=key.kid)]}
+    monitor = build_monitor(workspace)
+    pipelines = build_pipelines(workspace, metrics=metrics, monitor=monitor)
+    server_metadata, oauth_metadata, jwks = _discovery(workspace)
 
     async def token(request: Request) -> Response:
         call = await pipelines.token.run(_call(request, "token", body_limit=MAX_FORM_BYTES))
@@ -167,10 +156,33 @@ def build_app(workspace: Workspace) -> Starlette:
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         Route(f"{versioned}/infer", infer, methods=["POST"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
     )
+    app.state.monitor = monitor  # for `drain()` in tests and operators' introspection
+    return app
+
+
+def _discovery(workspace: Workspace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """V2 server metadata, RFC 8414 authorization-server metadata and the JWKS."""
+    settings = workspace.settings
+    issuer = settings.issuer
+    server_metadata = {"name": "bastion", "version": bastion.__version__, "extensions": []}
+    oauth_metadata = {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth2/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"]
+        + (["tls_client_auth"] if settings.mtls != "off" else []),
+        "tls_client_certificate_bound_access_tokens": settings.mtls != "off",
+        "response_types_supported": [],
+    }
+    key = workspace.signing_key
+    jwks = {"keys": [public_jwk(key.public_key, kid=key.kid)]}
+
+    return server_metadata, oauth_metadata, jwks
 
 
 def _call(request: Request, action: str, *, body_limit: int = 0) -> Call:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bastion.errors import BastionError
-from bastion.monitor import GatewayMetrics
+from bastion.monitor import GatewayMetrics, Monitor
 from bastion.serving.call import Call
 from bastion.serving.limits import TokenBucketLimiter
 from bastion.serving.runner import OnnxRunner
@@ -67,10 +67,12 @@ class Pipelines:
     audit: Pipeline
 
 
-def build_pipelines(workspace: Workspace, *, metrics: GatewayMetrics) -> Pipelines:
+def build_pipelines(
+    workspace: Workspace, *, metrics: GatewayMetrics, monitor: Monitor
+) -> Pipelines:
     """Wire the stages from the workspace's components."""
     settings, clock = workspace.settings, workspace.clock
-    record = Record(audit=workspace.audit, metrics=metrics, clock=clock)
+    record = Record(audit=workspace.audit, metrics=metrics, monitor=monitor, clock=clock)
     authenticate = Authenticate(
         verifier=workspace.token_verifier(), principals=workspace.principals
     )

@@ -3,7 +3,7 @@
 import pytest
 
 from bastion.errors import BastionError
-from bastion.monitor import GatewayMetrics
+from bastion.monitor import GatewayMetrics, Monitor
 from bastion.serving.call import Call, Target
 from bastion.serving.pipeline import build_pipelines
 
@@ -25,7 +25,9 @@ def bare_call():
 
 @pytest.fixture
 def stages(make_workspace):
-    pipelines = build_pipelines(make_workspace(), metrics=GatewayMetrics(audit_backlog=lambda: 0))
+    monitor = Monitor(detectors=[], sinks=[], record=lambda alert: None)
+    metrics = GatewayMetrics(audit_backlog=lambda: 0)
+    pipelines = build_pipelines(make_workspace(), metrics=metrics, monitor=monitor)
     return {type(stage).__name__: stage for stage in pipelines.infer.stages}
 
 

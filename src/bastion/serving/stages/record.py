@@ -17,7 +17,7 @@ from bastion.errors import (
     NotFound,
     RateLimited,
 )
-from bastion.monitor import GatewayMetrics
+from bastion.monitor import GatewayMetrics, Monitor, Observation
 from bastion.serving.call import Call, Tensors
 from bastion.types import Clock
 
@@ -43,9 +43,12 @@ _FAILURE: tuple[tuple[type[BastionError], str], ...] = (
 class Record:
     """Appends an audit entry; if that fails, the call fails too (fail closed)."""
 
-    def __init__(self, *, audit: AuditLog, metrics: GatewayMetrics, clock: Clock) -> None:
+    def __init__(
+        self, *, audit: AuditLog, metrics: GatewayMetrics, monitor: Monitor, clock: Clock
+    ) -> None:
         self._audit = audit
         self._metrics = metrics
+        self._monitor = monitor
         self._clock = clock
 
     async def __call__(self, call: Call) -> None:
@@ -66,6 +69,7 @@ class Record:
             decision=event.decision,
             seconds=seconds,
         )
+        self._monitor.observe(observation(call, now=event.time))
 
 
 def audit_event(call: Call, *, now: float, seconds: float) -> AuditEvent:
@@ -93,6 +97,40 @@ def audit_event(call: Call, *, now: float, seconds: float) -> AuditEvent:
         output_bytes=output_bytes,
         reason="" if error is None else (error.detail or error.code)[:200],
     )
+
+
+def observation(call: Call, *, now: float) -> Observation:
+    """What the monitors see of ``call``.
+
+    Who, from where and the outcome; for answered inferences also the query rows and
+    predicted classes, which the detectors keep in memory only.
+    """
+    queries = None
+    predicted: tuple[int, ...] = ()
+    if call.error is None and call.target.action == "infer":
+        floats = [array for array in call.inputs.values() if array.dtype.kind == "f"]
+        if floats and floats[0].ndim >= 1:
+            queries = floats[0].reshape(floats[0].shape[0], -1)
+        predicted = _predicted(call.outputs)
+    return Observation(
+        time=now,
+        principal=call.principal.client_id if call.principal is not None else "-",
+        source=call.client_ip,
+        status=call.status,
+        model=call.model.ref if call.model is not None else "",
+        queries=queries,
+        predicted=predicted,
+    )
+
+
+def _predicted(outputs: Tensors) -> tuple[int, ...]:
+    for array in outputs.values():
+        if array.dtype.kind in "iu" and array.ndim == 1:
+            return tuple(int(label) for label in array)
+    for array in outputs.values():
+        if array.dtype.kind == "f" and array.ndim == 2:  # noqa: PLR2004 - rows of scores
+            return tuple(int(label) for label in array.argmax(axis=1))
+    return ()
 
 
 def event_name(call: Call) -> str:
