@@ -180,3 +180,58 @@ def promtool(request: pytest.FixtureRequest) -> str:
             pytest.fail("promtool is required: run `bash .ci/system-deps`")
         pytest.skip("promtool is not installed (bash .ci/system-deps installs it)")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leaks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
+    """After the whole suite: no secret or token it made appears in any file it wrote.
+
+    Every client secret created (PrincipalStore.add) and every token issued in this
+    process (TokenIssuer.issue), plus the tokens tests fetched from servers (added to the
+    yielded set), are searched for in every file under the session's temporary folder:
+    databases with their audit entries, server logs, exports. Audit entries are also
+    checked to hold no tensors.
+    """
+    from bastion.identity import PrincipalStore, TokenIssuer
+
+    secrets_seen: set[str] = set()
+    add, issue = PrincipalStore.add, TokenIssuer.issue
+
+    def recording_add(self, *args, **kwargs):
+        created = add(self, *args, **kwargs)
+        secrets_seen.add(created.secret.get_secret_value())
+        return created
+
+    def recording_issue(self, *args, **kwargs):
+        issued = issue(self, *args, **kwargs)
+        secrets_seen.add(issued.value.get_secret_value())
+        return issued
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PrincipalStore, "add", recording_add)
+        patch.setattr(TokenIssuer, "issue", recording_issue)
+        yield secrets_seen
+    _scan_for_leaks(tmp_path_factory.getbasetemp(), secrets_seen)
+
+
+def _scan_for_leaks(root: Path, secrets_seen: set[str]) -> None:
+    import json
+    import sqlite3
+
+    needles = [s.encode() for s in secrets_seen]
+    for path in root.rglob("*"):
+        if not path.is_file() or path.stat().st_size > 64 * 1024 * 1024:
+            continue
+        data = path.read_bytes()
+        leaked = [n[:12] for n in needles if n in data]
+        assert not leaked, f"{path} holds secrets or tokens starting {leaked}"
+        if path.suffix == ".db":
+            with sqlite3.connect(path) as db:
+                found = db.execute("select name from sqlite_master where name='audit_entries'")
+                if found.fetchone() is None:
+                    continue
+                for (entry,) in db.execute("select entry from audit_entries"):
+                    values = json.loads(entry)
+                    lists = {k for k, v in values.items() if isinstance(v, list)}
+                    assert lists <= {"policy_ids"}, f"{path}: an audit entry holds {lists}"
+                    assert all(len(str(v)) <= 200 for v in values.values()), path

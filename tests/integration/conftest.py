@@ -59,7 +59,7 @@ class Gateway:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory, digits_file: Path):
+def gateway(tmp_path_factory, digits_file: Path, no_leaks: set[str]):
     """Start a gateway with the digits model for the whole module."""
     home = tmp_path_factory.mktemp("gateway") / "ws"
     port = free_port()
@@ -81,5 +81,7 @@ def gateway(tmp_path_factory, digits_file: Path):
     log = home.parent / "server.log"
     env = {"BASTION_PASSPHRASE": PASSPHRASE}
     with ServerProcess(home=home, port=port, log=log, env=env) as server:
-        yield Gateway(server, workspace, analyst, guest, operator, auditor)
+        gateway = Gateway(server, workspace, analyst, guest, operator, auditor)
+        yield gateway
+        no_leaks.update(gateway.tokens)  # tokens the server issued, for the suite-wide scan
     workspace.close()
