@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         8 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body accepted."
     )
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
+    audit_checkpoint_seconds: float = Field(
+        60.0, ge=1, le=86400, description="How often the audit writer signs a checkpoint."
+    )
     alert_webhook_url: str | None = Field(
         None, description="Alerts are POSTed here, signed; https unless on loopback."
     )

@@ -131,6 +131,7 @@ class Workspace:
             signing_key=audit_key,
             origin=f"bastion-audit/{audit_key.kid[:16]}",  # stable and unique per workspace
             clock=clock,
+            checkpoint_interval=settings.audit_checkpoint_seconds,
         )
 
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,7 @@ _QUEUE = 20_000
 _ATTEMPTS = 20
 _ADVISORY_LOCK = 0x62617374696F6E  # "bastion"
 _FETCH = 20_000
+logger = logging.getLogger("bastion.audit")
 
 
 @dataclass(frozen=True)
@@ -103,15 +105,25 @@ class AuditLog:
     """Appends, reads, proves and verifies the Merkle-tree audit log."""
 
     def __init__(
-        self, *, database: Database, signing_key: SigningKey, origin: str, clock: Clock
+        self,
+        *,
+        database: Database,
+        signing_key: SigningKey,
+        origin: str,
+        clock: Clock,
+        checkpoint_interval: float = 60.0,
     ) -> None:
         self._db = database
         self._key = signing_key
         self.origin = origin
         self._clock = clock
+        self._interval = checkpoint_interval
         self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=_QUEUE)
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        self._frontier = Frontier()  # the tree as far as this process has read it
+        self._frontier_lock = threading.Lock()
+        self._last_checkpoint = clock()
 
     # -- writing ---------------------------------------------------------------------
 
@@ -150,14 +162,20 @@ class AuditLog:
         return self._queue.qsize()
 
     def checkpoint(self) -> Checkpoint:
-        """Sign and store a checkpoint of the log as it is now."""
-        leaves = self.leaf_hashes()
-        frontier = Frontier()
-        for leaf in leaves:
-            frontier.append(leaf)
-        checkpoint = sign_checkpoint(
-            origin=self.origin, size=frontier.size, root=frontier.root(), key=self._key
-        )
+        """Sign and store a checkpoint of the log as it is now.
+
+        Only the entries added since the last call are read: the right edge of the tree
+        is kept in memory, so a checkpoint of a large log stays cheap.
+        """
+        with self._frontier_lock:
+            t = tables.audit_entries
+            query = sa.select(t.c.leaf_hash).where(t.c.seq >= self._frontier.size)
+            with self._db.transaction() as db:
+                for leaf in db.execute(query.order_by(t.c.seq)).scalars():
+                    self._frontier.append(bytes(leaf))
+            size, root_hash = self._frontier.size, self._frontier.root()
+            self._last_checkpoint = self._clock()
+        checkpoint = sign_checkpoint(origin=self.origin, size=size, root=root_hash, key=self._key)
         try:
             with self._db.transaction() as db:
                 db.execute(
@@ -344,9 +362,14 @@ class AuditLog:
             except BastionError as exc:
                 for pending in batch:
                     pending.result.set_exception(exc)
-            else:
-                for pending, entry in zip(batch, entries, strict=True):
-                    pending.result.set_result(entry)
+                continue
+            for pending, entry in zip(batch, entries, strict=True):
+                pending.result.set_result(entry)
+            if self._clock() - self._last_checkpoint >= self._interval:
+                try:
+                    self.checkpoint()
+                except BastionError as exc:  # the next batch tries again
+                    logger.error("periodic audit checkpoint failed: %s", exc.code)
 
     def _write(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
         encoded = [event.to_entry() for event in events]

@@ -28,9 +28,14 @@ def event(n=0, **changes):
 def make_log(database, tmp_path):
     key = SigningKey.generate(tmp_path / "audit.pem")
 
-    def make(signing_key=key):
-        return AuditLog(database=database, signing_key=signing_key, origin="test/audit",
-                        clock=time.time)  # fmt: skip
+    def make(signing_key=key, checkpoint_interval=60.0):
+        return AuditLog(
+            database=database,
+            signing_key=signing_key,
+            origin="test/audit",
+            clock=time.time,
+            checkpoint_interval=checkpoint_interval,
+        )
 
     return make
 
@@ -160,11 +165,12 @@ def test_a_fork_is_caught_by_a_witness(make_log, database, tmp_path):
     with database.transaction() as db:
         db.execute(tables.audit_entries.delete())
         db.execute(tables.audit_checkpoints.delete())
-    log.append_many([event(n, principal="bcl_x") for n in range(12)])
-    log.checkpoint()  # the forked log signs its own, self-consistent tree
-    assert log.verify().size == 12
+    forked = make_log()  # the attacker's process, which never saw the first history
+    forked.append_many([event(n, principal="bcl_x") for n in range(12)])
+    forked.checkpoint()  # the forked log signs its own, self-consistent tree
+    assert forked.verify().size == 12
     with pytest.raises(IntegrityError, match="checkpoint at size 8"):
-        log.verify(witness=witness)
+        forked.verify(witness=witness)
 
 
 def test_checkpoints_from_another_key_or_log_are_refused(make_log, tmp_path):
@@ -189,3 +195,41 @@ def test_empty_log_verifies(log):
     """An empty log verifies with the empty root."""
     report = log.verify()
     assert report.size == 0 and report.root.hex().startswith("e3b0c442")
+
+
+def test_the_writer_signs_checkpoints_at_its_interval(make_log):
+    """With a zero interval, the writer checkpoints after every batch it commits."""
+    log = make_log(checkpoint_interval=0)
+    for n in range(3):
+        log.append(event(n))
+    deadline = time.monotonic() + 5
+    while log.latest_checkpoint().size < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert log.latest_checkpoint().size == 3
+    assert log.verify().checkpoints >= 1
+
+
+def test_an_inserted_entry_is_detected(log, database):
+    """Renumbering entries to insert a forged one breaks the checkpointed root."""
+    from bastion.audit.merkle import leaf_hash
+
+    log.append_many([event(n) for n in range(10)])
+    log.checkpoint()
+    t = tables.audit_entries
+    forged = event(99, principal="bcl_ghost").to_entry()
+    with database.transaction() as db:
+        rows = db.execute(sa.select(t).where(t.c.seq >= 5).order_by(t.c.seq.desc())).all()
+        for row in rows:
+            db.execute(t.update().where(t.c.seq == row.seq).values(seq=row.seq + 1))
+        db.execute(
+            t.insert().values(
+                seq=5,
+                time=0.0,
+                event="model_infer",
+                principal="bcl_ghost",
+                entry=forged.decode(),
+                leaf_hash=leaf_hash(forged),
+            )
+        )
+    with pytest.raises(IntegrityError, match="checkpoint"):
+        log.verify()
