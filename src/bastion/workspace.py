@@ -29,7 +29,13 @@ from bastion.crypto import (
 )
 from bastion.crypto.kms import LocalKms, Pkcs11Kms
 from bastion.errors import ConfigError, Conflict
-from bastion.identity import PrincipalStore, TokenIssuer, TokenService, TokenVerifier
+from bastion.identity import (
+    PrincipalStore,
+    RevocationList,
+    TokenIssuer,
+    TokenService,
+    TokenVerifier,
+)
 from bastion.policy import BASELINE_POLICY, CedarAuthorizer
 from bastion.registry import ModelRegistry
 from bastion.settings import Settings
@@ -124,6 +130,7 @@ class Workspace:
             "identity", "client-secret-hash-key", lambda: secrets.token_bytes(32)
         )
         self.principals = PrincipalStore(database=self.database, hash_key=hash_key, clock=clock)
+        self.revocations = RevocationList(database=self.database, clock=clock)
         self.registry = ModelRegistry(database=self.database, blobs=self.blobs, clock=clock)
         audit_key = SigningKey.load(self.paths.audit_key)
         self.audit = AuditLog(
@@ -181,7 +188,12 @@ class Workspace:
             ttl_seconds=self.settings.token_ttl_seconds,
             clock=self.clock,
         )
-        return TokenService(principals=self.principals, issuer=issuer)
+        return TokenService(
+            principals=self.principals,
+            issuer=issuer,
+            verifier=self.token_verifier(),
+            revocations=self.revocations,
+        )
 
     def token_verifier(self) -> TokenVerifier:
         """Verifies the access tokens this workspace issues."""

@@ -485,6 +485,71 @@ def test_auditors_get_signed_checkpoints_and_proofs_over_http(gateway):
     assert bad.status_code == 400 and "whole numbers" in bad.json()["error"]
 
 
+def test_authlib_client_gets_tokens_revokes_and_introspects(gateway, digits):
+    """Authlib's OAuth2 client, unchanged: client_credentials, then RFC 7662 and RFC 7009."""
+    import ssl
+    import warnings
+
+    with warnings.catch_warnings():  # Authlib announces a move to an httpx fork on import
+        warnings.simplefilter("ignore")
+        from authlib.integrations.httpx_client import OAuth2Client
+
+    ana = gateway.analyst
+    context = ssl.create_default_context(cafile=str(gateway.server.ca))
+    with OAuth2Client(
+        ana.principal.client_id,
+        ana.secret.get_secret_value(),
+        verify=context,
+        token_endpoint_auth_method="client_secret_basic",
+    ) as client:
+        token = client.fetch_token(f"{gateway.url}/oauth2/token", grant_type="client_credentials")
+        gateway.tokens.append(token["access_token"])
+        answer = client.post(
+            f"{gateway.url}/v2/models/digits/infer", json=infer_body(digits.images[:2])
+        )
+        assert answer.status_code == 200
+        described = client.introspect_token(
+            f"{gateway.url}/oauth2/introspect", token=token["access_token"]
+        ).json()
+        assert described["active"] and described["client_id"] == ana.principal.client_id
+        assert (
+            client.revoke_token(
+                f"{gateway.url}/oauth2/revoke", token=token["access_token"]
+            ).status_code
+            == 200
+        )
+        refused = client.post(
+            f"{gateway.url}/v2/models/digits/infer", json=infer_body(digits.images[:2])
+        )
+        assert refused.status_code == 401
+        after = client.introspect_token(
+            f"{gateway.url}/oauth2/introspect", token=token["access_token"]
+        ).json()
+        assert after == {"active": False}
+    refusal = [
+        e.event for e in gateway.workspace.audit.tail(20) if e.event.event == "authn_login_fail"
+    ][-1]
+    assert refusal.reason == "revoked token"
+
+
+def test_clients_cannot_revoke_or_inspect_each_others_tokens(gateway):
+    """Another client's token is reported inactive and stays valid after its 'revocation'."""
+    victim = gateway.token(gateway.analyst)
+    guest = gateway.guest
+    auth_guest = (guest.principal.client_id, guest.secret.get_secret_value())
+    with gateway.http() as http:
+        described = http.post("/oauth2/introspect", data={"token": victim}, auth=auth_guest)
+        revoked = http.post("/oauth2/revoke", data={"token": victim}, auth=auth_guest)
+        still = http.get("/v2/models/digits", headers=auth(victim))
+        garbage = http.post("/oauth2/introspect", data={"token": "x.y.z"}, auth=auth_guest)
+        anonymous = http.post("/oauth2/revoke", data={"token": victim})
+        missing = http.post("/oauth2/revoke", data={}, auth=auth_guest)
+    assert described.json() == {"active": False} and revoked.status_code == 200
+    assert still.status_code == 200 and garbage.json() == {"active": False}
+    assert anonymous.status_code == 401 and anonymous.json()["error"] == "invalid_client"
+    assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
+
+
 def test_no_secret_or_token_is_stored_or_logged(gateway):
     """Secrets and tokens used in this module appear in no database byte, record or log line."""
     ws = gateway.workspace

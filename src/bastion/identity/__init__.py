@@ -9,19 +9,25 @@
 
 from bastion.identity.oauth import (
     ClientCertificate,
+    ClientCredentials,
+    Introspection,
     TokenRequest,
     TokenService,
     UnsupportedGrantType,
 )
 from bastion.identity.principals import NewClient, Principal, PrincipalStore
+from bastion.identity.revocation import RevocationList
 from bastion.identity.tokens import IssuedToken, TokenIssuer, TokenVerifier, VerifiedToken
 
 __all__ = [
     "ClientCertificate",
+    "ClientCredentials",
+    "Introspection",
     "IssuedToken",
     "NewClient",
     "Principal",
     "PrincipalStore",
+    "RevocationList",
     "TokenIssuer",
     "TokenRequest",
     "TokenService",

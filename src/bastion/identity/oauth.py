@@ -1,14 +1,15 @@
-"""The OAuth 2.0 client credentials grant (RFC 6749 §4.4), free of any web framework.
+"""The OAuth 2.0 endpoints' logic, free of any web framework.
 
-``serving/`` turns the HTTP request into a :class:`TokenRequest`; this module
-authenticates the client and issues the token.
+The client credentials grant (RFC 6749 §4.4), revocation (RFC 7009) and introspection
+(RFC 7662). ``serving/`` turns HTTP requests into :class:`ClientCredentials` and
+:class:`TokenRequest`; this module authenticates clients and acts.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import unquote
 
@@ -16,7 +17,8 @@ from pydantic import SecretStr
 
 from bastion.errors import AuthError, InvalidInput
 from bastion.identity.principals import Principal, PrincipalStore
-from bastion.identity.tokens import IssuedToken, TokenIssuer
+from bastion.identity.revocation import RevocationList
+from bastion.identity.tokens import IssuedToken, TokenIssuer, TokenVerifier, VerifiedToken
 
 GRANT_TYPE = "client_credentials"
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "tls_client_auth"]
@@ -38,10 +40,9 @@ class UnsupportedGrantType(InvalidInput):
 
 
 @dataclass(frozen=True)
-class TokenRequest:
-    """A parsed, not yet authenticated token request."""
+class ClientCredentials:
+    """How a client authenticates at the token, revocation and introspection endpoints."""
 
-    grant_type: str
     client_id: str
     client_secret: SecretStr | None
     auth_method: AuthMethod
@@ -54,8 +55,45 @@ class TokenRequest:
         authorization: str | None,
         form: dict[str, str],
         certificate: ClientCertificate | None = None,
+    ) -> ClientCredentials:
+        """Parse the Authorization header, form body and client certificate.
+
+        Raises:
+            InvalidInput: two authentication methods are used at once.
+            AuthError: no usable client authentication.
+        """
+        if authorization is not None and authorization[:6].lower() == "basic ":
+            if "client_secret" in form:
+                raise InvalidInput("Use one client authentication method, not two.")
+            client_id, secret = _decode_basic(authorization[6:])
+            return cls(client_id, SecretStr(secret), "client_secret_basic", certificate)
+        if "client_id" in form and "client_secret" in form:
+            secret_post = SecretStr(form["client_secret"])
+            return cls(form["client_id"], secret_post, "client_secret_post", certificate)
+        if certificate is not None and certificate.client_id is not None:
+            # RFC 8705 §2.1: the certificate authenticates the client it names.
+            if form.get("client_id", certificate.client_id) != certificate.client_id:
+                raise AuthError(detail="certificate names another client")
+            return cls(certificate.client_id, None, "tls_client_auth", certificate)
+        raise AuthError(detail="no client authentication")
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """A parsed, not yet authenticated token request."""
+
+    grant_type: str
+    credentials: ClientCredentials
+
+    @classmethod
+    def from_http(
+        cls,
+        *,
+        authorization: str | None,
+        form: dict[str, str],
+        certificate: ClientCertificate | None = None,
     ) -> TokenRequest:
-        """Parse the Authorization header, form body and client certificate of a request.
+        """Parse a token request.
 
         Raises:
             InvalidInput: the request is malformed or uses two authentication methods.
@@ -64,30 +102,63 @@ class TokenRequest:
         grant_type = form.get("grant_type")
         if not grant_type:
             raise InvalidInput("The grant_type parameter is required.")
-        if authorization is not None and authorization[:6].lower() == "basic ":
-            if "client_secret" in form:
-                raise InvalidInput("Use one client authentication method, not two.")
-            client_id, basic_secret = _decode_basic(authorization[6:])
-            return cls(
-                grant_type, client_id, SecretStr(basic_secret), "client_secret_basic", certificate
-            )
-        if "client_id" in form and "client_secret" in form:
-            secret = SecretStr(form["client_secret"])
-            return cls(grant_type, form["client_id"], secret, "client_secret_post", certificate)
-        if certificate is not None and certificate.client_id is not None:
-            # RFC 8705 §2.1: the certificate authenticates the client it names.
-            if form.get("client_id", certificate.client_id) != certificate.client_id:
-                raise AuthError(detail="certificate names another client")
-            return cls(grant_type, certificate.client_id, None, "tls_client_auth", certificate)
-        raise AuthError(detail="no client authentication")
+        credentials = ClientCredentials.from_http(
+            authorization=authorization, form=form, certificate=certificate
+        )
+        return cls(grant_type, credentials)
+
+    @property
+    def client_id(self) -> str:
+        """The client that asks."""
+        return self.credentials.client_id
+
+    @property
+    def auth_method(self) -> AuthMethod:
+        """How it authenticates."""
+        return self.credentials.auth_method
+
+
+@dataclass(frozen=True)
+class Introspection:
+    """The RFC 7662 answer about a token."""
+
+    active: bool
+    claims: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """The response body."""
+        return (
+            {"active": True, "token_type": "Bearer", **self.claims}
+            if self.active
+            else {"active": False}
+        )
 
 
 class TokenService:
-    """Authenticates clients and issues access tokens."""
+    """Authenticates clients; issues, revokes and describes their access tokens."""
 
-    def __init__(self, *, principals: PrincipalStore, issuer: TokenIssuer) -> None:
+    def __init__(
+        self,
+        *,
+        principals: PrincipalStore,
+        issuer: TokenIssuer,
+        verifier: TokenVerifier,
+        revocations: RevocationList,
+    ) -> None:
         self._principals = principals
         self._issuer = issuer
+        self._verifier = verifier
+        self._revocations = revocations
+
+    def authenticate(self, credentials: ClientCredentials) -> Principal:
+        """The enabled principal these credentials prove.
+
+        Raises:
+            AuthError: unknown, disabled or wrong credentials (one opaque error).
+        """
+        if credentials.client_secret is None:  # tls_client_auth: TLS verified the client
+            return self._principals.enabled(credentials.client_id)
+        return self._principals.authenticate(credentials.client_id, credentials.client_secret)
 
     def grant(self, request: TokenRequest) -> tuple[Principal, IssuedToken]:
         """Authenticate the client and issue a token.
@@ -98,12 +169,49 @@ class TokenService:
         """
         if request.grant_type != GRANT_TYPE:
             raise UnsupportedGrantType()
-        if request.client_secret is None:  # tls_client_auth: the TLS layer checked the client
-            principal = self._principals.enabled(request.client_id)
-        else:
-            principal = self._principals.authenticate(request.client_id, request.client_secret)
-        certificate = request.certificate.thumbprint if request.certificate else None
-        return principal, self._issuer.issue(principal, certificate_thumbprint=certificate)
+        principal = self.authenticate(request.credentials)
+        certificate = request.credentials.certificate
+        thumbprint = certificate.thumbprint if certificate else None
+        return principal, self._issuer.issue(principal, certificate_thumbprint=thumbprint)
+
+    def revoke(self, credentials: ClientCredentials, token: str) -> Principal:
+        """Revoke one of the client's own tokens (RFC 7009).
+
+        Tokens that are invalid, expired or another client's are ignored, as the RFC
+        asks: the answer never tells a client anything about tokens it does not own.
+
+        Raises:
+            AuthError: the client's own authentication failed.
+        """
+        principal = self.authenticate(credentials)
+        verified = self._own_token(principal, token)
+        if verified is not None:
+            self._revocations.revoke(verified.jti, expires_at=verified.expires_at)
+        return principal
+
+    def introspect(self, credentials: ClientCredentials, token: str) -> Introspection:
+        """Describe one of the client's own tokens (RFC 7662); others are inactive.
+
+        Raises:
+            AuthError: the client's own authentication failed.
+        """
+        principal = self.authenticate(credentials)
+        verified = self._own_token(principal, token)
+        if verified is None or self._revocations.is_revoked(verified.jti):
+            return Introspection(active=False)
+        return Introspection(active=True, claims={
+            "client_id": verified.client_id, "sub": verified.subject, "jti": verified.jti,
+            "iat": verified.issued_at, "exp": verified.expires_at,
+            "iss": self._issuer.issuer, "aud": self._issuer.audience,
+        })  # fmt: skip
+
+    def _own_token(self, principal: Principal, token: str) -> VerifiedToken | None:
+        try:
+            verified = self._verifier.verify(token, certificate_thumbprint=None,
+                                             ignore_binding=True)  # fmt: skip
+        except AuthError:
+            return None
+        return verified if verified.client_id == principal.client_id else None
 
 
 def _decode_basic(encoded: str) -> tuple[str, str]:

@@ -48,8 +48,8 @@ class TokenIssuer:
         self, *, key: SigningKey, issuer: str, audience: str, ttl_seconds: int, clock: Clock
     ) -> None:
         self._key = key
-        self._issuer = issuer
-        self._audience = audience
+        self.issuer = issuer
+        self.audience = audience
         self._ttl = ttl_seconds
         self._clock = clock
         self._header = _encode({"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": key.kid})
@@ -62,8 +62,8 @@ class TokenIssuer:
         """
         now = int(self._clock())
         claims: dict[str, Any] = {
-            "iss": self._issuer,
-            "aud": self._audience,
+            "iss": self.issuer,
+            "aud": self.audience,
             "sub": principal.client_id,
             "client_id": principal.client_id,
             "iat": now,
@@ -120,11 +120,17 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._clock = clock
 
-    def verify(self, token: str, *, certificate_thumbprint: str | None) -> VerifiedToken:
+    def verify(
+        self, token: str, *, certificate_thumbprint: str | None, ignore_binding: bool = False
+    ) -> VerifiedToken:
         """The verified claims of ``token``.
 
         ``certificate_thumbprint`` is that of the connection's client certificate (None
         without one); a certificate-bound token needs the same one.
+
+        ``ignore_binding`` skips that last check. Only the token's own client may use it,
+        to introspect or revoke its token from a connection without the certificate;
+        never to authorize a request.
 
         Raises:
             AuthError: for every problem; ``detail`` names it for the audit log.
@@ -146,7 +152,8 @@ class TokenVerifier:
         except InvalidSignature:
             raise AuthError(detail="bad signature") from None
         self._check_claims(claims)
-        _check_binding(claims.get("cnf"), certificate_thumbprint)
+        if not ignore_binding:
+            _check_binding(claims.get("cnf"), certificate_thumbprint)
         return VerifiedToken(
             client_id=claims["client_id"],
             subject=claims["sub"],

@@ -24,7 +24,7 @@ from bastion.monitor import CONTENT_TYPE, GatewayMetrics
 from bastion.serving.call import Call, Target
 from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_response
 from bastion.serving.monitoring import build_monitor
-from bastion.serving.pipeline import build_pipelines
+from bastion.serving.pipeline import Pipelines, build_pipelines
 from bastion.serving.protocol import response_body
 from bastion.workspace import Workspace
 
@@ -45,21 +45,6 @@ def build_app(workspace: Workspace) -> Starlette:
     monitor = build_monitor(workspace)
     pipelines = build_pipelines(workspace, metrics=metrics, monitor=monitor)
     server_metadata, oauth_metadata, jwks = _discovery(workspace)
-
-    async def token(request: Request) -> Response:
-        call = await pipelines.token.run(_call(request, "token", body_limit=MAX_FORM_BYTES))
-        if call.error is not None:
-            return oauth_error_response(call.error, request_id=call.request_id)
-        if call.issued is None:
-            return oauth_error_response(BastionError(), request_id=call.request_id)
-        return _json(
-            call,
-            {
-                "access_token": call.issued.value.get_secret_value(),
-                "token_type": call.issued.token_type,
-                "expires_in": call.issued.expires_in,
-            },
-        )
 
     async def infer(request: Request) -> Response:
         call = await pipelines.infer.run(
@@ -140,7 +125,7 @@ def build_app(workspace: Workspace) -> Starlette:
 
     versioned = "/v2/models/{name}/versions/{version}"
     routes = [
-        Route("/oauth2/token", token, methods=["POST"]),
+        *_oauth_routes(pipelines),
         Route("/.well-known/oauth-authorization-server", static(oauth_metadata)),
         Route("/.well-known/jwks.json", static(jwks)),
         Route("/v2", static(server_metadata)),
@@ -164,6 +149,45 @@ def build_app(workspace: Workspace) -> Starlette:
     return app
 
 
+def _oauth_routes(pipelines: Pipelines) -> list[Route]:
+    """The token, revocation and introspection endpoints (RFC 6749, 7009, 7662)."""
+
+    async def token(request: Request) -> Response:
+        call = await pipelines.token.run(_call(request, "token", body_limit=MAX_FORM_BYTES))
+        if call.error is not None:
+            return oauth_error_response(call.error, request_id=call.request_id)
+        if call.issued is None:
+            return oauth_error_response(BastionError(), request_id=call.request_id)
+        return _json(
+            call,
+            {
+                "access_token": call.issued.value.get_secret_value(),
+                "token_type": call.issued.token_type,
+                "expires_in": call.issued.expires_in,
+            },
+        )
+
+    async def revoke(request: Request) -> Response:
+        call = await pipelines.revoke.run(_call(request, "revoke", body_limit=MAX_FORM_BYTES))
+        if call.error is not None:
+            return oauth_error_response(call.error, request_id=call.request_id)
+        return Response(status_code=200, headers=_SECURITY_HEADERS)
+
+    async def introspect(request: Request) -> Response:
+        call = await pipelines.introspect.run(
+            _call(request, "introspect", body_limit=MAX_FORM_BYTES)
+        )
+        if call.error is not None or call.introspection is None:
+            return oauth_error_response(call.error or BastionError(), request_id=call.request_id)
+        return _json(call, call.introspection.to_json())
+
+    return [
+        Route("/oauth2/token", token, methods=["POST"]),
+        Route("/oauth2/revoke", revoke, methods=["POST"]),
+        Route("/oauth2/introspect", introspect, methods=["POST"]),
+    ]
+
+
 def _discovery(workspace: Workspace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """V2 server metadata, RFC 8414 authorization-server metadata and the JWKS."""
     settings = workspace.settings
@@ -173,6 +197,8 @@ def _discovery(workspace: Workspace) -> tuple[dict[str, Any], dict[str, Any], di
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth2/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "introspection_endpoint": f"{issuer}/oauth2/introspect",
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"]
         + (["tls_client_auth"] if settings.mtls != "off" else []),

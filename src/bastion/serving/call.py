@@ -11,7 +11,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from bastion.errors import BastionError
-from bastion.identity import ClientCertificate, IssuedToken, Principal
+from bastion.identity import ClientCertificate, Introspection, IssuedToken, Principal
 from bastion.policy import Decision
 from bastion.registry import ModelVersion
 from bastion.serving.protocol import InferenceRequest
@@ -55,6 +55,7 @@ class Call:
     input_bytes: int = 0
     outputs: Tensors = field(default_factory=dict)
     issued: IssuedToken | None = None
+    introspection: Introspection | None = None
     error: BastionError | None = None
 
     @property

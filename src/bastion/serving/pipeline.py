@@ -20,7 +20,7 @@ from bastion.serving.stages.authorize import Authorize
 from bastion.serving.stages.describe import Describe
 from bastion.serving.stages.harden import Harden
 from bastion.serving.stages.infer import Infer
-from bastion.serving.stages.issue_token import IssueToken
+from bastion.serving.stages.oauth import IntrospectToken, IssueToken, RevokeToken
 from bastion.serving.stages.record import Record
 from bastion.serving.stages.throttle import Throttle
 from bastion.serving.stages.validate import Validate
@@ -61,6 +61,8 @@ class Pipelines:
     """One pipeline per kind of route."""
 
     token: Pipeline
+    revoke: Pipeline
+    introspect: Pipeline
     infer: Pipeline
     describe: Pipeline
     metrics: Pipeline
@@ -74,8 +76,11 @@ def build_pipelines(
     settings, clock = workspace.settings, workspace.clock
     record = Record(audit=workspace.audit, metrics=metrics, monitor=monitor, clock=clock)
     authenticate = Authenticate(
-        verifier=workspace.token_verifier(), principals=workspace.principals
+        verifier=workspace.token_verifier(),
+        principals=workspace.principals,
+        revocations=workspace.revocations,
     )
+    tokens = workspace.token_service()
     authorize = Authorize(authorizer=workspace.authorizer(), clock=clock)
     throttle = Throttle(
         limiter=TokenBucketLimiter(
@@ -84,7 +89,9 @@ def build_pipelines(
     )
     guard = (authenticate, authorize, throttle)
     return Pipelines(
-        token=Pipeline([IssueToken(service=workspace.token_service())], record=record),
+        token=Pipeline([IssueToken(service=tokens)], record=record),
+        revoke=Pipeline([RevokeToken(service=tokens)], record=record),
+        introspect=Pipeline([IntrospectToken(service=tokens)], record=record),
         infer=Pipeline(
             [
                 *guard,

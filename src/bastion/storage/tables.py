@@ -81,6 +81,14 @@ blobs = Table(
     UniqueConstraint("namespace", "name", name="uq_blobs_namespace_name"),
 )
 
+# Revoked access tokens (RFC 7009), until their own expiry.
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False, index=True),
+)
+
 # The audit log: leaf i of an RFC 6962 Merkle tree is SHA-256(0x00 ‖ entry of seq i).
 audit_entries = Table(
     "audit_entries",

@@ -5,27 +5,40 @@ from __future__ import annotations
 from anyio import to_thread
 
 from bastion.errors import AuthError
-from bastion.identity import PrincipalStore, TokenVerifier
+from bastion.identity import (
+    Principal,
+    PrincipalStore,
+    RevocationList,
+    TokenVerifier,
+    VerifiedToken,
+)
 from bastion.serving.call import Call
 
 
 class Authenticate:
     """Verifies the access token and loads its enabled principal."""
 
-    def __init__(self, *, verifier: TokenVerifier, principals: PrincipalStore) -> None:
+    def __init__(
+        self, *, verifier: TokenVerifier, principals: PrincipalStore, revocations: RevocationList
+    ) -> None:
         self._verifier = verifier
         self._principals = principals
+        self._revocations = revocations
 
     async def __call__(self, call: Call) -> None:
         """Set ``call.principal``.
 
         Raises:
-            AuthError: no token, a bad token, or a disabled or deleted principal.
+            AuthError: no token, a bad or revoked token, or a disabled or deleted principal.
         """
         scheme, _, token = (call.authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError(detail="no bearer token")
         certificate = call.certificate.thumbprint if call.certificate else None
         verified = self._verifier.verify(token.strip(), certificate_thumbprint=certificate)
-        call.principal = await to_thread.run_sync(self._principals.enabled, verified.client_id)
+        call.principal = await to_thread.run_sync(self._load, verified)
         call.auth_method = "bearer+certificate" if verified.certificate_bound else "bearer"
+
+    def _load(self, verified: VerifiedToken) -> Principal:
+        self._revocations.check(verified.jti)
+        return self._principals.enabled(verified.client_id)

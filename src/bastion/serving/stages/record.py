@@ -26,6 +26,8 @@ logger = logging.getLogger("bastion.audit")
 # OWASP Logging Vocabulary names where one fits; Bastion's own for model actions.
 _SUCCESS = {
     "token": "authn_token_created",
+    "revoke": "authn_token_revoked",
+    "introspect": "authn_token_introspected",
     "infer": "model_infer",
     "describe": "model_describe",
     "read_metrics": "metrics_read",

@@ -1,0 +1,107 @@
+"""The stages of the OAuth routes: issue (RFC 6749), revoke (RFC 7009), introspect (RFC 7662)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from anyio import to_thread
+
+from bastion.errors import InvalidInput
+from bastion.identity import ClientCredentials, TokenRequest, TokenService
+from bastion.serving.call import Call
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class IssueToken:
+    """Runs the client credentials grant."""
+
+    def __init__(self, *, service: TokenService) -> None:
+        self._service = service
+
+    async def __call__(self, call: Call) -> None:
+        """Set ``call.principal`` and ``call.issued``.
+
+        Raises:
+            InvalidInput: the body is not a well-formed token request.
+            AuthError: client authentication failed.
+        """
+        form = await read_form(call)
+        request = TokenRequest.from_http(
+            authorization=call.authorization, form=form, certificate=call.certificate
+        )
+        call.auth_method = request.auth_method
+        call.principal, call.issued = await to_thread.run_sync(self._service.grant, request)
+
+
+class RevokeToken:
+    """Revokes one of the calling client's tokens (RFC 7009)."""
+
+    def __init__(self, *, service: TokenService) -> None:
+        self._service = service
+
+    async def __call__(self, call: Call) -> None:
+        """Authenticate the client and revoke the token it names.
+
+        Raises:
+            InvalidInput: the body is malformed or names no token.
+            AuthError: client authentication failed.
+        """
+        credentials, token = await _client_and_token(call)
+        call.principal = await to_thread.run_sync(self._service.revoke, credentials, token)
+
+
+class IntrospectToken:
+    """Describes one of the calling client's tokens (RFC 7662); others are inactive."""
+
+    def __init__(self, *, service: TokenService) -> None:
+        self._service = service
+
+    async def __call__(self, call: Call) -> None:
+        """Set ``call.introspection``.
+
+        Raises:
+            InvalidInput: the body is malformed or names no token.
+            AuthError: client authentication failed.
+        """
+        credentials, token = await _client_and_token(call)
+        call.introspection = await to_thread.run_sync(self._service.introspect, credentials, token)
+
+
+async def read_form(call: Call) -> dict[str, str]:
+    """The form body of an OAuth request.
+
+    Raises:
+        InvalidInput: it is not form data.
+    """
+    if call.content_type.split(";")[0].strip().lower() != FORM_TYPE:
+        raise InvalidInput(f"The request body must be {FORM_TYPE}.")
+    return parse_form(await call.read_body())
+
+
+async def _client_and_token(call: Call) -> tuple[ClientCredentials, str]:
+    form = await read_form(call)
+    token = form.get("token")
+    if not token:
+        raise InvalidInput("The token parameter is required.")
+    credentials = ClientCredentials.from_http(
+        authorization=call.authorization, form=form, certificate=call.certificate
+    )
+    call.auth_method = credentials.auth_method
+    return credentials, token
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """Decode a form body; RFC 6749 §3.2 forbids repeated parameters.
+
+    Raises:
+        InvalidInput: the body is not UTF-8 form data or repeats a parameter.
+    """
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInput("The token request body is not valid form data.") from None
+    form = dict(pairs)
+    if len(form) != len(pairs):
+        raise InvalidInput("A token request parameter is repeated.")
+    return form
