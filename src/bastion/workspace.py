@@ -32,6 +32,7 @@ from bastion.errors import ConfigError, Conflict
 from bastion.identity import (
     PrincipalStore,
     RevocationList,
+    SigningKeyring,
     TokenIssuer,
     TokenService,
     TokenVerifier,
@@ -119,7 +120,7 @@ class Workspace:
         if not self.paths.signing_key.is_file():
             raise ConfigError(f"No workspace at {self.paths.home}; create one with `bastion init`.")
         kms = _open_kms(settings, self.paths, create=False)
-        self.signing_key = SigningKey.load(self.paths.signing_key)
+        self.signing_keys = SigningKeyring(current=self.paths.signing_key, clock=clock)
         self.database = _open_database(settings, self.paths)
         self.keyring = Keyring(
             key_id=ROOT_KEYRING, backend=kms, database=self.database, clock=clock
@@ -182,7 +183,7 @@ class Workspace:
     def token_service(self) -> TokenService:
         """The OAuth 2.0 token service."""
         issuer = TokenIssuer(
-            key=self.signing_key,
+            key=self.signing_keys,
             issuer=self.settings.issuer,
             audience=self.settings.audience,
             ttl_seconds=self.settings.token_ttl_seconds,
@@ -198,7 +199,7 @@ class Workspace:
     def token_verifier(self) -> TokenVerifier:
         """Verifies the access tokens this workspace issues."""
         return TokenVerifier(
-            keys={self.signing_key.kid: self.signing_key.public_key},
+            keys=self.signing_keys,
             issuer=self.settings.issuer,
             audience=self.settings.audience,
             leeway_seconds=self.settings.clock_skew_seconds,

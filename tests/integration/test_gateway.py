@@ -200,7 +200,7 @@ def _forged(gateway):
 def _expired(gateway):
     ws = gateway.workspace
     issuer = TokenIssuer(
-        key=ws.signing_key,
+        key=ws.signing_keys,
         issuer=gateway.url,
         audience="bastion",
         ttl_seconds=60,
@@ -548,6 +548,23 @@ def test_clients_cannot_revoke_or_inspect_each_others_tokens(gateway):
     assert still.status_code == 200 and garbage.json() == {"active": False}
     assert anonymous.status_code == 401 and anonymous.json()["error"] == "invalid_client"
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
+
+
+def test_signing_key_rotation_refuses_no_valid_token(gateway, digits):
+    """A running gateway picks up a rotated signing key; earlier tokens keep working."""
+    before = gateway.token(gateway.analyst)
+    old_kid = jwt.get_unverified_header(before)["kid"]
+    new_kid = gateway.workspace.signing_keys.rotate().kid
+    after = gateway.token(gateway.analyst)
+    with gateway.http() as http:
+        published = {key["kid"] for key in http.get("/.well-known/jwks.json").json()["keys"]}
+        for token in (before, after):
+            response = http.post(
+                "/v2/models/digits/infer", json=infer_body(digits.images[:1]), headers=auth(token)
+            )
+            assert response.status_code == 200
+    assert jwt.get_unverified_header(after)["kid"] == new_kid != old_kid
+    assert {old_kid, new_kid} <= published
 
 
 def test_no_secret_or_token_is_stored_or_logged(gateway):

@@ -143,7 +143,7 @@ def _show_bad_tokens(ws: Workspace, server: ServerProcess, token: str) -> None:
     forged_claims = json.loads(b64url_decode(body)) | {"client_id": "bcl_admin"}
     forged = f"{head}.{b64url(json.dumps(forged_claims).encode())}.{signature}"
     expired = TokenIssuer(
-        key=ws.signing_key,
+        key=ws.signing_keys.current(),
         issuer=server.url,
         audience=ws.settings.audience,
         ttl_seconds=60,

@@ -68,6 +68,19 @@ def rewrap(ctx: typer.Context) -> None:
     console.print(f"[green]✓[/] {moved} objects rewrapped to version {primary}.")
 
 
+@app.command("rotate-signing")
+def rotate_signing(ctx: typer.Context) -> None:
+    """Make a new token-signing key; tokens signed by the old one stay valid until they expire.
+
+    Running gateways pick the new key up by themselves and publish both in their JWKS.
+    """
+    key = state(ctx).workspace().signing_keys.rotate()
+    console.print(
+        f"[green]✓[/] New token-signing key {key.kid}; the previous one verifies "
+        "the tokens it signed until they expire."
+    )
+
+
 @app.command("retire")
 def retire(
     ctx: typer.Context,

@@ -17,6 +17,7 @@ from bastion.identity.oauth import (
 )
 from bastion.identity.principals import NewClient, Principal, PrincipalStore
 from bastion.identity.revocation import RevocationList
+from bastion.identity.signing import SigningKeyring
 from bastion.identity.tokens import IssuedToken, TokenIssuer, TokenVerifier, VerifiedToken
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Principal",
     "PrincipalStore",
     "RevocationList",
+    "SigningKeyring",
     "TokenIssuer",
     "TokenRequest",
     "TokenService",

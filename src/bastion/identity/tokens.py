@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from bastion.crypto import SigningKey, b64url, b64url_decode
 from bastion.errors import AuthError
 from bastion.identity.principals import Principal
+from bastion.identity.signing import SigningKeyring
 from bastion.types import Clock
 
 ALGORITHM = "EdDSA"
@@ -45,14 +46,19 @@ class TokenIssuer:
     """Signs short-lived access tokens for authenticated principals."""
 
     def __init__(
-        self, *, key: SigningKey, issuer: str, audience: str, ttl_seconds: int, clock: Clock
+        self,
+        *,
+        key: SigningKey | SigningKeyring,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        clock: Clock,
     ) -> None:
         self._key = key
         self.issuer = issuer
         self.audience = audience
         self._ttl = ttl_seconds
         self._clock = clock
-        self._header = _encode({"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": key.kid})
 
     def issue(self, principal: Principal, *, certificate_thumbprint: str | None) -> IssuedToken:
         """A signed token for ``principal``, bound to a client certificate when one is given.
@@ -72,8 +78,10 @@ class TokenIssuer:
         }
         if certificate_thumbprint is not None:
             claims["cnf"] = {"x5t#S256": certificate_thumbprint}
-        signing_input = f"{self._header}.{_encode(claims)}"
-        signature = b64url(self._key.sign(signing_input.encode("ascii")))
+        key = self._key.current() if isinstance(self._key, SigningKeyring) else self._key
+        header = _encode({"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": key.kid})
+        signing_input = f"{header}.{_encode(claims)}"
+        signature = b64url(key.sign(signing_input.encode("ascii")))
         return IssuedToken(value=SecretStr(f"{signing_input}.{signature}"), expires_in=self._ttl)
 
 
@@ -106,15 +114,15 @@ class TokenVerifier:
     def __init__(
         self,
         *,
-        keys: Mapping[str, Ed25519PublicKey],
+        keys: Mapping[str, Ed25519PublicKey] | SigningKeyring,
         issuer: str,
         audience: str,
         leeway_seconds: int,
         clock: Clock,
     ) -> None:
-        if not keys:
+        if not isinstance(keys, SigningKeyring) and not keys:
             raise ValueError("a token verifier needs at least one key")  # fail closed (E5)
-        self._keys = dict(keys)
+        self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
@@ -144,7 +152,9 @@ class TokenVerifier:
             raise AuthError(detail="wrong token type")
         if _UNTRUSTED_HEADERS & header.keys():
             raise AuthError(detail="untrusted key header")
-        key = self._keys.get(str(header.get("kid")))
+        keys = self._keys
+        trusted = keys.verification_keys() if isinstance(keys, SigningKeyring) else keys
+        key = trusted.get(str(header.get("kid")))
         if key is None:
             raise AuthError(detail="unknown key id")
         try:

@@ -44,7 +44,13 @@ def build_app(workspace: Workspace) -> Starlette:
     metrics = GatewayMetrics(audit_backlog=lambda: workspace.audit.backlog)
     monitor = build_monitor(workspace)
     pipelines = build_pipelines(workspace, metrics=metrics, monitor=monitor)
-    server_metadata, oauth_metadata, jwks = _discovery(workspace)
+    server_metadata, oauth_metadata = _discovery(workspace)
+
+    async def jwks(_: Request) -> Response:
+        # Read per request: a rotated key appears here at once, retired ones until they lapse.
+        keys = workspace.signing_keys.verification_keys()
+        body = {"keys": [public_jwk(key, kid=kid) for kid, key in keys.items()]}
+        return JSONResponse(body, headers=_SECURITY_HEADERS)
 
     async def infer(request: Request) -> Response:
         call = await pipelines.infer.run(
@@ -127,7 +133,7 @@ def build_app(workspace: Workspace) -> Starlette:
     routes = [
         *_oauth_routes(pipelines),
         Route("/.well-known/oauth-authorization-server", static(oauth_metadata)),
-        Route("/.well-known/jwks.json", static(jwks)),
+        Route("/.well-known/jwks.json", jwks),
         Route("/v2", static(server_metadata)),
         Route("/v2/health/live", static({"live": True})),
         Route("/v2/health/ready", static({"ready": True})),
@@ -188,8 +194,8 @@ def _oauth_routes(pipelines: Pipelines) -> list[Route]:
     ]
 
 
-def _discovery(workspace: Workspace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """V2 server metadata, RFC 8414 authorization-server metadata and the JWKS."""
+def _discovery(workspace: Workspace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """V2 server metadata and RFC 8414 authorization-server metadata."""
     settings = workspace.settings
     issuer = settings.issuer
     server_metadata = {"name": "bastion", "version": bastion.__version__, "extensions": []}
@@ -205,10 +211,7 @@ def _discovery(workspace: Workspace) -> tuple[dict[str, Any], dict[str, Any], di
         "tls_client_certificate_bound_access_tokens": settings.mtls != "off",
         "response_types_supported": [],
     }
-    key = workspace.signing_key
-    jwks = {"keys": [public_jwk(key.public_key, kid=key.kid)]}
-
-    return server_metadata, oauth_metadata, jwks
+    return server_metadata, oauth_metadata
 
 
 def _call(request: Request, action: str, *, body_limit: int = 0) -> Call:
