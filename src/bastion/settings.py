@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(
         30, ge=0, le=600, description="Leeway when checking token times."
     )
+    lockout_failures: int = Field(
+        10, ge=2, le=1000, description="Failed client authentications before a lockout."
+    )
+    lockout_seconds: int = Field(
+        900, ge=1, le=86400, description="How long a locked client id or address is refused."
+    )
     rate_per_second: float = Field(
         50.0, gt=0, description="Sustained requests per second allowed to each principal."
     )

@@ -139,3 +139,38 @@ async def test_no_secret_reaches_the_logs(make_app, digits, caplog):
     assert caplog.records  # the audit failure was logged
     for needle in (secret, token, token.split(".")[-1]):
         assert needle not in logged
+
+
+@pytest.mark.anyio
+async def test_repeated_failures_lock_the_client_and_the_address(make_app):
+    """Failed secrets lock a client id, then even the right secret gets 429 for a while."""
+    ws, analyst, client = make_app(lockout_failures=3, lockout_seconds=600)
+    form = {"grant_type": "client_credentials"}
+    wrong = (analyst.principal.client_id, "bsk_wrong")
+    right = (analyst.principal.client_id, analyst.secret.get_secret_value())
+    async with client:
+        failures = [
+            (await client.post("/oauth2/token", data=form, auth=wrong)).status_code
+            for _ in range(3)
+        ]
+        locked = await client.post("/oauth2/token", data=form, auth=right)
+    assert failures == [401, 401, 401]
+    assert locked.status_code == 429 and locked.json()["error"] == "temporarily_unavailable"
+    assert 500 <= int(locked.headers["retry-after"]) <= 600
+    assert ws.audit.tail(1)[0].event.event == "authn_login_lock"
+
+
+@pytest.mark.anyio
+async def test_guessing_many_client_ids_locks_the_address(make_app):
+    """Failures across many client ids from one address lock that address out."""
+    _, analyst, client = make_app(lockout_failures=3)
+    form = {"grant_type": "client_credentials"}
+    async with client:
+        for n in range(3):
+            await client.post("/oauth2/token", data=form, auth=(f"bcl_guess{n}", "bsk_x"))
+        response = await client.post(
+            "/oauth2/token",
+            data=form,
+            auth=(analyst.principal.client_id, analyst.secret.get_secret_value()),
+        )
+    assert response.status_code == 429

@@ -7,6 +7,7 @@
 'client_secret_post'
 """
 
+from bastion.identity.lockout import LockedOut, Lockout
 from bastion.identity.oauth import (
     ClientCertificate,
     ClientCredentials,
@@ -25,6 +26,8 @@ __all__ = [
     "ClientCredentials",
     "Introspection",
     "IssuedToken",
+    "LockedOut",
+    "Lockout",
     "NewClient",
     "Principal",
     "PrincipalStore",

@@ -7,12 +7,13 @@ import math
 from starlette.responses import JSONResponse
 
 from bastion.errors import AuthError, BastionError, InvalidInput, RateLimited
-from bastion.identity import UnsupportedGrantType
+from bastion.identity import LockedOut, UnsupportedGrantType
 
 INTERNAL_ERROR = "Internal server error."
 # RFC 6749 §5.2 error codes of the token endpoint.
 _OAUTH_CODES: tuple[tuple[type[BastionError], str], ...] = (
     (AuthError, "invalid_client"),
+    (LockedOut, "temporarily_unavailable"),
     (UnsupportedGrantType, "unsupported_grant_type"),
     (InvalidInput, "invalid_request"),
 )

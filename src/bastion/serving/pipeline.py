@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bastion.errors import BastionError
+from bastion.identity import Lockout
 from bastion.monitor import GatewayMetrics, Monitor
 from bastion.serving.call import Call
 from bastion.serving.limits import TokenBucketLimiter
@@ -81,6 +82,12 @@ def build_pipelines(
         revocations=workspace.revocations,
     )
     tokens = workspace.token_service()
+    lockout = Lockout(
+        limit=settings.lockout_failures,
+        window=settings.lockout_seconds,
+        lock_seconds=settings.lockout_seconds,
+        clock=clock,
+    )
     authorize = Authorize(authorizer=workspace.authorizer(), clock=clock)
     throttle = Throttle(
         limiter=TokenBucketLimiter(
@@ -89,9 +96,9 @@ def build_pipelines(
     )
     guard = (authenticate, authorize, throttle)
     return Pipelines(
-        token=Pipeline([IssueToken(service=tokens)], record=record),
-        revoke=Pipeline([RevokeToken(service=tokens)], record=record),
-        introspect=Pipeline([IntrospectToken(service=tokens)], record=record),
+        token=Pipeline([IssueToken(service=tokens, lockout=lockout)], record=record),
+        revoke=Pipeline([RevokeToken(service=tokens, lockout=lockout)], record=record),
+        introspect=Pipeline([IntrospectToken(service=tokens, lockout=lockout)], record=record),
         infer=Pipeline(
             [
                 *guard,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl
 
+import anyio
 from anyio import to_thread
 
-from bastion.errors import InvalidInput
-from bastion.identity import ClientCredentials, TokenRequest, TokenService
+from bastion.errors import AuthError, InvalidInput
+from bastion.identity import ClientCredentials, Lockout, TokenRequest, TokenService
 from bastion.serving.call import Call
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -16,8 +19,9 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 class IssueToken:
     """Runs the client credentials grant."""
 
-    def __init__(self, *, service: TokenService) -> None:
+    def __init__(self, *, service: TokenService, lockout: Lockout) -> None:
         self._service = service
+        self._lockout = lockout
 
     async def __call__(self, call: Call) -> None:
         """Set ``call.principal`` and ``call.issued``.
@@ -31,14 +35,16 @@ class IssueToken:
             authorization=call.authorization, form=form, certificate=call.certificate
         )
         call.auth_method = request.auth_method
-        call.principal, call.issued = await to_thread.run_sync(self._service.grant, request)
+        async with _guarded(self._lockout, request.client_id, call.client_ip):
+            call.principal, call.issued = await to_thread.run_sync(self._service.grant, request)
 
 
 class RevokeToken:
     """Revokes one of the calling client's tokens (RFC 7009)."""
 
-    def __init__(self, *, service: TokenService) -> None:
+    def __init__(self, *, service: TokenService, lockout: Lockout) -> None:
         self._service = service
+        self._lockout = lockout
 
     async def __call__(self, call: Call) -> None:
         """Authenticate the client and revoke the token it names.
@@ -48,14 +54,16 @@ class RevokeToken:
             AuthError: client authentication failed.
         """
         credentials, token = await _client_and_token(call)
-        call.principal = await to_thread.run_sync(self._service.revoke, credentials, token)
+        async with _guarded(self._lockout, credentials.client_id, call.client_ip):
+            call.principal = await to_thread.run_sync(self._service.revoke, credentials, token)
 
 
 class IntrospectToken:
     """Describes one of the calling client's tokens (RFC 7662); others are inactive."""
 
-    def __init__(self, *, service: TokenService) -> None:
+    def __init__(self, *, service: TokenService, lockout: Lockout) -> None:
         self._service = service
+        self._lockout = lockout
 
     async def __call__(self, call: Call) -> None:
         """Set ``call.introspection``.
@@ -66,6 +74,20 @@ class IntrospectToken:
         """
         credentials, token = await _client_and_token(call)
         call.introspection = await to_thread.run_sync(self._service.introspect, credentials, token)
+
+
+@asynccontextmanager
+async def _guarded(lockout: Lockout, client_id: str, source: str) -> AsyncIterator[None]:
+    """Refuse locked clients and addresses; slow down and count failed authentication."""
+    lockout.check(client_id=client_id, source=source)
+    try:
+        yield
+    except AuthError:
+        delay = lockout.failure(client_id=client_id, source=source)
+        if delay:
+            await anyio.sleep(delay)
+        raise
+    lockout.success(client_id=client_id)
 
 
 async def read_form(call: Call) -> dict[str, str]:

@@ -17,6 +17,7 @@ from bastion.errors import (
     NotFound,
     RateLimited,
 )
+from bastion.identity import LockedOut
 from bastion.monitor import GatewayMetrics, Monitor, Observation
 from bastion.serving.call import Call, Tensors
 from bastion.types import Clock
@@ -35,6 +36,7 @@ _SUCCESS = {
 }
 _FAILURE: tuple[tuple[type[BastionError], str], ...] = (
     (AuthError, "authn_login_fail"),
+    (LockedOut, "authn_login_lock"),
     (Forbidden, "authz_fail"),
     (RateLimited, "excess_rate_limit_exceeded"),
     (InvalidInput, "input_validation_fail"),
