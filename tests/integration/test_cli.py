@@ -236,3 +236,47 @@ def test_certs_client_and_server(home, tmp_path):
     bastion(home, "certs", "server", "--host", "gateway.internal", "--host", "10.1.2.3")
     server = x509.load_pem_x509_certificate((home / "tls" / "server.pem").read_bytes())
     assert "gateway.internal" in str(server.extensions)
+
+
+def test_policy_validate_test_and_explain(home, tmp_path):
+    """Policies validate; a case file passes; a wrong expectation fails; explain names policies."""
+    assert "policies valid" in bastion(home, "policy", "validate").stdout
+    cases = tmp_path / "cases.toml"
+    cases.write_text("""
+[[case]]
+name = "analysts may infer"
+principal = { role = "analyst" }
+action = "infer"
+resource = "digits"
+expect = "allow"
+policies = ["analyst-use-models"]
+
+[[case]]
+name = "guests may not"
+principal = { role = "guest", attributes = { team = "fraud" } }
+action = "infer"
+resource = "digits"
+expect = "deny"
+
+[[case]]
+name = "auditors read the audit log"
+principal = { role = "auditor" }
+action = "read_audit"
+resource = "gateway"
+expect = "allow"
+""")
+    assert "3 cases pass" in bastion(home, "policy", "test", str(cases)).stdout
+    cases.write_text(cases.read_text().replace('expect = "deny"', 'expect = "allow"'))
+    failing = bastion(home, "policy", "test", str(cases), check=False)
+    assert failing.returncode == 2 and "FAIL" in failing.stdout and "1 of 3" in failing.stderr
+    explained = bastion(
+        home, "policy", "explain", "--role", "analyst", "--action", "infer", "--resource", "digits"
+    ).stdout
+    assert "ALLOW" in explained and "analyst-use-models" in explained
+    denied = bastion(home, "policy", "explain", "--role", "guest", "--action", "infer").stdout
+    assert "DENY" in denied and "deny by default" in denied
+    (home / "policies" / "broken.cedar").write_text(
+        "permit(principal, action, resource) when { principal.salary > 3 };"
+    )
+    broken = bastion(home, "policy", "validate", check=False)
+    assert broken.returncode == 2 and "schema" in broken.stderr

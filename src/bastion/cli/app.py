@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bastion.cli import audit, certs, demo, gateway, keys, model, monitor, principal
+from bastion.cli import audit, certs, demo, gateway, keys, model, monitor, policy, principal
 from bastion.cli.state import CliState
 from bastion.errors import BastionError
 
@@ -45,6 +45,7 @@ app.add_typer(principal.app, name="principal")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
 app.add_typer(certs.app, name="certs")
+app.add_typer(policy.app, name="policy")
 app.command("demo")(demo.demo)
 app.command("monitor")(monitor.monitor)
 

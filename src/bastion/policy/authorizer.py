@@ -62,6 +62,7 @@ class CedarAuthorizer:
         self._ids = {
             key: policy.get("annotations", {}).get("id", key) for key, policy in parsed.items()
         }
+        self.policy_ids = tuple(self._ids.values())
         self._policies = cedarpy.PolicySet.from_str(policies)
 
     @classmethod
