@@ -152,3 +152,22 @@ def test_a_fork_fails_consistency():
         verify_consistency(
             first=8, second=8, first_root=root(forked[:8]), second_root=root(LEAVES[:8]), proof=[]
         )
+
+
+def test_bit_corruption_is_rejected_at_every_size_up_to_64():
+    """For every size to 64: every bit of the proofs of the first, middle and last leaf."""
+    for size in range(2, 65):
+        leaves, top = LEAVES[:size], root(LEAVES[:size])
+        for index in sorted({0, size // 2, size - 1}):
+            for bad in flips(inclusion_proof(index, leaves)):
+                with pytest.raises(IntegrityError):
+                    verify_inclusion(
+                        index=index, size=size, leaf=leaves[index], proof=bad, root_hash=top
+                    )
+        for first in sorted({1, size // 2, size - 1}):
+            first_root = root(LEAVES[:first])
+            for bad in flips(consistency_proof(first, leaves)):
+                with pytest.raises(IntegrityError):
+                    verify_consistency(
+                        first=first, second=size, first_root=first_root, second_root=top, proof=bad
+                    )
