@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     pkcs11_pin: SecretStr | None = Field(
         None, description="User PIN of the token; give it in BASTION_PKCS11_PIN."
     )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Share rate limits between gateway processes through this Redis, "
+        "e.g. redis://127.0.0.1:6379/0; default: each process limits on its own.",
+    )
     host: str = Field("127.0.0.1", description="Address `bastion serve` listens on.")
     port: int = Field(8443, ge=0, le=65535, description="Port `bastion serve` listens on.")
     public_url: str | None = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from threading import Lock
+from typing import Protocol
 
 from bastion.errors import RateLimited
 from bastion.types import Clock
@@ -15,6 +16,14 @@ _MAX_TRACKED = 100_000
 class _Bucket:
     tokens: float
     updated: float
+
+
+class RateLimiter(Protocol):
+    """Takes one request from a key's budget."""
+
+    def check(self, key: str) -> None:
+        """Raise RateLimited when ``key`` is over its rate."""
+        ...
 
 
 class TokenBucketLimiter:

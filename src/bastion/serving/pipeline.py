@@ -14,7 +14,8 @@ from bastion.errors import BastionError
 from bastion.identity import Lockout
 from bastion.monitor import GatewayMetrics, Monitor
 from bastion.serving.call import Call
-from bastion.serving.limits import TokenBucketLimiter
+from bastion.serving.limits import RateLimiter, TokenBucketLimiter
+from bastion.serving.redis_limits import RedisTokenBucketLimiter
 from bastion.serving.runner import OnnxRunner
 from bastion.serving.stages.authenticate import Authenticate
 from bastion.serving.stages.authorize import Authorize
@@ -57,6 +58,21 @@ class Pipeline:
         return call
 
 
+def _limiter(workspace: Workspace) -> RateLimiter:
+    settings = workspace.settings
+    if settings.redis_url is None:
+        return TokenBucketLimiter(
+            rate=settings.rate_per_second, burst=settings.rate_burst, clock=workspace.clock
+        )
+    # One bucket per principal for every gateway of this workspace (its audit key names it).
+    return RedisTokenBucketLimiter.from_url(
+        settings.redis_url.get_secret_value(),
+        rate=settings.rate_per_second,
+        burst=settings.rate_burst,
+        prefix=f"bastion:{workspace.audit.origin}:rate:",
+    )
+
+
 @dataclass(frozen=True)
 class Pipelines:
     """One pipeline per kind of route."""
@@ -89,11 +105,7 @@ def build_pipelines(
         clock=clock,
     )
     authorize = Authorize(authorizer=workspace.authorizer(), clock=clock)
-    throttle = Throttle(
-        limiter=TokenBucketLimiter(
-            rate=settings.rate_per_second, burst=settings.rate_burst, clock=clock
-        )
-    )
+    throttle = Throttle(limiter=_limiter(workspace))
     guard = (authenticate, authorize, throttle)
     return Pipelines(
         token=Pipeline([IssueToken(service=tokens, lockout=lockout)], record=record),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from bastion.errors import AuthError
 from bastion.serving.call import Call
-from bastion.serving.limits import TokenBucketLimiter
+from bastion.serving.limits import RateLimiter
 
 
 class Throttle:
     """Refuses principals that are over their rate."""
 
-    def __init__(self, *, limiter: TokenBucketLimiter) -> None:
+    def __init__(self, *, limiter: RateLimiter) -> None:
         self._limiter = limiter
 
     async def __call__(self, call: Call) -> None:
