@@ -30,6 +30,7 @@ from bastion.crypto import (
 from bastion.crypto.kms import LocalKms, Pkcs11Kms
 from bastion.errors import ConfigError, Conflict
 from bastion.identity import (
+    ApiKeyStore,
     PrincipalStore,
     RevocationList,
     SigningKeyring,
@@ -132,6 +133,9 @@ class Workspace:
         )
         self.principals = PrincipalStore(database=self.database, hash_key=hash_key, clock=clock)
         self.revocations = RevocationList(database=self.database, clock=clock)
+        self.api_keys = ApiKeyStore(
+            database=self.database, principals=self.principals, hash_key=hash_key, clock=clock
+        )
         self.registry = ModelRegistry(database=self.database, blobs=self.blobs, clock=clock)
         audit_key = SigningKey.load(self.paths.audit_key)
         self.audit = AuditLog(

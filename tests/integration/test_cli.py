@@ -280,3 +280,30 @@ expect = "allow"
     )
     broken = bastion(home, "policy", "validate", check=False)
     assert broken.returncode == 2 and "schema" in broken.stderr
+
+
+def test_apikey_lifecycle(home):
+    """Apikey create prints the key once; list shows it without the secret; revoke marks it."""
+    bastion(home, "principal", "add", "ana", "--role", "analyst")
+    created = json.loads(
+        bastion(
+            home,
+            "apikey",
+            "create",
+            "ana",
+            "--action",
+            "infer",
+            "--model",
+            "digits",
+            "--days",
+            "7",
+            "--json",
+        ).stdout
+    )
+    assert created["api_key"].startswith(f"bak_{created['key_id']}_")
+    listing = bastion(home, "apikey", "list").stdout
+    assert created["key_id"] in listing and created["api_key"] not in listing
+    bastion(home, "apikey", "revoke", created["key_id"])
+    assert "revoked" in bastion(home, "apikey", "list").stdout
+    nobody = bastion(home, "apikey", "create", "zed", "--action", "infer", check=False)
+    assert nobody.returncode == 4 and "zed" in nobody.stderr

@@ -567,6 +567,28 @@ def test_signing_key_rotation_refuses_no_valid_token(gateway, digits):
     assert {old_kid, new_kid} <= published
 
 
+def test_api_keys_work_within_their_scope(gateway, digits):
+    """An API key infers on its model, is refused elsewhere, and stops when revoked."""
+    keys = gateway.workspace.api_keys
+    record, key = keys.create("ana", actions=("infer",), models=("digits",), days=1)
+    headers = auth(key.get_secret_value())
+    gateway.tokens.append(key.get_secret_value())
+    with gateway.http() as http:
+        allowed = http.post(
+            "/v2/models/digits/infer", json=infer_body(digits.images[:1]), headers=headers
+        )
+        other_action = http.get("/v2/models/digits", headers=headers)
+        keys.revoke(record.key_id)
+        revoked = http.post(
+            "/v2/models/digits/infer", json=infer_body(digits.images[:1]), headers=headers
+        )
+    assert allowed.status_code == 200
+    assert other_action.status_code == 403
+    assert revoked.status_code == 401
+    events = [e.event for e in gateway.workspace.audit.tail(10) if e.event.auth_method == "api_key"]
+    assert events and events[0].reason == "" and events[-1].reason == "revoked api key"
+
+
 def test_no_secret_or_token_is_stored_or_logged(gateway):
     """Secrets and tokens used in this module appear in no database byte, record or log line."""
     ws = gateway.workspace

@@ -9,7 +9,18 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bastion.cli import audit, certs, demo, gateway, keys, model, monitor, policy, principal
+from bastion.cli import (
+    apikey,
+    audit,
+    certs,
+    demo,
+    gateway,
+    keys,
+    model,
+    monitor,
+    policy,
+    principal,
+)
 from bastion.cli.state import CliState
 from bastion.errors import BastionError
 
@@ -42,6 +53,7 @@ def root(
 gateway.register(app)
 keys.register(app)
 app.add_typer(principal.app, name="principal")
+app.add_typer(apikey.app, name="apikey")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
 app.add_typer(certs.app, name="certs")

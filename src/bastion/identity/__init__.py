@@ -7,6 +7,7 @@
 'client_secret_post'
 """
 
+from bastion.identity.apikeys import ApiKey, ApiKeyStore
 from bastion.identity.lockout import LockedOut, Lockout
 from bastion.identity.oauth import (
     ClientCertificate,
@@ -22,6 +23,8 @@ from bastion.identity.signing import SigningKeyring
 from bastion.identity.tokens import IssuedToken, TokenIssuer, TokenVerifier, VerifiedToken
 
 __all__ = [
+    "ApiKey",
+    "ApiKeyStore",
     "ClientCertificate",
     "ClientCredentials",
     "Introspection",

@@ -11,7 +11,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from bastion.errors import BastionError
-from bastion.identity import ClientCertificate, Introspection, IssuedToken, Principal
+from bastion.identity import ApiKey, ClientCertificate, Introspection, IssuedToken, Principal
 from bastion.policy import Decision
 from bastion.registry import ModelVersion
 from bastion.serving.protocol import InferenceRequest
@@ -47,6 +47,7 @@ class Call:
     # Filled in by the stages, in pipeline order:
     principal: Principal | None = None
     auth_method: str = ""
+    api_key: ApiKey | None = None  # set when the principal authenticated with an API key
     decision: Decision | None = None
     model: ModelVersion | None = None
     request: InferenceRequest | None = None

@@ -96,6 +96,7 @@ def build_pipelines(
         verifier=workspace.token_verifier(),
         principals=workspace.principals,
         revocations=workspace.revocations,
+        api_keys=workspace.api_keys,
     )
     tokens = workspace.token_service()
     lockout = Lockout(

@@ -81,6 +81,21 @@ blobs = Table(
     UniqueConstraint("namespace", "name", name="uq_blobs_namespace_name"),
 )
 
+# API keys: the secret is stored only as a keyed hash.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("client_id", String(64), nullable=False, index=True),
+    Column("actions", JSON, nullable=False),
+    Column("models", JSON, nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float, nullable=True),
+)
+
 # Revoked access tokens (RFC 7009), until their own expiry.
 revoked_tokens = Table(
     "revoked_tokens",

@@ -1,4 +1,4 @@
-"""Stage 1: turn the bearer token into a Principal, or fail with one opaque 401."""
+"""Stage 1: turn the bearer token (or API key) into a Principal, or fail with one opaque 401."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ from anyio import to_thread
 
 from bastion.errors import AuthError
 from bastion.identity import (
+    ApiKeyStore,
     Principal,
     PrincipalStore,
     RevocationList,
     TokenVerifier,
     VerifiedToken,
 )
+from bastion.identity.apikeys import PREFIX as API_KEY_PREFIX
 from bastion.serving.call import Call
 
 
@@ -19,11 +21,17 @@ class Authenticate:
     """Verifies the access token and loads its enabled principal."""
 
     def __init__(
-        self, *, verifier: TokenVerifier, principals: PrincipalStore, revocations: RevocationList
+        self,
+        *,
+        verifier: TokenVerifier,
+        principals: PrincipalStore,
+        revocations: RevocationList,
+        api_keys: ApiKeyStore,
     ) -> None:
         self._verifier = verifier
         self._principals = principals
         self._revocations = revocations
+        self._api_keys = api_keys
 
     async def __call__(self, call: Call) -> None:
         """Set ``call.principal``.
@@ -34,8 +42,16 @@ class Authenticate:
         scheme, _, token = (call.authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError(detail="no bearer token")
+        token = token.strip()
+        if token.startswith(API_KEY_PREFIX):
+            call.auth_method = "api_key"  # recorded even when the key is refused
+            call.principal, call.api_key = await to_thread.run_sync(
+                self._api_keys.authenticate, token
+            )
+            return
+        call.auth_method = "bearer"
         certificate = call.certificate.thumbprint if call.certificate else None
-        verified = self._verifier.verify(token.strip(), certificate_thumbprint=certificate)
+        verified = self._verifier.verify(token, certificate_thumbprint=certificate)
         call.principal = await to_thread.run_sync(self._load, verified)
         call.auth_method = "bearer+certificate" if verified.certificate_bound else "bearer"
 

@@ -33,6 +33,8 @@ class Authorize:
         action = _POLICY_ACTIONS.get(call.target.action)
         if action is None:
             raise Forbidden(detail=f"no policy action for {call.target.action}")
+        if call.api_key is not None and not call.api_key.allows(action, call.target.model):
+            raise Forbidden(detail="outside the api key's scope")
         decision = self._authorizer.decide(
             AccessRequest(
                 principal=call.principal,
