@@ -174,3 +174,19 @@ async def test_guessing_many_client_ids_locks_the_address(make_app):
             auth=(analyst.principal.client_id, analyst.secret.get_secret_value()),
         )
     assert response.status_code == 429
+
+
+@pytest.mark.anyio
+async def test_introspection_and_revocation_count_toward_the_lockout(make_app):
+    """Guessing secrets at /oauth2/introspect or /oauth2/revoke locks the client out too."""
+    _, analyst, client = make_app(lockout_failures=2)
+    wrong = (analyst.principal.client_id, "bsk_wrong")
+    async with client:
+        await client.post("/oauth2/introspect", data={"token": "x"}, auth=wrong)
+        await client.post("/oauth2/revoke", data={"token": "x"}, auth=wrong)
+        locked = await client.post(
+            "/oauth2/introspect",
+            data={"token": "x"},
+            auth=(analyst.principal.client_id, analyst.secret.get_secret_value()),
+        )
+    assert locked.status_code == 429

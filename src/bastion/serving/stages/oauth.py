@@ -73,7 +73,10 @@ class IntrospectToken:
             AuthError: client authentication failed.
         """
         credentials, token = await _client_and_token(call)
-        call.introspection = await to_thread.run_sync(self._service.introspect, credentials, token)
+        async with _guarded(self._lockout, credentials.client_id, call.client_ip):
+            call.introspection = await to_thread.run_sync(
+                self._service.introspect, credentials, token
+            )
 
 
 @asynccontextmanager
