@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     lockout_seconds: int = Field(
         900, ge=1, le=86400, description="How long a locked client id or address is refused."
     )
+    auth_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="How long a gateway reuses a verified token's principal "
+        "(0: never). Disabling a principal or revoking a token elsewhere takes up to this long.",
+    )
     rate_per_second: float = Field(
         50.0, gt=0, description="Sustained requests per second allowed to each principal."
     )

@@ -184,18 +184,21 @@ class Workspace:
         (paths.policies / "baseline.cedar").write_text(BASELINE_POLICY.read_text())
         return cls(settings=settings)
 
-    def token_service(self) -> TokenService:
-        """The OAuth 2.0 token service."""
-        issuer = TokenIssuer(
+    def token_issuer(self) -> TokenIssuer:
+        """Signs access tokens with the current signing key."""
+        return TokenIssuer(
             key=self.signing_keys,
             issuer=self.settings.issuer,
             audience=self.settings.audience,
             ttl_seconds=self.settings.token_ttl_seconds,
             clock=self.clock,
         )
+
+    def token_service(self) -> TokenService:
+        """The OAuth 2.0 token service."""
         return TokenService(
             principals=self.principals,
-            issuer=issuer,
+            issuer=self.token_issuer(),
             verifier=self.token_verifier(),
             revocations=self.revocations,
         )

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from bastion.errors import BastionError
 from bastion.identity import Lockout
 from bastion.monitor import GatewayMetrics, Monitor
+from bastion.serving.cache import TtlCache
 from bastion.serving.call import Call
 from bastion.serving.limits import RateLimiter, TokenBucketLimiter
 from bastion.serving.redis_limits import RedisTokenBucketLimiter
 from bastion.serving.runner import OnnxRunner
-from bastion.serving.stages.authenticate import Authenticate
+from bastion.serving.stages.authenticate import Authenticate, Sessions
 from bastion.serving.stages.authorize import Authorize
 from bastion.serving.stages.describe import Describe
 from bastion.serving.stages.harden import Harden
@@ -29,6 +30,7 @@ from bastion.serving.stages.validate import Validate
 from bastion.workspace import Workspace
 
 Stage = Callable[[Call], Awaitable[None]]
+_SESSIONS = 100_000
 logger = logging.getLogger("bastion.serving")
 
 
@@ -92,11 +94,15 @@ def build_pipelines(
     """Wire the stages from the workspace's components."""
     settings, clock = workspace.settings, workspace.clock
     record = Record(audit=workspace.audit, metrics=metrics, monitor=monitor, clock=clock)
+    sessions: Sessions = TtlCache(size=_SESSIONS)
     authenticate = Authenticate(
         verifier=workspace.token_verifier(),
         principals=workspace.principals,
         revocations=workspace.revocations,
         api_keys=workspace.api_keys,
+        sessions=sessions,
+        cache_seconds=settings.auth_cache_seconds,
+        clock=clock,
     )
     tokens = workspace.token_service()
     lockout = Lockout(
@@ -110,7 +116,9 @@ def build_pipelines(
     guard = (authenticate, authorize, throttle)
     return Pipelines(
         token=Pipeline([IssueToken(service=tokens, lockout=lockout)], record=record),
-        revoke=Pipeline([RevokeToken(service=tokens, lockout=lockout)], record=record),
+        revoke=Pipeline(
+            [RevokeToken(service=tokens, lockout=lockout, sessions=sessions)], record=record
+        ),
         introspect=Pipeline([IntrospectToken(service=tokens, lockout=lockout)], record=record),
         infer=Pipeline(
             [

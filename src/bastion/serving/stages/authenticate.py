@@ -14,7 +14,12 @@ from bastion.identity import (
     VerifiedToken,
 )
 from bastion.identity.apikeys import PREFIX as API_KEY_PREFIX
+from bastion.serving.cache import TtlCache
 from bastion.serving.call import Call
+from bastion.types import Clock
+
+# token → (certificate thumbprint, verified claims, principal), for a few seconds at most
+Sessions = TtlCache[str, tuple[str | None, VerifiedToken, Principal]]
 
 
 class Authenticate:
@@ -27,11 +32,17 @@ class Authenticate:
         principals: PrincipalStore,
         revocations: RevocationList,
         api_keys: ApiKeyStore,
+        sessions: Sessions,
+        cache_seconds: float,
+        clock: Clock,
     ) -> None:
         self._verifier = verifier
         self._principals = principals
         self._revocations = revocations
         self._api_keys = api_keys
+        self._sessions = sessions
+        self._cache_seconds = cache_seconds
+        self._clock = clock
 
     async def __call__(self, call: Call) -> None:
         """Set ``call.principal``.
@@ -51,8 +62,16 @@ class Authenticate:
             return
         call.auth_method = "bearer"
         certificate = call.certificate.thumbprint if call.certificate else None
-        verified = self._verifier.verify(token, certificate_thumbprint=certificate)
-        call.principal = await to_thread.run_sync(self._load, verified)
+        now = self._clock()
+        cached = self._sessions.get(token, now=now)
+        if cached is not None and cached[0] == certificate:
+            _, verified, call.principal = cached  # warm: no signature check, no thread hop
+        else:
+            verified = self._verifier.verify(token, certificate_thumbprint=certificate)
+            call.principal = await to_thread.run_sync(self._load, verified)
+            if self._cache_seconds > 0:
+                expires = min(float(verified.expires_at), now + self._cache_seconds)
+                self._sessions.put(token, (certificate, verified, call.principal), expires=expires)
         call.auth_method = "bearer+certificate" if verified.certificate_bound else "bearer"
 
     def _load(self, verified: VerifiedToken) -> Principal:

@@ -12,6 +12,7 @@ from anyio import to_thread
 from bastion.errors import AuthError, InvalidInput
 from bastion.identity import ClientCredentials, Lockout, TokenRequest, TokenService
 from bastion.serving.call import Call
+from bastion.serving.stages.authenticate import Sessions
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -42,9 +43,10 @@ class IssueToken:
 class RevokeToken:
     """Revokes one of the calling client's tokens (RFC 7009)."""
 
-    def __init__(self, *, service: TokenService, lockout: Lockout) -> None:
+    def __init__(self, *, service: TokenService, lockout: Lockout, sessions: Sessions) -> None:
         self._service = service
         self._lockout = lockout
+        self._sessions = sessions
 
     async def __call__(self, call: Call) -> None:
         """Authenticate the client and revoke the token it names.
@@ -56,6 +58,7 @@ class RevokeToken:
         credentials, token = await _client_and_token(call)
         async with _guarded(self._lockout, credentials.client_id, call.client_ip):
             call.principal = await to_thread.run_sync(self._service.revoke, credentials, token)
+        self._sessions.discard(token)  # this gateway refuses it at once; others within seconds
 
 
 class IntrospectToken:
