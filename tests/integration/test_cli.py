@@ -93,6 +93,15 @@ def test_model_register_and_list(home, digits_file, tmp_path):
     assert "digits" in listing and " b " in listing
     again = bastion(home, *register, "--version", "b", check=False)
     assert again.returncode == 5 and "immutable" in again.stderr
+    import numpy as np
+
+    sample = tmp_path / "reference.npy"
+    np.save(sample, np.zeros((10, 64)))
+    bastion(home, *register, "--version", "c", "--reference", str(sample))
+    pickled = tmp_path / "evil.npy"
+    np.save(pickled, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    refused = bastion(home, *register, "--version", "d", "--reference", str(pickled), check=False)
+    assert refused.returncode == 2 and "plain .npy" in refused.stderr
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"junk")
     bad = bastion(home, "model", "register", str(junk), "--name", "x", check=False)

@@ -24,7 +24,8 @@ from bastion.crypto import decrypt_file, encrypt_file
 from bastion.errors import Conflict
 
 app = typer.Typer(
-    help="Key versions of the workspace keyring: status, rotate, rewrap, retire.",
+    help="Key versions of the workspace keyring (status, rotate, rewrap, retire) and the "
+    "token-signing key (rotate-signing).",
     no_args_is_help=True,
 )
 console = Console()

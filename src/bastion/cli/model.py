@@ -6,11 +6,13 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bastion.cli.state import state
+from bastion.errors import InvalidInput
 from bastion.registry import OutputPolicy, TensorSpec
 
 app = typer.Typer(help="Register models (encrypted at rest) and list them.", no_args_is_help=True)
@@ -36,15 +38,28 @@ def register(
         list[str] | None,
         typer.Option(help="Only this output is returned to clients (repeat for more)."),
     ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="A .npy sample of typical inputs (rows x features) to detect drift.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Check an ONNX model, encrypt it and record a new immutable version."""
     policy = OutputPolicy(
         top_k=top_k, round_digits=round_digits, outputs=tuple(output) if output else None
     )
-    registered = (
-        state(ctx)
-        .workspace()
-        .registry.register(file, name=name, version=version, output_policy=policy)
+    sample = None
+    if reference is not None:
+        try:
+            sample = np.load(reference, allow_pickle=False)  # never unpickle a user's file
+        except ValueError:
+            raise InvalidInput(f"{reference} is not a plain .npy array.") from None
+    registry = state(ctx).workspace().registry
+    registered = registry.register(
+        file, name=name, version=version, output_policy=policy, reference=sample
     )
     console.print(
         f"[green]✓[/] Registered [bold]{registered.ref}[/] "
