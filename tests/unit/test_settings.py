@@ -74,3 +74,36 @@ def test_settings_are_frozen(tmp_path):
     settings = Settings.load(home=tmp_path)
     with pytest.raises(ValueError, match="frozen"):
         settings.port = 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"alert_webhook_url": "https://hooks.example/x"},  # no secret
+        {"alert_webhook_url": "http://hooks.example/x", "alert_webhook_secret": "s"},  # not https
+        {"mtls": "sometimes"},
+        {"kms": "cloud"},
+        {"auth_cache_seconds": 120},
+        {"lockout_failures": 1},
+    ],
+)
+def test_contradictory_or_unsafe_options_are_refused(tmp_path, bad):
+    """A webhook without its secret or over plain http, or unknown modes, stop startup."""
+    with pytest.raises(ConfigError):
+        Settings.load(home=tmp_path, **bad)
+
+
+def test_a_loopback_webhook_may_use_http(tmp_path):
+    """Plain http is accepted for a receiver on loopback only."""
+    settings = Settings.load(
+        home=tmp_path, alert_webhook_url="http://127.0.0.1:9000/hook", alert_webhook_secret="s3cret"
+    )
+    assert "s3cret" not in repr(settings)
+
+
+def test_secrets_are_refused_in_the_config_file(tmp_path):
+    """The passphrase and the HSM PIN may not be written into bastion.toml."""
+    for line in ('passphrase = "x"', 'pkcs11_pin = "1234"'):
+        (tmp_path / "bastion.toml").write_text(line + "\n")
+        with pytest.raises(ConfigError, match="BASTION_"):
+            Settings.load(home=tmp_path)
