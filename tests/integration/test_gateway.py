@@ -384,6 +384,7 @@ def test_metrics_need_the_operator_role(gateway, promtool):
     assert 'bastion_requests_total{decision="allow",model="digits"' in text
     assert "bastion_request_duration_seconds_bucket" in text
     assert "bcl_" not in text  # no principal ids in labels
+    assert not [secret for secret in gateway.secrets() if secret in text]
     assert 'bastion_refusals_total{reason="policy"}' in text
     assert "bastion_audit_queue_depth" in text
     import subprocess
