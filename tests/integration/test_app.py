@@ -80,7 +80,7 @@ async def test_policies_see_the_client_address(make_app, digits):
     """Cedar's context carries the client address; a forbid on it wins and is named."""
     office_only = (
         '@id("office-only")\nforbid(principal, action, resource)'
-        ' unless { context.ip == "127.0.0.1" };\n'
+        ' unless { context.ip.isInRange(ip("127.0.0.1/32")) };\n'
     )
     ws, analyst, client = make_app(extra_policy=office_only)
     async with client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ class AccessRequest:
     principal: Principal
     action: Action
     resource: str  # a model name, or ``gateway`` for gateway-wide actions
-    context: Mapping[str, str | int] = field(default_factory=dict)
+    context: Mapping[str, str | int] = field(default_factory=dict)  # "ip" and "time" (Unix s)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class CedarAuthorizer:
                 "principal": _uid("Principal", principal.client_id),
                 "action": _uid("Action", request.action),
                 "resource": resource,
-                "context": dict(request.context),
+                "context": cedar_context(request.context),
             },
             self._policies,
             entities,
@@ -112,6 +113,20 @@ class CedarAuthorizer:
             policy_ids=tuple(self._ids.get(r, r) for r in result.diagnostics.reasons),
             errors=tuple(str(e) for e in result.diagnostics.errors),
         )
+
+
+def cedar_context(given: Mapping[str, str | int]) -> dict[str, Any]:
+    """The Cedar context of a request from its client address and time.
+
+    An address Cedar cannot parse makes the evaluation fail, which denies (fail closed).
+    """
+    moment = dt.datetime.fromtimestamp(int(given.get("time", 0)), dt.UTC)
+    return {
+        "ip": {"__extn": {"fn": "ip", "arg": str(given.get("ip", ""))}},
+        "time": int(moment.timestamp()),
+        "hour": moment.hour,
+        "weekday": moment.weekday(),
+    }
 
 
 def _uid(kind: str, entity_id: str) -> dict[str, str]:
