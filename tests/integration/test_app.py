@@ -190,3 +190,36 @@ async def test_introspection_and_revocation_count_toward_the_lockout(make_app):
             auth=(analyst.principal.client_id, analyst.secret.get_secret_value()),
         )
     assert locked.status_code == 429
+
+
+@pytest.mark.anyio
+async def test_policy_files_are_followed_and_bad_edits_rejected(make_app, digits):
+    """A new policy file takes effect within a second; a broken one leaves the last good set."""
+    import asyncio
+
+    ws, _, client = make_app()
+    gus = ws.principals.add("gus", role="guest", attributes={})
+    async with client:
+        headers = {"Authorization": f"Bearer {await token_for(client, gus)}"}
+
+        async def status():
+            response = await client.post(
+                "/v2/models/digits/infer", json=body(digits.images[:1]), headers=headers
+            )
+            return response.status_code
+
+        before = await status()
+        (ws.paths.policies / "guests.cedar").write_text(
+            '@id("guests-may-infer")\npermit (principal in Bastion::Role::"guest", '
+            'action == Bastion::Action::"infer", resource);\n'
+        )
+        await asyncio.sleep(1.1)
+        after = await status()
+        (ws.paths.policies / "broken.cedar").write_text("permit (principal, action, resource")
+        await asyncio.sleep(1.1)
+        still = await status()
+    assert (before, after, still) == (403, 200, 200)
+    await asyncio.sleep(0.2)  # policy changes are audited without waiting on the request
+    events = [e.event for e in ws.audit.tail(20) if e.event.action == "policy"]
+    assert [e.event for e in events] == ["policy_change", "policy_change_rejected"]
+    assert "guests-may-infer" in events[0].policy_ids

@@ -17,6 +17,7 @@ from bastion.policy.authorizer import (
     CedarAuthorizer,
     Decision,
 )
+from bastion.policy.reloading import ReloadingAuthorizer
 
 __all__ = [
     "BASELINE_POLICY",
@@ -26,4 +27,5 @@ __all__ = [
     "Authorizer",
     "CedarAuthorizer",
     "Decision",
+    "ReloadingAuthorizer",
 ]

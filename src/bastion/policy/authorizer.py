@@ -43,6 +43,8 @@ class Decision:
 class Authorizer(Protocol):
     """Anything that decides access requests."""
 
+    version: int  # changes whenever the policies do (decision caches key on it)
+
     def decide(self, request: AccessRequest) -> Decision:
         """Decide ``request``; deny unless a policy permits and none forbids."""
         ...
@@ -65,6 +67,7 @@ class CedarAuthorizer:
         }
         self.policy_ids = tuple(self._ids.values())
         self._policies = cedarpy.PolicySet.from_str(policies)
+        self.version = 0
 
     @classmethod
     def from_folder(cls, folder: Path) -> CedarAuthorizer:

@@ -10,9 +10,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from bastion.audit import AuditEvent
 from bastion.errors import BastionError
 from bastion.identity import Lockout
 from bastion.monitor import GatewayMetrics, Monitor
+from bastion.policy import ReloadingAuthorizer
 from bastion.serving.cache import TtlCache
 from bastion.serving.call import Call
 from bastion.serving.limits import RateLimiter, TokenBucketLimiter
@@ -58,6 +60,31 @@ class Pipeline:
             call.error = BastionError(detail=type(exc).__name__)
         await self._record(call)
         return call
+
+
+def _policies(workspace: Workspace) -> ReloadingAuthorizer:
+    """The workspace's policies, followed on disk; every change is an audit entry."""
+
+    def audit(ids: tuple[str, ...] | None, description: str) -> None:
+        event = AuditEvent(
+            event="policy_change" if ids is not None else "policy_change_rejected",
+            time=workspace.clock(),
+            request_id="",
+            principal="-",
+            auth_method="",
+            source="",
+            route="",
+            action="policy",
+            resource="policies",
+            decision="none",
+            policy_ids=ids or (),
+            status=0,
+            latency_ms=0.0,
+            reason=description[:200],
+        )
+        workspace.audit.submit(event)  # never wait on the request path
+
+    return ReloadingAuthorizer(workspace.paths.policies, clock=workspace.clock, on_change=audit)
 
 
 def _limiter(workspace: Workspace) -> RateLimiter:
@@ -111,7 +138,7 @@ def build_pipelines(
         lock_seconds=settings.lockout_seconds,
         clock=clock,
     )
-    authorize = Authorize(authorizer=workspace.authorizer(), clock=clock)
+    authorize = Authorize(authorizer=_policies(workspace), clock=clock)
     throttle = Throttle(limiter=_limiter(workspace))
     guard = (authenticate, authorize, throttle)
     return Pipelines(

@@ -43,6 +43,7 @@ class Authorize:
         now = self._clock()
         principal, resource = call.principal, call.target.model or GATEWAY
         key = (
+            self._authorizer.version,
             principal.client_id,
             principal.role,
             tuple(sorted(principal.attributes.items())),
