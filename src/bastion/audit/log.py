@@ -66,6 +66,36 @@ class AuditEvent:
         return _CANONICAL.encode(values).encode()
 
     @classmethod
+    def internal(
+        cls,
+        *,
+        event: str,
+        time: float,
+        action: str,
+        resource: str,
+        reason: str,
+        principal: str = "-",
+        policy_ids: tuple[str, ...] = (),
+    ) -> AuditEvent:
+        """An event that no request caused (an alert, a policy change)."""
+        return cls(
+            event=event,
+            time=time,
+            request_id="",
+            principal=principal,
+            auth_method="",
+            source="",
+            route="",
+            action=action,
+            resource=resource,
+            decision="none",
+            policy_ids=policy_ids,
+            status=0,
+            latency_ms=0.0,
+            reason=reason[:200],
+        )
+
+    @classmethod
     def from_entry(cls, entry: bytes | str) -> AuditEvent:
         """Inverse of :meth:`to_entry`."""
         values = json.loads(entry)

@@ -54,19 +54,11 @@ def build_monitor(workspace: Workspace) -> Monitor:
 def alert_event(alert: Alert) -> AuditEvent:
     """An alert as an audit entry (``monitor_alert``)."""
     principal = alert.subject if alert.subject.startswith(CLIENT_ID_PREFIX) else "-"
-    return AuditEvent(
+    return AuditEvent.internal(
         event="monitor_alert",
         time=alert.time,
-        request_id="",
         principal=principal,
-        auth_method="",
-        source="",
-        route="",
         action="alert",
         resource=alert.kind,
-        decision="none",
-        policy_ids=(),
-        status=0,
-        latency_ms=0.0,
-        reason=f"{alert.kind} on {alert.subject}: {alert.detail}"[:200],
+        reason=f"{alert.kind} on {alert.subject}: {alert.detail}",
     )

@@ -66,21 +66,13 @@ def _policies(workspace: Workspace) -> ReloadingAuthorizer:
     """The workspace's policies, followed on disk; every change is an audit entry."""
 
     def audit(ids: tuple[str, ...] | None, description: str) -> None:
-        event = AuditEvent(
+        event = AuditEvent.internal(
             event="policy_change" if ids is not None else "policy_change_rejected",
             time=workspace.clock(),
-            request_id="",
-            principal="-",
-            auth_method="",
-            source="",
-            route="",
             action="policy",
             resource="policies",
-            decision="none",
             policy_ids=ids or (),
-            status=0,
-            latency_ms=0.0,
-            reason=description[:200],
+            reason=description,
         )
         workspace.audit.submit(event)  # never wait on the request path
 

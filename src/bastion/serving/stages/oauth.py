@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 import anyio
@@ -15,6 +16,7 @@ from bastion.serving.call import Call
 from bastion.serving.stages.authenticate import Sessions
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+T = TypeVar("T")
 
 
 class IssueToken:
@@ -55,9 +57,7 @@ class RevokeToken:
             InvalidInput: the body is malformed or names no token.
             AuthError: client authentication failed.
         """
-        credentials, token = await _client_and_token(call)
-        async with _guarded(self._lockout, credentials.client_id, call.client_ip):
-            call.principal = await to_thread.run_sync(self._service.revoke, credentials, token)
+        token, call.principal = await _on_own_token(call, self._lockout, self._service.revoke)
         self._sessions.discard(token)  # this gateway refuses it at once; others within seconds
 
 
@@ -75,11 +75,16 @@ class IntrospectToken:
             InvalidInput: the body is malformed or names no token.
             AuthError: client authentication failed.
         """
-        credentials, token = await _client_and_token(call)
-        async with _guarded(self._lockout, credentials.client_id, call.client_ip):
-            call.introspection = await to_thread.run_sync(
-                self._service.introspect, credentials, token
-            )
+        _, call.introspection = await _on_own_token(call, self._lockout, self._service.introspect)
+
+
+async def _on_own_token(
+    call: Call, lockout: Lockout, operation: Callable[[ClientCredentials, str], T]
+) -> tuple[str, T]:
+    """Authenticate the client (under the lockout) and run ``operation`` on its token."""
+    credentials, token = await _client_and_token(call)
+    async with _guarded(lockout, credentials.client_id, call.client_ip):
+        return token, await to_thread.run_sync(operation, credentials, token)
 
 
 @asynccontextmanager
