@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 # torch comes from the CPU wheel on local disk; installing it first keeps pip from
 # pulling a multi-GB CUDA build when a later dependency asks for torch.
 TORCH  := torch==2.13.0
+# torchattacks is a test and benchmark peer; its own requirements would replace torch.
+TORCHATTACKS := torchattacks==3.5.1
 
 .PHONY: demo test lint typecheck unit clean system-deps
 
@@ -19,7 +21,8 @@ $(VENV)/.demo: $(BIN)/python pyproject.toml
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[demo,dev]'
+	$(BIN)/pip install --quiet -e '.[demo,robustness,dev]'
+	$(BIN)/pip install --quiet --no-deps $(TORCHATTACKS)
 	touch $@ $(VENV)/.demo
 
 demo: $(VENV)/.demo

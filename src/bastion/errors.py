@@ -16,6 +16,7 @@ log and never to a client::
     ├── IntegrityError       a digest, signature or audit chain does not match
     ├── CryptoError          decryption or key handling failed (opaque, no detail)
     ├── ConfigError          settings or workspace are unusable
+    ├── NotFittedError       an estimator (detector, anonymizer) was used before ``fit``
     └── BackendError         503  a database or other backend failed
 
 This module imports nothing from Bastion, so every package can import it.
@@ -131,6 +132,13 @@ class ConfigError(BastionError, ValueError):
     http_status = 500
     exit_code = 2
     public_message = "The configuration is invalid."
+
+
+class NotFittedError(BastionError, ValueError):
+    """An estimator was used before ``fit`` learned its state."""
+
+    code = "not_fitted"
+    public_message = "Call fit() before using this estimator."
 
 
 class BackendError(BastionError):

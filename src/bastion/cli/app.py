@@ -20,6 +20,8 @@ from bastion.cli import (
     monitor,
     policy,
     principal,
+    redteam,
+    robustness,
 )
 from bastion.cli.state import CliState
 from bastion.errors import BastionError
@@ -58,8 +60,10 @@ app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
 app.add_typer(certs.app, name="certs")
 app.add_typer(policy.app, name="policy")
+app.add_typer(robustness.app, name="robustness")
 app.command("demo")(demo.demo)
 app.command("monitor")(monitor.monitor)
+app.command("redteam")(redteam.redteam)
 
 
 def main() -> None:

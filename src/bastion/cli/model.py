@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +14,11 @@ from rich.table import Table
 
 from bastion.cli.state import state
 from bastion.errors import InvalidInput
-from bastion.registry import OutputPolicy, TensorSpec
+from bastion.registry import InputPolicy, ModelVersion, OutputPolicy, RobustnessClaim, TensorSpec
 
-app = typer.Typer(help="Register models (encrypted at rest) and list them.", no_args_is_help=True)
+app = typer.Typer(
+    help="Register models (encrypted at rest), list and inspect them.", no_args_is_help=True
+)
 console = Console()
 
 
@@ -46,11 +49,60 @@ def register(
             dir_okay=False,
         ),
     ] = None,
+    clip: Annotated[
+        str | None,
+        typer.Option(
+            help="Sanitize: clamp every input value into LOW:HIGH, e.g. 0:1.", metavar="LOW:HIGH"
+        ),
+    ] = None,
+    levels: Annotated[
+        int | None,
+        typer.Option(
+            help="Sanitize: quantize inputs to this many values of the --clip range.", min=2
+        ),
+    ] = None,
+    median: Annotated[
+        int | None,
+        typer.Option(
+            help="Sanitize: median filter of this odd width (over --image if given).", min=3
+        ),
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(help="Lay each input out as HxW for --median, e.g. 8x8.", metavar="HxW"),
+    ] = None,
+    robustness: Annotated[
+        Path | None,
+        typer.Option(
+            help="robustness.json from `bastion robustness eval`, kept with the version.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    """Check an ONNX model, encrypt it and record a new immutable version."""
+    """Check an ONNX model, encrypt it and record a new immutable version.
+
+    Example: `bastion model register mlp.onnx --name digits --clip 0:1 --levels 4
+    --robustness report/robustness.json`
+    """
     policy = OutputPolicy(
         top_k=top_k, round_digits=round_digits, outputs=tuple(output) if output else None
     )
+    try:
+        sanitizer = InputPolicy(
+            clip=_pair(clip, ":") if clip else None,
+            levels=levels,
+            median=median,
+            image=_size(image) if image else None,
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"Invalid sanitizer: {exc}.") from None
+    claim = None
+    if robustness is not None:
+        try:
+            claim = RobustnessClaim.from_json(json.loads(robustness.read_text()))
+        except json.JSONDecodeError:
+            raise InvalidInput(f"{robustness} is not JSON.") from None
     sample = None
     if reference is not None:
         try:
@@ -59,7 +111,13 @@ def register(
             raise InvalidInput(f"{reference} is not a plain .npy array.") from None
     registry = state(ctx).workspace().registry
     registered = registry.register(
-        file, name=name, version=version, output_policy=policy, reference=sample
+        file,
+        name=name,
+        version=version,
+        output_policy=policy,
+        input_policy=sanitizer,
+        reference=sample,
+        robustness=claim,
     )
     console.print(
         f"[green]✓[/] Registered [bold]{registered.ref}[/] "
@@ -82,6 +140,62 @@ def list_(ctx: typer.Context) -> None:
             dt.datetime.fromtimestamp(m.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
+
+
+@app.command("inspect")
+def inspect(
+    ctx: typer.Context,
+    model: Annotated[
+        str, typer.Argument(help="NAME or NAME@VERSION (default: the newest version).")
+    ],
+) -> None:
+    """Show one version: signature, sanitizer, output policy and robustness claim."""
+    name, _, version = model.partition("@")
+    found = state(ctx).workspace().registry.get(name, version or None)
+    console.print(f"[bold]{found.ref}[/]  {found.format}  sha256 {found.sha256}")
+    _signature_table(found.signature.inputs + found.signature.outputs)
+    console.print(f"sanitizer: {_describe(found.input_policy.to_json())}")
+    console.print(f"output policy: {_describe(found.output_policy.to_json())}")
+    _claim(found)
+
+
+def _claim(found: ModelVersion) -> None:
+    claim = found.robustness
+    if claim is None:
+        console.print("robustness: [yellow]not evaluated[/] (see `bastion robustness eval`)")
+        return
+    table = Table(
+        "norm",
+        "ε",
+        "robust accuracy",
+        title=f"robustness ({claim.dataset}, {claim.samples} inputs)",
+    )
+    table.add_row("none", "0", f"{claim.clean_accuracy:.1%}")
+    for budget in claim.worst:
+        table.add_row(budget.norm, f"{budget.epsilon:g}", f"{budget.robust_accuracy:.1%}")
+    console.print(table)
+    for line in claim.verdict:
+        console.print(f"  {line}", highlight=False)
+
+
+def _describe(policy: dict[str, object]) -> str:
+    chosen = {k: v for k, v in policy.items() if v is not None}
+    return ", ".join(f"{k}={v}" for k, v in chosen.items()) or "none (pass-through)"
+
+
+def _pair(text: str, separator: str) -> tuple[float, float]:
+    first, _, second = text.partition(separator)
+    try:
+        return float(first), float(second)
+    except ValueError:
+        raise InvalidInput(f"Expected two numbers as A{separator}B, got {text!r}.") from None
+
+
+def _size(text: str) -> tuple[int, int]:
+    height, width = _pair(text, "x")
+    if not (height.is_integer() and width.is_integer()):
+        raise InvalidInput(f"Expected whole numbers as HxW, got {text!r}.")
+    return int(height), int(width)
 
 
 def _signature_table(specs: tuple[TensorSpec, ...]) -> None:

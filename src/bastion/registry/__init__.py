@@ -1,10 +1,12 @@
-"""The model registry: signatures, output policies and encrypted artifacts.
+"""The model registry: signatures, input and output policies, claims, encrypted artifacts.
 
 >>> from bastion.registry import OutputPolicy
 >>> OutputPolicy(top_k=3).to_json()
 {'top_k': 3, 'round_digits': None, 'outputs': None}
 """
 
+from bastion.registry.claims import Budget, RobustnessClaim
+from bastion.registry.input_policy import InputPolicy
 from bastion.registry.output_policy import OutputPolicy
 from bastion.registry.signature import NUMPY_TYPES, V2_TYPES, ModelSignature, TensorSpec
 from bastion.registry.store import ModelRegistry, ModelVersion
@@ -12,9 +14,12 @@ from bastion.registry.store import ModelRegistry, ModelVersion
 __all__ = [
     "NUMPY_TYPES",
     "V2_TYPES",
+    "Budget",
+    "InputPolicy",
     "ModelRegistry",
     "ModelSignature",
     "ModelVersion",
     "OutputPolicy",
+    "RobustnessClaim",
     "TensorSpec",
 ]

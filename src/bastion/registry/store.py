@@ -18,6 +18,8 @@ from onnx.external_data_helper import uses_external_data
 
 from bastion.crypto import BlobStore
 from bastion.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from bastion.registry.claims import RobustnessClaim
+from bastion.registry.input_policy import InputPolicy
 from bastion.registry.output_policy import OutputPolicy
 from bastion.registry.signature import ModelSignature
 from bastion.storage import Database, tables
@@ -39,6 +41,8 @@ class ModelVersion:
     signature: ModelSignature
     output_policy: OutputPolicy
     created_at: float
+    input_policy: InputPolicy
+    robustness: RobustnessClaim | None
 
     @property
     def ref(self) -> str:
@@ -61,7 +65,9 @@ class ModelRegistry:
         name: str,
         version: str | None,
         output_policy: OutputPolicy,
+        input_policy: InputPolicy | None = None,
         reference: NDArray[Any] | None = None,
+        robustness: RobustnessClaim | None = None,
     ) -> ModelVersion:
         """Check an ONNX file, encrypt it and record a new immutable version.
 
@@ -72,6 +78,8 @@ class ModelRegistry:
 
         ``reference`` is a sample of typical inputs (rows x features), stored encrypted
         with the model; the gateway compares live inputs with it to detect drift.
+        ``input_policy`` is the sanitizer the validate stage applies; ``robustness`` is
+        the summary of the version's robustness evaluation.
         """
         if not _NAME.fullmatch(name):
             raise InvalidInput(f"Model name {name!r} is not allowed; use letters, digits, . _ -")
@@ -85,6 +93,8 @@ class ModelRegistry:
             "sha256": hashlib.sha256(artifact).hexdigest(),
             "signature": signature.to_json(),
             "output_policy": output_policy.to_json(),
+            "input_policy": (input_policy or InputPolicy()).to_json(),
+            "robustness": robustness.to_json() if robustness is not None else None,
             "created_at": self._clock(),
         }
         with self._db.transaction() as db:
@@ -189,4 +199,6 @@ def _version(row: sa.Row[tuple[object, ...]]) -> ModelVersion:
         signature=ModelSignature.from_json(row.signature),
         output_policy=OutputPolicy.from_json(row.output_policy),
         created_at=row.created_at,
+        input_policy=InputPolicy.from_json(row.input_policy),
+        robustness=RobustnessClaim.from_json(row.robustness) if row.robustness else None,
     )

@@ -47,6 +47,8 @@ models = Table(
     Column("signature", JSON, nullable=False),
     Column("output_policy", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("input_policy", JSON, nullable=True),
+    Column("robustness", JSON, nullable=True),
     UniqueConstraint("name", "version", name="uq_models_name_version"),
 )
 

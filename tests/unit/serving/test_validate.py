@@ -1,7 +1,7 @@
 import pytest
 
 from bastion.errors import InvalidInput
-from bastion.registry import ModelSignature, ModelVersion, OutputPolicy, TensorSpec
+from bastion.registry import InputPolicy, ModelSignature, ModelVersion, OutputPolicy, TensorSpec
 from bastion.serving.stages.validate import check_inputs, check_requested_outputs, parse_request
 
 MODEL = ModelVersion(
@@ -15,6 +15,8 @@ MODEL = ModelVersion(
     ),
     output_policy=OutputPolicy(outputs=("label",)),
     created_at=0.0,
+    input_policy=InputPolicy(),
+    robustness=None,
 )
 
 

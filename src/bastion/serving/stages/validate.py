@@ -1,4 +1,4 @@
-"""Stage 4: read the body and check it against the V2 protocol and the model's signature."""
+"""Stage 4: read the body, check it against V2 and the model's signature, and sanitize it."""
 
 from __future__ import annotations
 
@@ -42,7 +42,11 @@ class Validate:
         call.input_sha256 = hashlib.sha256(body).hexdigest()
         call.input_bytes = len(body)
         call.request = parse_request(body)
-        call.inputs = check_inputs(call.request, call.model)
+        sanitizer = call.model.input_policy
+        call.inputs = {
+            name: sanitizer.apply(array)
+            for name, array in check_inputs(call.request, call.model).items()
+        }
         check_requested_outputs(call.request, call.model)
 
 
