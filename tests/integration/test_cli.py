@@ -316,3 +316,68 @@ def test_apikey_lifecycle(home):
     assert "revoked" in bastion(home, "apikey", "list").stdout
     nobody = bastion(home, "apikey", "create", "zed", "--action", "infer", check=False)
     assert nobody.returncode == 4 and "zed" in nobody.stderr
+
+
+def test_robustness_train_eval_register_and_inspect(home, tmp_path):
+    """Train with a defense, evaluate, and keep the verdict with the registered version."""
+    model, onnx_file, report = tmp_path / "m.safetensors", tmp_path / "m.onnx", tmp_path / "report"
+    trained = bastion(
+        home,
+        "robustness",
+        "train",
+        "digits",
+        "-o",
+        str(model),
+        "--defense",
+        "fgsm-rs",
+        "--epochs",
+        "3",
+        "--onnx",
+        str(onnx_file),
+    )
+    assert "clean test accuracy" in trained.stdout and model.is_file() and onnx_file.is_file()
+    evaluated = bastion(
+        home,
+        "robustness",
+        "eval",
+        str(model),
+        "--samples",
+        "40",
+        "--linf",
+        "0.1",
+        "--l2",
+        "",
+        "-o",
+        str(report),
+    )
+    assert "Clean accuracy" in evaluated.stdout
+    assert json.loads((report / "robustness.json").read_text())["samples"] == 40
+    bastion(
+        home,
+        "model",
+        "register",
+        str(onnx_file),
+        "--name",
+        "mlp",
+        "--clip",
+        "0:1",
+        "--levels",
+        "16",
+        "--robustness",
+        str(report / "robustness.json"),
+    )
+    shown = bastion(home, "model", "inspect", "mlp").stdout
+    assert "clip=[0.0, 1.0], levels=16" in shown and "Clean accuracy" in shown and "linf" in shown
+    bad = bastion(
+        home, "model", "register", str(onnx_file), "--name", "mlp2", "--levels", "4", check=False
+    )
+    assert bad.returncode != 0 and "clip" in bad.stderr
+    wrong = bastion(home, "robustness", "eval", str(onnx_file), "--data", "nope", check=False)
+    assert wrong.returncode != 0 and "Unknown data" in wrong.stderr
+
+
+def test_robustness_commands_teach_in_their_help(home):
+    """`bastion robustness --help` lists train, eval and reference with an example."""
+    shown = bastion(home, "robustness", "--help").stdout
+    assert all(word in shown for word in ("train", "eval", "reference", "bastion robustness train"))
+    assert "--client-id" in bastion(home, "redteam", "--help").stdout

@@ -11,6 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from bastion.identity import TokenIssuer
+from bastion.registry import InputPolicy, OutputPolicy
 from bastion.samples import DIGITS_INPUT
 
 
@@ -172,6 +173,34 @@ def test_output_policy_is_enforced(gateway, digits):
     assert (np.count_nonzero(rows, axis=1) <= 2).all()
     assert np.allclose(rows, np.round(rows, 2))
     assert refused.status_code == 400 and "not available" in refused.json()["error"]
+
+
+def test_the_sanitizer_runs_in_the_validate_stage(gateway, digits, digits_file):
+    """A version registered with clip + quantize answers as its model does on sanitized input."""
+    policy = InputPolicy(clip=(0.0, 1.0), levels=5)
+    gateway.workspace.registry.register(
+        digits_file,
+        name="digits-sanitized",
+        version=None,
+        output_policy=OutputPolicy(),
+        input_policy=policy,
+    )
+    rng = np.random.default_rng(0)
+    images = (digits.images[:8] + rng.normal(0, 0.6, digits.images[:8].shape)).astype(np.float32)
+    with gateway.http() as http:
+        response = http.post(
+            "/v2/models/digits-sanitized/infer",
+            json=infer_body(images),
+            headers=auth(gateway.token(gateway.analyst)),
+        )
+    assert response.status_code == 200, response.text
+    served = {o["name"]: np.array(o["data"]) for o in response.json()["outputs"]}
+    session = ort.InferenceSession(digits.onnx)
+    labels, probabilities = session.run(None, {DIGITS_INPUT: policy.apply(images)})
+    _, raw = session.run(None, {DIGITS_INPUT: images})
+    np.testing.assert_array_equal(served["label"], labels)
+    np.testing.assert_allclose(served["probabilities"], probabilities.ravel(), atol=1e-6)
+    assert not np.allclose(served["probabilities"], raw.ravel(), atol=1e-3)
 
 
 def test_guest_is_denied_and_learns_nothing_about_models(gateway, digits):

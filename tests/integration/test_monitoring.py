@@ -34,7 +34,7 @@ def served(tmp_path_factory, digits, digits_file):
     )
     clients = {
         name: ws.principals.add(name, role="analyst", attributes={})
-        for name in ("mallory", "ben", "bea", "bob")
+        for name in ("mallory", "ben", "bea", "bob", "rex")
     }
     env = {
         "BASTION_PASSPHRASE": PASSPHRASE,
@@ -142,3 +142,58 @@ def test_the_monitor_view_shows_traffic_and_alerts(served, digits):
     assert "Bastion monitor" in result.stdout and "model_infer" in result.stdout
     assert "resource_not_found" in result.stdout
     assert clients["bob"].principal.client_id in result.stdout
+
+
+def test_redteam_attacks_through_the_api_and_the_gateway_sees_it(served, tmp_path):
+    """`bastion redteam` reports; every query is audited as rex's and PRADA flags the attack."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+
+    server, ws, clients = served
+    rex = clients["rex"]
+    started = time.time()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bastion",
+            "redteam",
+            server.url,
+            "digits",
+            "--client-id",
+            rex.principal.client_id,
+            "--ca",
+            str(server.ca),
+            "--samples",
+            "8",
+            "--queries",
+            "60",
+            "--iterations",
+            "4",
+            "--linf",
+            "0.1",
+            "--l2",
+            "1.5",
+            "-o",
+            str(tmp_path / "report"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=os.environ | {"BASTION_CLIENT_SECRET": rex.secret.get_secret_value(), "COLUMNS": "160"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report" / "robustness.json").read_text())
+    assert {p["attack"] for p in report["points"]} == {"square", "hopskipjump"}
+    assert not report["white_box"] and all(p["queries"] > 0 for p in report["points"])
+    assert (tmp_path / "report" / "robustness.html").is_file()
+    calls = int(re.search(r"(\d+) inference calls", result.stdout).group(1))
+    audited = ws.audit.search(principal=rex.principal.client_id, since=started, limit=100_000)
+    assert sum(e.event.event == "model_infer" for e in audited) == calls
+    flagged = [a.principal for a in alerts(ws, "model_extraction")]
+    assert rex.principal.client_id in flagged
+    assert rex.secret.get_secret_value() not in result.stdout + result.stderr

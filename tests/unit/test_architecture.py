@@ -1,13 +1,15 @@
 """The import direction of DESIGN.md, checked on the source."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).parents[2] / "src" / "bastion"
 WEB = {"starlette", "uvicorn"}
-CONCERNS = ["crypto", "identity", "policy", "registry", "audit", "monitor", "storage"]
+CONCERNS = ["crypto", "identity", "policy", "registry", "audit", "monitor", "storage", "robustness"]
 
 
 def _imports(path: Path) -> set[str]:
@@ -70,3 +72,13 @@ def test_layout_matches_design():
     for package in [*CONCERNS, "serving", "cli"]:
         assert (SRC / package / "__init__.py").is_file(), package
     assert (SRC / "py.typed").is_file()
+
+
+def test_the_gateway_and_the_cli_start_without_pytorch():
+    """PyTorch (the robustness extra) loads only when a robustness command runs."""
+    code = (
+        "import sys, bastion.cli.app, bastion.serving.app, bastion.workspace; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'matplotlib'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

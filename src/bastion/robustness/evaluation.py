@@ -38,11 +38,13 @@ class EvaluationPlan:
     restarts: int = 1
     square_queries: int = 1000
     boundary_iterations: int = 10
+    cw_steps: int = 100
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.samples < 1 or self.steps < 1 or self.restarts < 1:
-            raise ValueError("samples, steps and restarts must be at least 1")
+        counts = (self.samples, self.steps, self.restarts, self.square_queries)
+        if min(*counts, self.boundary_iterations, self.cw_steps) < 1:
+            raise ValueError("samples, steps, restarts, queries and iterations must be at least 1")
         if any(e <= 0 for e in (*self.linf, *self.l2)):
             raise ValueError("every epsilon must be positive")
 
@@ -167,7 +169,7 @@ def _suite(
         t = Threat("l2", eps, domain)
         if model is not None:
             yield "pgd", attacks.PGD(t, steps=steps, restarts=restarts), model
-            yield "cw", attacks.CarliniWagnerL2(t), model
+            yield "cw", attacks.CarliniWagnerL2(t, steps=plan.cw_steps), model
         yield "hopskipjump", attacks.HopSkipJump(t, iterations=plan.boundary_iterations), predictor
 
 

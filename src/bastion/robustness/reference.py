@@ -41,7 +41,7 @@ _RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 @dataclass(frozen=True)
 class ReferenceSetup:
-    """The budgets and effort of one dataset's table."""
+    """The budgets and effort of one dataset's table (``effort`` scales every attack's work)."""
 
     dataset: DatasetName
     linf: float
@@ -49,6 +49,7 @@ class ReferenceSetup:
     epochs: int = 30
     samples: int = 450
     certified: int = 200
+    effort: float = 1.0
     seed: int = 0
 
 
@@ -140,7 +141,13 @@ def build_reference(
     step = on_step or (lambda _: None)
     data = load_dataset(setup.dataset, seed=setup.seed)
     plan = EvaluationPlan(
-        linf=(setup.linf,), l2=(setup.l2,), samples=setup.samples, seed=setup.seed
+        linf=(setup.linf,),
+        l2=(setup.l2,),
+        samples=setup.samples,
+        square_queries=max(1, round(1000 * setup.effort)),
+        boundary_iterations=max(1, round(10 * setup.effort)),
+        cw_steps=max(1, round(100 * setup.effort)),
+        seed=setup.seed,
     )
     models: list[tuple[str, torch.nn.Module]] = []
     for name, defense in _DEFENSES:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from scipy import stats
 from torch import Tensor, nn
 
 ABSTAIN = -1
@@ -55,6 +54,8 @@ class SmoothedClassifier:
         """Certify each row of ``x``."""
         if not 0 < alpha < 1 or n0 < 1 or n < 1:
             raise ValueError("alpha must be in (0, 1) and the sample sizes at least 1")
+        from scipy import stats  # noqa: PLC0415 - a second of import time, paid on use
+
         labels, radii = [], []
         for row in x:
             guess = int(self._counts(row, n0, generator).argmax())

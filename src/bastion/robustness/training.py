@@ -172,7 +172,7 @@ def _madry(threat: Threat, steps: int, generator: torch.Generator) -> BatchLoss:
     attack = PGD(threat, steps=steps)
 
     def loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        x_adv = attack.run(model, x, y, generator=generator).x_adv
+        x_adv = attack.perturb(model, x, y, generator=generator)
         return F.cross_entropy(model(x_adv), y)
 
     return loss

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from onnx import TensorProto, helper
 
 from bastion.errors import Conflict, CryptoError, IntegrityError, InvalidInput, NotFound
-from bastion.registry import ModelRegistry, OutputPolicy
+from bastion.registry import Budget, InputPolicy, ModelRegistry, OutputPolicy, RobustnessClaim
 from bastion.storage import tables
 
 
@@ -126,3 +126,23 @@ def test_output_policy_round_trips_and_checks_ranges():
         OutputPolicy(top_k=0)
     with pytest.raises(ValueError, match="round_digits"):
         OutputPolicy(round_digits=12)
+
+
+def test_sanitizer_and_robustness_claim_are_kept_with_the_version(registry, digits_file):
+    """The input policy and robustness summary given at registration come back from get()."""
+    policy = InputPolicy(clip=(0.0, 1.0), levels=4, median=3, image=(8, 8))
+    claim = RobustnessClaim(
+        0.97, (Budget("linf", 0.1, 0.8),), ("Clean accuracy: 97.0%.",), 450, "digits"
+    )
+    registry.register(
+        digits_file,
+        name="guarded",
+        version=None,
+        output_policy=OutputPolicy(),
+        input_policy=policy,
+        robustness=claim,
+    )
+    model = registry.get("guarded")
+    assert model.input_policy == policy and model.robustness == claim
+    plain = registry.register(digits_file, name="plain", version=None, output_policy=OutputPolicy())
+    assert plain.input_policy.is_identity and plain.robustness is None

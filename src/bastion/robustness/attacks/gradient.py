@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F  # noqa: N812 - the usual name
 from torch import Tensor, nn
 
 from bastion.robustness.attacks.result import AttackResult, Loss, attack_loss
@@ -25,7 +26,12 @@ def _loss_and_grad(model: nn.Module, x: Tensor, y: Tensor, loss: Loss) -> tuple[
     """Per-row logits and the gradient of the summed loss with respect to ``x``."""
     x = x.detach().requires_grad_(True)
     logits: Tensor = model(x)
-    (grad,) = torch.autograd.grad(attack_loss(loss, logits, y).sum(), x)
+    # Cross-entropy summed in one kernel: the common case, and the hot loop of every attack.
+    if loss == "ce":
+        total = F.cross_entropy(logits, y, reduction="sum")
+    else:
+        total = attack_loss(loss, logits, y).sum()
+    (grad,) = torch.autograd.grad(total, x)
     return logits.detach(), grad
 
 
@@ -55,8 +61,10 @@ class FGSM:
 class PGD:
     """Projected gradient descent (Madry et al. 2018) in L∞ or L2, with random restarts.
 
-    ``step_size`` defaults to 2.5 ε / steps, so a run can cross the ball. Each restart
-    attacks only the rows no earlier restart fooled.
+    ``step_size`` defaults to 2.5 ε / steps, so a run can cross the ball. A row stops at
+    the first iterate that fools the model (it is kept, and the batch shrinks, so the work
+    goes to the rows still standing); each restart attacks only the rows still standing.
+    :meth:`perturb` instead runs every row to the last step, as adversarial training wants.
     """
 
     threat: Threat
@@ -70,36 +78,68 @@ class PGD:
         if self.steps < 1 or self.restarts < 1:
             raise ValueError("steps and restarts must be at least 1")
 
+    @property
+    def alpha(self) -> float:
+        """The length of one step."""
+        return (
+            self.step_size if self.step_size is not None else 2.5 * self.threat.epsilon / self.steps
+        )
+
     def run(
         self, model: nn.Module, x: Tensor, y: Tensor, *, generator: torch.Generator
     ) -> AttackResult:
         """Attack each row of ``x`` (true labels ``y``)."""
         x_adv, success = x.clone(), torch.zeros(len(x), dtype=torch.bool)
         for _ in range(self.restarts):
-            todo = ~success
-            if not todo.any():
+            todo = (~success).nonzero().squeeze(1)
+            if len(todo) == 0:
                 break
-            found, fooled = self._once(model, x[todo], y[todo], generator)
-            x_adv[todo] = found
-            success[todo] = fooled
+            self._once(model, x, y, todo, generator, x_adv=x_adv, success=success)
         return AttackResult(x_adv, success)
 
-    def _once(
-        self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator
-    ) -> tuple[Tensor, Tensor]:
-        threat = self.threat
-        alpha = self.step_size if self.step_size is not None else 2.5 * threat.epsilon / self.steps
-        current = threat.random_start(x, generator) if self.random_start else x
-        best, fooled = current, torch.zeros(len(x), dtype=torch.bool)
+    def perturb(
+        self, model: nn.Module, x: Tensor, y: Tensor, *, generator: torch.Generator
+    ) -> Tensor:
+        """The last iterate of one run for every row (the usual inner step of training)."""
+        current = self.threat.random_start(x, generator) if self.random_start else x
         for _ in range(self.steps):
-            logits, grad = _loss_and_grad(model, current, y, self.loss)
-            first = (logits.argmax(dim=1) != y) & ~fooled
-            best = torch.where(first[:, None], current, best)
-            fooled |= first
-            current = threat.project(current + alpha * threat.ascent(grad), x)
-        last = _fooled(model, current, y) & ~fooled
-        best = torch.where((~fooled)[:, None], current, best)
-        return best, fooled | last
+            _, grad = _loss_and_grad(model, current, y, self.loss)
+            current = self.threat.project(current + self.alpha * self.threat.ascent(grad), x)
+        return current
+
+    def _once(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        rows: Tensor,
+        generator: torch.Generator,
+        *,
+        x_adv: Tensor,
+        success: Tensor,
+    ) -> None:
+        """One run on ``rows``: write each row's first fooling iterate, or its last one."""
+        threat, inputs, labels = self.threat, x[rows], y[rows]
+        current = threat.random_start(inputs, generator) if self.random_start else inputs
+        for step in range(self.steps + 1):
+            if step < self.steps:
+                logits, grad = _loss_and_grad(model, current, labels, self.loss)
+            else:
+                with torch.no_grad():
+                    logits = model(current)
+            hit = logits.argmax(dim=1) != labels
+            if hit.any():
+                fooled = hit.nonzero().squeeze(1)
+                x_adv[rows[fooled]], success[rows[fooled]] = current[fooled], True
+                keep = (~hit).nonzero().squeeze(1)
+                if len(keep) == 0:
+                    return
+                rows, current, inputs, labels, grad = (
+                    t.index_select(0, keep) for t in (rows, current, inputs, labels, grad)
+                )
+            if step < self.steps:
+                current = threat.project(current + self.alpha * threat.ascent(grad), inputs)
+        x_adv[rows] = current
 
 
 @dataclass(frozen=True)
