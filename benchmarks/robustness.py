@@ -36,8 +36,10 @@ from bastion.robustness.networks import Architecture
 EPS, STEP, STEPS = 0.1, 0.025, 10
 
 
-def interleaved(runs: dict[str, Callable[[], float]], repeats: int) -> dict[str, tuple[float, float]]:
-    """Median seconds and mean value of each run, the runs taking turns (fair under noise)."""
+def interleaved(
+    runs: dict[str, Callable[[], float]], repeats: int
+) -> dict[str, tuple[float, float, float]]:
+    """Median seconds, mean value and its standard error per run; the runs take turns."""
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     values: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
@@ -45,7 +47,14 @@ def interleaved(runs: dict[str, Callable[[], float]], repeats: int) -> dict[str,
             start = time.perf_counter()
             values[name].append(run())
             seconds[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(seconds[name]), statistics.mean(values[name])) for name in runs}
+    return {
+        name: (
+            statistics.median(seconds[name]),
+            statistics.mean(values[name]),
+            statistics.stdev(values[name]) / len(values[name]) ** 0.5,
+        )
+        for name in runs
+    }
 
 
 def art_classifier(model: torch.nn.Module, learning_rate: float = 1e-3) -> PyTorchClassifier:
@@ -89,10 +98,10 @@ def attacks(model: torch.nn.Module, repeats: int) -> None:
     }
     results = interleaved(runs, repeats)
     print(f"PGD L∞ ε={EPS}, {STEPS} steps, 500 digits (median of {repeats})")
-    print(f"{'':16}{'seconds':>10}{'success':>10}{'Bastion is':>14}")
-    for name, (seconds, success) in results.items():
+    print(f"{'':16}{'seconds':>10}{'success (± s.e.)':>20}{'Bastion is':>16}")
+    for name, (seconds, success, error) in results.items():
         ratio = seconds / results["Bastion"][0]
-        print(f"{name:16}{seconds:10.4f}{success:10.1%}{ratio:13.2f}× faster")
+        print(f"{name:16}{seconds:10.4f}{success:12.2%} ± {error:.2%}{ratio:12.2f}× faster")
 
 
 def training(epochs: int) -> None:

@@ -347,6 +347,10 @@ def test_robustness_train_eval_register_and_inspect(home, tmp_path):
         "0.1",
         "--l2",
         "",
+        "--clip",
+        "0:1",
+        "--levels",
+        "16",
         "-o",
         str(report),
     )

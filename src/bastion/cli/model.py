@@ -12,9 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bastion.cli import sanitizer
 from bastion.cli.state import state
 from bastion.errors import InvalidInput
-from bastion.registry import InputPolicy, ModelVersion, OutputPolicy, RobustnessClaim, TensorSpec
+from bastion.registry import ModelVersion, OutputPolicy, RobustnessClaim, TensorSpec
 
 app = typer.Typer(
     help="Register models (encrypted at rest), list and inspect them.", no_args_is_help=True
@@ -49,28 +50,10 @@ def register(
             dir_okay=False,
         ),
     ] = None,
-    clip: Annotated[
-        str | None,
-        typer.Option(
-            help="Sanitize: clamp every input value into LOW:HIGH, e.g. 0:1.", metavar="LOW:HIGH"
-        ),
-    ] = None,
-    levels: Annotated[
-        int | None,
-        typer.Option(
-            help="Sanitize: quantize inputs to this many values of the --clip range.", min=2
-        ),
-    ] = None,
-    median: Annotated[
-        int | None,
-        typer.Option(
-            help="Sanitize: median filter of this odd width (over --image if given).", min=3
-        ),
-    ] = None,
-    image: Annotated[
-        str | None,
-        typer.Option(help="Lay each input out as HxW for --median, e.g. 8x8.", metavar="HxW"),
-    ] = None,
+    clip: sanitizer.Clip = None,
+    levels: sanitizer.Levels = None,
+    median: sanitizer.Median = None,
+    image: sanitizer.Image = None,
     robustness: Annotated[
         Path | None,
         typer.Option(
@@ -88,15 +71,7 @@ def register(
     policy = OutputPolicy(
         top_k=top_k, round_digits=round_digits, outputs=tuple(output) if output else None
     )
-    try:
-        sanitizer = InputPolicy(
-            clip=_pair(clip, ":") if clip else None,
-            levels=levels,
-            median=median,
-            image=_size(image) if image else None,
-        )
-    except ValueError as exc:
-        raise InvalidInput(f"Invalid sanitizer: {exc}.") from None
+    squeeze = sanitizer.input_policy(clip, levels, median, image)
     claim = None
     if robustness is not None:
         try:
@@ -115,7 +90,7 @@ def register(
         name=name,
         version=version,
         output_policy=policy,
-        input_policy=sanitizer,
+        input_policy=squeeze,
         reference=sample,
         robustness=claim,
     )
@@ -181,21 +156,6 @@ def _claim(found: ModelVersion) -> None:
 def _describe(policy: dict[str, object]) -> str:
     chosen = {k: v for k, v in policy.items() if v is not None}
     return ", ".join(f"{k}={v}" for k, v in chosen.items()) or "none (pass-through)"
-
-
-def _pair(text: str, separator: str) -> tuple[float, float]:
-    first, _, second = text.partition(separator)
-    try:
-        return float(first), float(second)
-    except ValueError:
-        raise InvalidInput(f"Expected two numbers as A{separator}B, got {text!r}.") from None
-
-
-def _size(text: str) -> tuple[int, int]:
-    height, width = _pair(text, "x")
-    if not (height.is_integer() and width.is_integer()):
-        raise InvalidInput(f"Expected whole numbers as HxW, got {text!r}.")
-    return int(height), int(width)
 
 
 def _signature_table(specs: tuple[TensorSpec, ...]) -> None:

@@ -7,18 +7,29 @@ command runs, so the rest of the CLI works without it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+from bastion.cli import sanitizer
 from bastion.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from bastion.registry import InputPolicy
     from bastion.robustness import Dataset, Evaluation
+    from bastion.robustness.data import DatasetName
     from bastion.robustness.training import Defense
 
 app = typer.Typer(
@@ -122,14 +133,25 @@ def evaluate(
         Path, typer.Option("--output", "-o", help="Folder for the JSON and HTML report.")
     ] = Path("robustness-report"),
     seed: Annotated[int, typer.Option(help="Seed of the attacks' randomness.")] = 0,
+    clip: sanitizer.Clip = None,
+    levels: sanitizer.Levels = None,
+    median: sanitizer.Median = None,
+    image: sanitizer.Image = None,
 ) -> None:
-    """Attack a model with every suitable attack and write a JSON + HTML report with a verdict."""
+    """Attack a model with every suitable attack and write a JSON + HTML report with a verdict.
+
+    With sanitizer options, the model is attacked behind the same sanitizer the gateway
+    would apply (`model register --clip … --levels …`), through it by BPDA.
+    """
     from bastion.robustness import EvaluationPlan  # noqa: PLC0415 - torch on use
     from bastion.robustness import evaluate as run  # noqa: PLC0415
     from bastion.robustness.evaluation import suite_size  # noqa: PLC0415
 
     dataset = dataset_from(data, seed)
     target = _target(model)
+    squeeze = sanitizer.input_policy(clip, levels, median, image)
+    if not squeeze.is_identity:
+        target = _sanitized(target, squeeze)
     plan = _checked(
         lambda: EvaluationPlan(
             linf=floats(linf),
@@ -157,25 +179,35 @@ def evaluate(
 
 @app.command("reference")
 def reference(
-    dataset: Annotated[str, typer.Argument(help="digits or mnist1d.")] = "digits",
+    datasets: Annotated[
+        list[str] | None, typer.Argument(help="digits, mnist1d, or both (the default).")
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also write the Markdown here.")
     ] = None,
 ) -> None:
-    """Rebuild the reference table of docs/robustness.md: every defense, every attack, seeded."""
-    from bastion.robustness.reference import SETUPS, STEPS, build_reference  # noqa: PLC0415 - torch on use
+    """Rebuild the reference tables of docs/robustness.md: every defense, every attack, seeded."""
+    from bastion.robustness.reference import SETUPS, STEPS, build_reference  # noqa: PLC0415
 
-    if dataset not in SETUPS:
-        raise InvalidInput(f"Unknown dataset {dataset!r}; use one of {', '.join(SETUPS)}.")
+    chosen = datasets or list(SETUPS)
+    unknown = [name for name in chosen if name not in SETUPS]
+    if unknown:
+        raise InvalidInput(f"Unknown dataset {unknown[0]!r}; use {', '.join(SETUPS)}.")
+    tables = []
     with progress() as bar:
-        task = bar.add_task("reference", total=STEPS)
-        table = build_reference(
-            SETUPS[dataset], on_step=lambda name: bar.update(task, advance=1, description=name)
-        )
-    markdown = table.to_markdown()
+        for name in chosen:
+            task = bar.add_task(name, total=STEPS)
+            setup = SETUPS[cast("DatasetName", name)]
+            built = build_reference(setup, on_step=partial(_advance, bar, task))
+            tables.append(built.to_markdown())
+    markdown = "\n".join(tables)
     console.print(markdown, highlight=False, markup=False)
     if output is not None:
         output.write_text(markdown)
+
+
+def _advance(bar: Progress, task: TaskID, step: str) -> None:
+    bar.update(task, advance=1, description=step)
 
 
 def show(found: Evaluation, output: Path) -> None:
@@ -224,6 +256,18 @@ def _target(path: Path) -> Any:
         scores = "probabilities" if "probabilities" in outputs else outputs[-1]
         return numpy_predictor(lambda x: session.run([scores], {name: x})[0])
     return _checked(lambda: load_model(path)).model
+
+
+def _sanitized(target: Any, policy: InputPolicy) -> Any:
+    """The target behind the sanitizer: BPDA for a model, plain for a black box."""
+    import torch  # noqa: PLC0415
+
+    from bastion.robustness import numpy_predictor  # noqa: PLC0415
+    from bastion.robustness.sanitizer import Sanitized  # noqa: PLC0415
+
+    if isinstance(target, torch.nn.Module):
+        return Sanitized(target, policy)
+    return numpy_predictor(lambda x: target(torch.from_numpy(policy.apply(x))).numpy())
 
 
 def floats(text: str) -> tuple[float, ...]:
