@@ -33,7 +33,6 @@ _DEFENSES: tuple[tuple[str, Defense], ...] = (
 _LINF_COLUMNS = ("fgsm", "pgd", "pgd-margin", "apgd-dlr", "square")
 _L2_COLUMNS = ("pgd", "cw", "hopskipjump")
 _SIGMAS = (0.25, 0.5)
-_LEVELS = 4
 STEPS = 2 * len(_DEFENSES) + 2 + 2
 """How many times :func:`build_reference` reports progress."""
 _RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -49,13 +48,16 @@ class ReferenceSetup:
     epochs: int = 30
     samples: int = 450
     certified: int = 200
+    sanitizer_levels: int = 4
+    squeeze_bits: int = 2
     effort: float = 1.0
     seed: int = 0
 
 
 SETUPS: dict[DatasetName, ReferenceSetup] = {
     "digits": ReferenceSetup("digits", linf=0.1, l2=0.5),
-    "mnist1d": ReferenceSetup("mnist1d", linf=0.2, l2=1.0),
+    # MNIST-1D spans about ±5 with fine detail: coarse quantization would erase the signal.
+    "mnist1d": ReferenceSetup("mnist1d", linf=0.2, l2=1.0, sanitizer_levels=32, squeeze_bits=5),
 }
 
 
@@ -103,7 +105,7 @@ class Reference:
             "",
             _row(
                 [
-                    "squeezing detector (5 % false positives)",
+                    f"squeezing detector ({s.squeeze_bits}-bit, 5 % false positives)",
                     "attack success",
                     "detected",
                     "success undetected",
@@ -160,13 +162,14 @@ def build_reference(
         step(name)
     undefended = models[0][1]
     # The gateway's sanitizer in front of the undefended model, attacked naively and by BPDA.
-    sanitizer = InputPolicy(clip=(data.domain.low, data.domain.high), levels=_LEVELS)
+    levels = setup.sanitizer_levels
+    sanitizer = InputPolicy(clip=(data.domain.low, data.domain.high), levels=levels)
     models += [
         (
-            f"undefended + {_LEVELS}-level sanitizer, naive gradients",
+            f"undefended + {levels}-level sanitizer, naive gradients",
             Sanitized(undefended, sanitizer, straight_through=False),
         ),
-        (f"undefended + {_LEVELS}-level sanitizer, BPDA", Sanitized(undefended, sanitizer)),
+        (f"undefended + {levels}-level sanitizer, BPDA", Sanitized(undefended, sanitizer)),
     ]
     evaluations = []
     for name, model in models:
@@ -196,7 +199,9 @@ def _detector_rows(
     model: torch.nn.Module, data: Dataset, setup: ReferenceSetup
 ) -> tuple[DetectorRow, ...]:
     threat = Threat("linf", setup.linf, data.domain)
-    detector = SqueezingDetector(model, domain=data.domain, shape=data.shape).fit(data.x_train)
+    detector = SqueezingDetector(
+        model, domain=data.domain, shape=data.shape, bits=setup.squeeze_bits
+    ).fit(data.x_train)
     x, y = data.x_test[: setup.samples], data.y_test[: setup.samples]
     generator = torch.Generator().manual_seed(setup.seed)
     plain = PGD(threat, steps=20).run(model, x, y, generator=generator).x_adv
