@@ -385,3 +385,17 @@ def test_robustness_commands_teach_in_their_help(home):
     shown = bastion(home, "robustness", "--help").stdout
     assert all(word in shown for word in ("train", "eval", "reference", "bastion robustness train"))
     assert "--client-id" in bastion(home, "redteam", "--help").stdout
+
+
+def test_scan_refuses_a_malicious_pickle_and_passes_safe_files(home, tmp_path, digits_file):
+    """`bastion scan` exits non-zero on a malicious pickle and names the import; --json too."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    evil = folder / "evil.pkl"
+    evil.write_bytes(b"cos\nsystem\n(S'id'\ntR.")
+    assert "safe" in bastion(home, "scan", str(digits_file)).stdout
+    refused = bastion(home, "scan", str(folder), str(digits_file), check=False)
+    assert refused.returncode == 7 and "os.system (code execution)" in refused.stdout
+    assert "1 of 2 files failed the scan" in refused.stderr
+    reports = json.loads(bastion(home, "scan", "--json", str(evil), check=False).stdout)
+    assert reports[0]["safe"] is False and reports[0]["imports"] == ["os.system"]

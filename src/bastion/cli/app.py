@@ -22,6 +22,7 @@ from bastion.cli import (
     principal,
     redteam,
     robustness,
+    scan,
 )
 from bastion.cli.state import CliState
 from bastion.errors import BastionError
@@ -64,6 +65,7 @@ app.add_typer(robustness.app, name="robustness")
 app.command("demo")(demo.demo)
 app.command("monitor")(monitor.monitor)
 app.command("redteam")(redteam.redteam)
+app.command("scan")(scan.scan)
 
 
 def main() -> None:

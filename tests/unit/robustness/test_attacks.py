@@ -1,11 +1,8 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 import torchattacks
-from art.attacks.evasion import ProjectedGradientDescent
-from art.estimators.classification import PyTorchClassifier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +17,7 @@ from bastion.robustness import (
     Threat,
     scores_of,
 )
+from tests.unit.robustness.peers import art_pgd
 
 LINF = Threat("linf", 0.1, Domain(0.0, 1.0))
 L2 = Threat("l2", 1.0, Domain(0.0, 1.0))
@@ -103,22 +101,7 @@ def test_pgd_finds_at_least_as_many_as_torchattacks_and_art(mlp, digit_set, gene
     )
     found = int(ours.run(mlp, x, y, generator=generator).success.sum())
     ta = torchattacks.PGD(mlp, eps=eps, alpha=step, steps=steps, random_start=False)
-    classifier = PyTorchClassifier(
-        model=mlp,
-        loss=torch.nn.CrossEntropyLoss(),
-        input_shape=(64,),
-        nb_classes=10,
-        clip_values=(0.0, 1.0),
-    )
-    art = ProjectedGradientDescent(
-        classifier,
-        norm=np.inf,
-        eps=eps,
-        eps_step=step,
-        max_iter=steps,
-        num_random_init=0,
-        verbose=False,
-    )
+    art = art_pgd(mlp, eps=eps, step=step, steps=steps, restarts=0)
     from_ta, from_art = ta(x, y), torch.from_numpy(art.generate(x.numpy(), y=y.numpy()))
     with torch.no_grad():
         by_ta = int((mlp(from_ta).argmax(dim=1) != y).sum())

@@ -1,13 +1,11 @@
-import numpy as np
 import pytest
 import torch
-from art.attacks.evasion import ProjectedGradientDescent
 from art.defences.trainer import AdversarialTrainer
-from art.estimators.classification import PyTorchClassifier
 
 from bastion.robustness import DEFENSES, PGD, Threat, TrainingPlan, train
 from bastion.robustness.networks import Architecture
 from bastion.robustness.training import _clean, _Loop
+from tests.unit.robustness.peers import art_pgd
 
 EPS = 0.1
 
@@ -45,23 +43,9 @@ def test_adversarial_training_beats_arts_adversarial_trainer(digit_set):
     }
     torch.manual_seed(0)
     model = Architecture(64, (256, 256), 10).build()
-    classifier = PyTorchClassifier(
-        model=model,
-        loss=torch.nn.CrossEntropyLoss(),
-        optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
-        input_shape=(64,),
-        nb_classes=10,
-        clip_values=(0.0, 1.0),
-    )
-    attack = ProjectedGradientDescent(
-        classifier,
-        norm=np.inf,
-        eps=EPS,
-        eps_step=2.5 * EPS / 10,
-        max_iter=10,
-        num_random_init=1,
-        verbose=False,
-    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    attack = art_pgd(model, eps=EPS, step=2.5 * EPS / 10, steps=10, restarts=1, optimizer=optimizer)
+    classifier = attack.estimator
     AdversarialTrainer(classifier, attacks=attack).fit(
         digit_set.x_train.numpy(), digit_set.y_train.numpy(), nb_epochs=10, batch_size=64
     )
