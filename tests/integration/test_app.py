@@ -223,3 +223,48 @@ async def test_policy_files_are_followed_and_bad_edits_rejected(make_app, digits
     events = [e.event for e in ws.audit.tail(20) if e.event.action == "policy"]
     assert [e.event for e in events] == ["policy_change", "policy_change_rejected"]
     assert "guests-may-infer" in events[0].policy_ids
+
+
+@pytest.mark.anyio
+async def test_policies_see_model_labels_and_do_not_reveal_unregistered_models(
+    make_app, digits, digits_file
+):
+    """Risk tier and classification reach Cedar; a name that is not registered gets a 403 too."""
+    from bastion.policy import ModelLabels
+
+    ws, analyst, client = make_app(
+        extra_policy='@id("clearance")\nforbid (principal, action, resource is Bastion::Model)\n'
+        "unless { principal.clearance_level >= resource.classification_level };\n"
+        '@id("no-high-risk")\nforbid (principal, action == Bastion::Action::"infer", '
+        'resource is Bastion::Model) when { resource.risk_tier == "high" };\n'
+    )
+    policy = OutputPolicy()
+    for name, labels in (
+        ("patients", ModelLabels(classification="confidential")),
+        ("credit", ModelLabels(risk_tier="high")),
+        ("churn", ModelLabels(risk_tier="medium", classification="internal")),
+    ):
+        ws.registry.register(
+            digits_file, name=name, version=None, output_policy=policy, labels=labels
+        )
+    cleared = ws.principals.add("cleo", role="analyst", attributes={"clearance": "confidential"})
+    async with client:
+        ana = {"Authorization": f"Bearer {await token_for(client, analyst)}"}
+        cleo = {"Authorization": f"Bearer {await token_for(client, cleared)}"}
+
+        async def status(model, headers):
+            response = await client.post(
+                f"/v2/models/{model}/infer", json=body(digits.images[:1]), headers=headers
+            )
+            return response.status_code
+
+        assert await status("churn", ana) == 200
+        assert await status("patients", ana) == 403  # internal clearance, confidential data
+        assert await status("patients", cleo) == 200
+        assert await status("credit", cleo) == 403  # high risk: forbidden for everyone
+        assert await status("no-such-model", ana) == 403  # as for a model ana may not use
+        assert await status("no-such-model", cleo) == 403
+    entries = ws.audit.search(principal=analyst.principal.client_id, limit=20)
+    denials = [e.event for e in entries if e.event.status == 403]
+    assert {e.resource for e in denials} == {"patients", "no-such-model"}
+    assert any(e.policy_ids == ("clearance",) for e in denials)

@@ -369,9 +369,18 @@ def test_robustness_train_eval_register_and_inspect(home, tmp_path):
         "16",
         "--robustness",
         str(report / "robustness.json"),
+        "--risk-tier",
+        "high",
+        "--classification",
+        "confidential",
     )
     shown = bastion(home, "model", "inspect", "mlp").stdout
     assert "clip=[0.0, 1.0], levels=16" in shown and "Clean accuracy" in shown and "linf" in shown
+    assert "risk tier: high, classification: confidential" in shown
+    typo = bastion(
+        home, "model", "register", str(onnx_file), "--name", "x", "--risk-tier", "hgh", check=False
+    )
+    assert typo.returncode != 0 and "risk tier must be one of" in typo.stderr
     bad = bastion(
         home, "model", "register", str(onnx_file), "--name", "mlp2", "--levels", "4", check=False
     )

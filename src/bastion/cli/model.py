@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bastion.cli import sanitizer
+from bastion.cli.policy import model_labels
 from bastion.cli.state import state
 from bastion.errors import InvalidInput
 from bastion.registry import ModelVersion, OutputPolicy, RobustnessClaim, TensorSpec
@@ -54,6 +55,12 @@ def register(
     levels: sanitizer.Levels = None,
     median: sanitizer.Median = None,
     image: sanitizer.Image = None,
+    risk_tier: Annotated[
+        str, typer.Option(help="For policies: unassessed, low, medium or high.")
+    ] = "unassessed",
+    classification: Annotated[
+        str, typer.Option(help="For policies: public, internal, confidential or restricted.")
+    ] = "internal",
     robustness: Annotated[
         Path | None,
         typer.Option(
@@ -72,6 +79,7 @@ def register(
         top_k=top_k, round_digits=round_digits, outputs=tuple(output) if output else None
     )
     squeeze = sanitizer.input_policy(clip, levels, median, image)
+    labels = model_labels(risk_tier, classification)
     claim = None
     if robustness is not None:
         try:
@@ -93,6 +101,7 @@ def register(
         input_policy=squeeze,
         reference=sample,
         robustness=claim,
+        labels=labels,
     )
     console.print(
         f"[green]✓[/] Registered [bold]{registered.ref}[/] "
@@ -129,6 +138,9 @@ def inspect(
     found = state(ctx).workspace().registry.get(name, version or None)
     console.print(f"[bold]{found.ref}[/]  {found.format}  sha256 {found.sha256}")
     _signature_table(found.signature.inputs + found.signature.outputs)
+    console.print(
+        f"risk tier: {found.labels.risk_tier}, classification: {found.labels.classification}"
+    )
     console.print(f"sanitizer: {_describe(found.input_policy.to_json())}")
     console.print(f"output policy: {_describe(found.output_policy.to_json())}")
     _claim(found)

@@ -12,7 +12,7 @@ from rich.table import Table
 from bastion.cli.state import state
 from bastion.errors import InvalidInput
 from bastion.identity import Principal
-from bastion.policy import AccessRequest, Action, CedarAuthorizer
+from bastion.policy import AccessRequest, Action, CedarAuthorizer, ModelLabels
 from bastion.policy.cases import load_cases, run_cases
 
 app = typer.Typer(help="Check Cedar policies before they reach a gateway.", no_args_is_help=True)
@@ -73,6 +73,12 @@ def explain(
     attr: Annotated[list[str] | None, typer.Option(help="Attribute KEY=VALUE; repeat.")] = None,
     ip: Annotated[str, typer.Option(help="Client address in the context.")] = "127.0.0.1",
     time: Annotated[int, typer.Option(help="Unix time in the context.")] = 0,
+    risk_tier: Annotated[
+        str, typer.Option(help="The model's risk tier: unassessed, low, medium or high.")
+    ] = "unassessed",
+    classification: Annotated[
+        str, typer.Option(help="The model's data: public, internal, confidential or restricted.")
+    ] = "internal",
     folder: Folder = None,
 ) -> None:
     """Show the decision for one request and the policies that made it."""
@@ -81,10 +87,19 @@ def explain(
     known: dict[str, Action] = {name: name for name in get_args(Action)}
     if action not in known:
         raise InvalidInput(f"Unknown action {action!r}; use one of {', '.join(known)}.")
-    request = AccessRequest(principal, known[action], resource, {"ip": ip, "time": time})
+    labels = model_labels(risk_tier, classification)
+    request = AccessRequest(principal, known[action], resource, {"ip": ip, "time": time}, labels)
     decision = _authorizer(ctx, folder).decide(request)
     verdict = "[green]ALLOW[/]" if decision.allowed else "[red]DENY[/]"
     reason = ", ".join(decision.policy_ids) or "no policy permits it (deny by default)"
     console.print(f"{verdict} — {reason}")
     for error in decision.errors:
         console.print(f"  [yellow]policy error:[/] {error}")
+
+
+def model_labels(risk_tier: str, classification: str) -> ModelLabels:
+    """Labels from command-line options, with a clear error for a typo."""
+    try:
+        return ModelLabels(risk_tier=risk_tier, classification=classification)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InvalidInput(f"{exc}.") from None

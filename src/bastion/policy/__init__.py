@@ -17,15 +17,31 @@ from bastion.policy.authorizer import (
     CedarAuthorizer,
     Decision,
 )
+from bastion.policy.labels import (
+    CLASSIFICATIONS,
+    RISK_TIERS,
+    UNLABELLED,
+    UNREGISTERED,
+    Classification,
+    ModelLabels,
+    RiskTier,
+)
 from bastion.policy.reloading import ReloadingAuthorizer
 
 __all__ = [
     "BASELINE_POLICY",
+    "CLASSIFICATIONS",
     "GATEWAY",
+    "RISK_TIERS",
+    "UNLABELLED",
+    "UNREGISTERED",
     "AccessRequest",
     "Action",
     "Authorizer",
     "CedarAuthorizer",
+    "Classification",
     "Decision",
+    "ModelLabels",
     "ReloadingAuthorizer",
+    "RiskTier",
 ]

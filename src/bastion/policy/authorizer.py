@@ -14,6 +14,7 @@ import cedarpy
 
 from bastion.errors import ConfigError
 from bastion.identity import Principal
+from bastion.policy.labels import UNLABELLED, ModelLabels, clearance_level
 
 Action = Literal["infer", "describe", "read_metrics", "read_audit"]
 BASELINE_POLICY = files("bastion.policy").joinpath("baseline.cedar")
@@ -29,6 +30,7 @@ class AccessRequest:
     action: Action
     resource: str  # a model name, or ``gateway`` for gateway-wide actions
     context: Mapping[str, str | int] = field(default_factory=dict)  # "ip" and "time" (Unix s)
+    labels: ModelLabels = UNLABELLED  # the model's; ignored for gateway actions
 
 
 @dataclass(frozen=True)
@@ -89,14 +91,18 @@ class CedarAuthorizer:
         entities: list[dict[str, Any]] = [
             {
                 "uid": _uid("Principal", principal.client_id),
-                "attrs": {"name": principal.name, "role": principal.role},
+                "attrs": {
+                    "name": principal.name,
+                    "role": principal.role,
+                    "clearance_level": clearance_level(principal.attributes),
+                },
                 "parents": [_uid("Role", principal.role)],
                 "tags": dict(principal.attributes),
             },
             {"uid": _uid("Role", principal.role), "attrs": {}, "parents": []},
             {
                 "uid": resource,
-                "attrs": {} if is_gateway else {"name": request.resource},
+                "attrs": {} if is_gateway else _model_attributes(request),
                 "parents": [],
             },
         ]
@@ -116,6 +122,16 @@ class CedarAuthorizer:
             policy_ids=tuple(self._ids.get(r, r) for r in result.diagnostics.reasons),
             errors=tuple(str(e) for e in result.diagnostics.errors),
         )
+
+
+def _model_attributes(request: AccessRequest) -> dict[str, Any]:
+    labels = request.labels
+    return {
+        "name": request.resource,
+        "risk_tier": labels.risk_tier,
+        "classification": labels.classification,
+        "classification_level": labels.classification_level,
+    }
 
 
 def cedar_context(given: Mapping[str, str | int]) -> dict[str, Any]:

@@ -5,7 +5,7 @@
 name = "analysts may infer"
 principal = { role = "analyst", attributes = { team = "fraud" } }
 action = "infer"
-resource = "digits"
+resource = "digits"    # or { name = "fraud", risk_tier = "high", classification = "restricted" }
 context = { ip = "10.0.0.7", time = 1800000000 }
 expect = "allow"
 policies = ["analyst-use-models"]   # optional: the deciding policy ids
@@ -22,6 +22,7 @@ from typing import Any, get_args
 from bastion.errors import InvalidInput
 from bastion.identity import Principal
 from bastion.policy.authorizer import AccessRequest, Action, Authorizer, Decision
+from bastion.policy.labels import UNLABELLED, ModelLabels
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,25 @@ def _case(raw: dict[str, Any], index: int) -> PolicyCase:
             attributes={str(k): str(v) for k, v in who.get("attributes", {}).items()},
         )
         context = raw.get("context", {"ip": "127.0.0.1", "time": 0})
-        request = AccessRequest(principal, action, str(raw["resource"]), dict(context))
+        resource, labels = _resource(raw["resource"])
+        request = AccessRequest(principal, action, resource, dict(context), labels)
     except (KeyError, TypeError, ValueError, AttributeError):
         raise InvalidInput(
             f"Case {name!r} needs principal.role, action (one of {', '.join(get_args(Action))}), "
-            "resource and expect (allow or deny)."
+            "resource (a name, or a table with name, risk_tier and classification) and expect "
+            "(allow or deny)."
         ) from None
     policies = raw.get("policies")
     return PolicyCase(
         name, request, expect == "allow", tuple(policies) if policies is not None else None
+    )
+
+
+def _resource(raw: Any) -> tuple[str, ModelLabels]:
+    """A resource given by name, or as a table with the model's labels."""
+    if isinstance(raw, str):
+        return raw, UNLABELLED
+    return str(raw["name"]), ModelLabels(
+        risk_tier=raw.get("risk_tier", UNLABELLED.risk_tier),
+        classification=raw.get("classification", UNLABELLED.classification),
     )

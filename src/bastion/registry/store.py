@@ -18,6 +18,7 @@ from onnx.external_data_helper import uses_external_data
 
 from bastion.crypto import BlobStore
 from bastion.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from bastion.policy import UNLABELLED, ModelLabels
 from bastion.registry.claims import RobustnessClaim
 from bastion.registry.input_policy import InputPolicy
 from bastion.registry.output_policy import OutputPolicy
@@ -43,6 +44,7 @@ class ModelVersion:
     created_at: float
     input_policy: InputPolicy
     robustness: RobustnessClaim | None
+    labels: ModelLabels
 
     @property
     def ref(self) -> str:
@@ -68,6 +70,7 @@ class ModelRegistry:
         input_policy: InputPolicy | None = None,
         reference: NDArray[Any] | None = None,
         robustness: RobustnessClaim | None = None,
+        labels: ModelLabels | None = None,
     ) -> ModelVersion:
         """Check an ONNX file, encrypt it and record a new immutable version.
 
@@ -79,7 +82,8 @@ class ModelRegistry:
         ``reference`` is a sample of typical inputs (rows x features), stored encrypted
         with the model; the gateway compares live inputs with it to detect drift.
         ``input_policy`` is the sanitizer the validate stage applies; ``robustness`` is
-        the summary of the version's robustness evaluation.
+        the summary of the version's robustness evaluation; ``labels`` (risk tier, data
+        classification) are what policies decide on.
         """
         if not _NAME.fullmatch(name):
             raise InvalidInput(f"Model name {name!r} is not allowed; use letters, digits, . _ -")
@@ -95,6 +99,8 @@ class ModelRegistry:
             "output_policy": output_policy.to_json(),
             "input_policy": (input_policy or InputPolicy()).to_json(),
             "robustness": robustness.to_json() if robustness is not None else None,
+            "risk_tier": (labels or UNLABELLED).risk_tier,
+            "classification": (labels or UNLABELLED).classification,
             "created_at": self._clock(),
         }
         with self._db.transaction() as db:
@@ -201,4 +207,7 @@ def _version(row: sa.Row[tuple[object, ...]]) -> ModelVersion:
         created_at=row.created_at,
         input_policy=InputPolicy.from_json(row.input_policy),
         robustness=RobustnessClaim.from_json(row.robustness) if row.robustness else None,
+        labels=ModelLabels(
+            risk_tier=row.risk_tier or "unassessed", classification=row.classification or "internal"
+        ),
     )

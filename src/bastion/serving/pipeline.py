@@ -130,7 +130,7 @@ def build_pipelines(
         lock_seconds=settings.lockout_seconds,
         clock=clock,
     )
-    authorize = Authorize(authorizer=_policies(workspace), clock=clock)
+    authorize = Authorize(authorizer=_policies(workspace), registry=workspace.registry, clock=clock)
     throttle = Throttle(limiter=_limiter(workspace))
     guard = (authenticate, authorize, throttle)
     return Pipelines(

@@ -49,6 +49,8 @@ models = Table(
     Column("created_at", Float, nullable=False),
     Column("input_policy", JSON, nullable=True),
     Column("robustness", JSON, nullable=True),
+    Column("risk_tier", String(16), nullable=True),
+    Column("classification", String(16), nullable=True),
     UniqueConstraint("name", "version", name="uq_models_name_version"),
 )
 

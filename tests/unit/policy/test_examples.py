@@ -9,9 +9,9 @@ EXAMPLES = Path(__file__).parents[3] / "docs" / "examples"
 
 
 def test_every_documented_abac_case_holds():
-    """Role + attribute, address range, office hours and forbid-over-permit, as documented."""
+    """Role + attribute, address range, office hours, forbid-over-permit, risk tier, clearance."""
     results = run_cases(
         CedarAuthorizer.from_folder(EXAMPLES), load_cases(EXAMPLES / "abac-cases.toml")
     )
     failed = [(r.case.name, r.decision) for r in results if not r.passed]
-    assert len(results) == 7 and failed == []
+    assert len(results) == 16 and failed == []

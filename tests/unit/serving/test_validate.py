@@ -1,6 +1,7 @@
 import pytest
 
 from bastion.errors import InvalidInput
+from bastion.policy import ModelLabels
 from bastion.registry import InputPolicy, ModelSignature, ModelVersion, OutputPolicy, TensorSpec
 from bastion.serving.stages.validate import check_inputs, check_requested_outputs, parse_request
 
@@ -17,6 +18,7 @@ MODEL = ModelVersion(
     created_at=0.0,
     input_policy=InputPolicy(),
     robustness=None,
+    labels=ModelLabels(),
 )
 
 
