@@ -352,17 +352,39 @@ def test_unknown_model_routes_and_methods(gateway):
     assert method.status_code == 405 and "error" in method.json()
 
 
-def test_binary_tensor_extension_is_refused_clearly(gateway):
-    """Binary tensor requests get a 400 that says to send JSON tensors."""
-    headers = auth(gateway.token(gateway.analyst)) | {"Inference-Header-Content-Length": "10"}
+def _binary_request(size: int, tail: bytes, length: str | None = None) -> tuple[bytes, str]:
+    """A one-input binary request declaring ``size`` bytes, followed by ``tail``."""
+    tensor = {"name": DIGITS_INPUT, "shape": [1, 64], "datatype": "FP32"}
+    header = json.dumps({"inputs": [tensor | {"parameters": {"binary_data_size": size}}]}).encode()
+    return header + tail, length if length is not None else str(len(header))
+
+
+@pytest.mark.parametrize(
+    ("request_parts", "message"),
+    [
+        (_binary_request(256, b"\0" * 256, length="abc"), "whole number"),
+        (_binary_request(256, b"\0" * 256, length="99999"), "whole number"),
+        (_binary_request(256, b"\0" * 256, length="0"), "not valid JSON"),
+        (_binary_request(256, b"\0" * 272), "belong to no input"),
+        (_binary_request(256, b"\0" * 100), "runs past the body"),
+        (_binary_request(10, b"\0" * 10), "whole number of 4-byte values"),
+        (_binary_request(252, b"\0" * 252), "has 63 values"),
+        (_binary_request(256, b"\xff" * 256), "NaN or infinite"),
+    ],
+)
+def test_malformed_binary_tensors_get_clear_400s(gateway, request_parts, message):
+    """Binary requests whose sizes or values do not fit are refused with a message that says why."""
+    content, length = request_parts
+    headers = auth(gateway.token(gateway.analyst)) | {"Inference-Header-Content-Length": length}
     with gateway.http() as http:
-        response = http.post("/v2/models/digits/infer", content=b"{}" + b"\0" * 8, headers=headers)
+        response = http.post("/v2/models/digits/infer", content=content, headers=headers)
     assert response.status_code == 400
-    assert "binary_data=False" in response.json()["error"]
+    assert message in response.json()["error"]
 
 
-def test_tritonclient_gets_correct_predictions(gateway, digits):
-    """NVIDIA's tritonclient.http, unchanged, talks to Bastion with a Bearer header."""
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_tritonclient_gets_correct_predictions(gateway, digits, binary):
+    """NVIDIA's tritonclient.http, unchanged, talks to Bastion: JSON and binary tensors."""
     import gevent.ssl
     import tritonclient.http as triton
 
@@ -380,10 +402,10 @@ def test_tritonclient_gets_correct_predictions(gateway, digits):
         assert metadata["inputs"][0]["name"] == DIGITS_INPUT
         images = digits.images[:16]
         tensor = triton.InferInput(DIGITS_INPUT, list(images.shape), "FP32")
-        tensor.set_data_from_numpy(images, binary_data=False)
+        tensor.set_data_from_numpy(images, binary_data=binary)
         outputs = [
-            triton.InferRequestedOutput("label", binary_data=False),
-            triton.InferRequestedOutput("probabilities", binary_data=False),
+            triton.InferRequestedOutput("label", binary_data=binary),
+            triton.InferRequestedOutput("probabilities", binary_data=binary),
         ]
         result = client.infer("digits", [tensor], outputs=outputs, headers=headers)
     finally:

@@ -21,6 +21,8 @@ from bastion.crypto.tls import certificate_thumbprint, client_id_of
 from bastion.errors import BastionError, InvalidInput, NotFound, PayloadTooLarge
 from bastion.identity import ClientCertificate
 from bastion.monitor import CONTENT_TYPE, GatewayMetrics
+from bastion.registry import ModelVersion
+from bastion.serving import binary
 from bastion.serving.call import Call, Target
 from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_response
 from bastion.serving.monitoring import build_monitor
@@ -58,15 +60,7 @@ def build_app(workspace: Workspace) -> Starlette:
         )
         if call.error is not None or call.model is None:
             return error_response(call.error or BastionError(), request_id=call.request_id)
-        return _json(
-            call,
-            response_body(
-                model=call.model.name,
-                version=call.model.version,
-                request_id=call.request.id if call.request else None,
-                outputs=call.outputs,
-            ),
-        )
+        return _inference_response(call, call.model)
 
     async def model_metadata(request: Request) -> Response:
         call = await pipelines.describe.run(_call(request, "describe"))
@@ -198,7 +192,11 @@ def _discovery(workspace: Workspace) -> tuple[dict[str, Any], dict[str, Any]]:
     """V2 server metadata and RFC 8414 authorization-server metadata."""
     settings = workspace.settings
     issuer = settings.issuer
-    server_metadata = {"name": "bastion", "version": bastion.__version__, "extensions": []}
+    server_metadata = {
+        "name": "bastion",
+        "version": bastion.__version__,
+        "extensions": ["binary_tensor_data"],
+    }
     oauth_metadata = {
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth2/token",
@@ -214,6 +212,24 @@ def _discovery(workspace: Workspace) -> tuple[dict[str, Any], dict[str, Any]]:
     return server_metadata, oauth_metadata
 
 
+def _inference_response(call: Call, model: ModelVersion) -> Response:
+    """JSON, or a JSON header followed by raw tensors when the client asked for binary outputs."""
+    body = response_body(
+        model=model.name,
+        version=model.version,
+        request_id=call.request.id if call.request else None,
+        outputs=call.outputs,
+    )
+    wanted = binary.wants_binary(call.request, call.outputs)
+    if not wanted:
+        return _json(call, body)
+    content, header_length = binary.encode_response(body, call.outputs, wanted)
+    headers = {"X-Request-ID": call.request_id, binary.HEADER: str(header_length)}
+    return Response(
+        content, media_type="application/octet-stream", headers=_SECURITY_HEADERS | headers
+    )
+
+
 def _call(request: Request, action: str, *, body_limit: int = 0) -> Call:
     route = request.scope["route"].path
     params = request.path_params
@@ -224,7 +240,7 @@ def _call(request: Request, action: str, *, body_limit: int = 0) -> Call:
         authorization=request.headers.get("authorization"),
         content_type=request.headers.get("content-type", ""),
         read_body=lambda: _read_body(request, body_limit),
-        binary_tensors="inference-header-content-length" in request.headers,
+        binary_header=request.headers.get("inference-header-content-length"),
         certificate=_client_certificate(request),
     )
 

@@ -40,7 +40,7 @@ class Call:
     # Reads the body within the size limit; stages call it only after authentication,
     # so an unauthenticated client cannot make the gateway read a large body.
     read_body: Callable[[], Awaitable[bytes]]
-    binary_tensors: bool = False
+    binary_header: str | None = None  # Inference-Header-Content-Length, when tensors are binary
     certificate: ClientCertificate | None = None  # verified by TLS against the workspace CA
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)

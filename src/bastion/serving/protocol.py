@@ -1,4 +1,4 @@
-"""Open Inference Protocol (V2) request and response bodies, JSON tensors only."""
+"""Open Inference Protocol (V2) request and response bodies (JSON; binary tensors in binary.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class RequestInput(_Frozen):
     name: str = Field(pattern=_NAME)
     shape: tuple[int, ...] = Field(max_length=MAX_DIMENSIONS)
     datatype: str
-    data: list[Any]
+    data: list[Any] | None = None  # absent when the tensor comes as binary data
     parameters: dict[str, Any] | None = None
 
 

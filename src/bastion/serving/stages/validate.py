@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from bastion.errors import InvalidInput
 from bastion.registry import NUMPY_TYPES, ModelRegistry, ModelVersion, TensorSpec
+from bastion.serving import binary
 from bastion.serving.call import Call, Tensors
 from bastion.serving.protocol import InferenceRequest, RequestInput, as_array
 
@@ -33,19 +35,20 @@ class Validate:
         """
         target = call.target
         call.model = await to_thread.run_sync(self._registry.get, target.model, target.version)
-        if call.binary_tensors:
-            raise InvalidInput(
-                "The binary tensor extension is not supported; send JSON tensors "
-                "(tritonclient: binary_data=False)."
-            )
         body = await call.read_body()
         call.input_sha256 = hashlib.sha256(body).hexdigest()
         call.input_bytes = len(body)
-        call.request = parse_request(body)
+        raw: dict[str, bytes] = {}
+        if call.binary_header is not None:
+            header, tail = binary.split_body(body, call.binary_header)
+            call.request = parse_request(header)
+            raw = binary.binary_inputs(call.request, tail)
+        else:
+            call.request = parse_request(body)
         sanitizer = call.model.input_policy
         call.inputs = {
             name: sanitizer.apply(array)
-            for name, array in check_inputs(call.request, call.model).items()
+            for name, array in check_inputs(call.request, call.model, raw).items()
         }
         check_requested_outputs(call.request, call.model)
 
@@ -69,12 +72,17 @@ def parse_request(body: bytes) -> InferenceRequest:
         ) from None
 
 
-def check_inputs(request: InferenceRequest, model: ModelVersion) -> Tensors:
+def check_inputs(
+    request: InferenceRequest, model: ModelVersion, raw: Mapping[str, bytes] | None = None
+) -> Tensors:
     """Arrays for the model's inputs, each matching its declared datatype and shape.
 
     Raises:
         InvalidInput: an input is missing, unknown, repeated or does not fit.
+
+    ``raw`` holds the bytes of inputs sent with the binary tensor extension.
     """
+    raw = raw or {}
     given = {tensor.name: tensor for tensor in request.inputs}
     if len(given) != len(request.inputs):
         raise InvalidInput("An input is given more than once.")
@@ -85,7 +93,9 @@ def check_inputs(request: InferenceRequest, model: ModelVersion) -> Tensors:
     missing = sorted(expected.keys() - given.keys())
     if missing:
         raise InvalidInput(f"Missing input {missing[0]!r} for {model.ref}.")
-    return {name: _check_tensor(given[name], spec) for name, spec in expected.items()}
+    return {
+        name: _check_tensor(given[name], spec, raw.get(name)) for name, spec in expected.items()
+    }
 
 
 def check_requested_outputs(request: InferenceRequest, model: ModelVersion) -> None:
@@ -110,7 +120,7 @@ def allowed_outputs(model: ModelVersion) -> tuple[str, ...]:
     )
 
 
-def _check_tensor(tensor: RequestInput, spec: TensorSpec) -> NDArray[Any]:
+def _check_tensor(tensor: RequestInput, spec: TensorSpec, raw: bytes | None) -> NDArray[Any]:
     name = spec.name
     if tensor.datatype != spec.datatype:
         raise InvalidInput(
@@ -126,8 +136,13 @@ def _check_tensor(tensor: RequestInput, spec: TensorSpec) -> NDArray[Any]:
             f"Input {name!r} has shape {list(shape)}; the model expects "
             f"{list(spec.shape)} (-1 means any size)."
         )
+    if raw is None and tensor.data is None:
+        raise InvalidInput(f"Input {name!r} has no data (nor binary_data_size).")
     try:
-        values = as_array(tensor.data, NUMPY_TYPES[spec.datatype])
+        if raw is not None:
+            values = binary.decode(raw, NUMPY_TYPES[spec.datatype])
+        else:
+            values = as_array(tensor.data or [], NUMPY_TYPES[spec.datatype])
     except ValueError as exc:
         raise InvalidInput(f"Input {name!r}: {exc}.") from None
     if values.size != math.prod(shape):
