@@ -389,8 +389,9 @@ def test_robustness_train_eval_register_and_inspect(home, tmp_path):
     assert wrong.returncode != 0 and "Unknown data" in wrong.stderr
 
 
-def test_robustness_commands_teach_in_their_help(home):
+def test_robustness_commands_teach_in_their_help(tmp_path):
     """`bastion robustness --help` lists train, eval and reference with an example."""
+    home = tmp_path / "unused"  # help needs no workspace
     shown = bastion(home, "robustness", "--help").stdout
     assert all(word in shown for word in ("train", "eval", "reference", "bastion robustness train"))
     assert "--client-id" in bastion(home, "redteam", "--help").stdout
@@ -408,3 +409,22 @@ def test_scan_refuses_a_malicious_pickle_and_passes_safe_files(home, tmp_path, d
     assert "1 of 2 files failed the scan" in refused.stderr
     reports = json.loads(bastion(home, "scan", "--json", str(evil), check=False).stdout)
     assert reports[0]["safe"] is False and reports[0]["imports"] == ["os.system"]
+
+
+def test_model_keygen_sign_and_verify(home, tmp_path, digits_file):
+    """Sign a model folder, verify it, then one changed byte makes verify fail (exit 7)."""
+    folder = tmp_path / "fraud"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(digits_file.read_bytes())
+    key = tmp_path / "signer.pem"
+    bastion(home, "model", "keygen", str(key))
+    assert key.stat().st_mode & 0o777 == 0o600 and key.with_suffix(".pub.json").is_file()
+    bastion(home, "model", "sign", str(folder), "--key", str(key), "--name", "fraud",
+            "--owner", "risk-team", "--risk-tier", "high")  # fmt: skip
+    trust = ("--trust", str(key.with_suffix(".pub.json")))
+    assert "all 1 files verified" in bastion(home, "model", "verify", str(folder), *trust).stdout
+    data = bytearray((folder / "model.onnx").read_bytes())
+    data[100] ^= 1
+    (folder / "model.onnx").write_bytes(bytes(data))
+    failed = bastion(home, "model", "verify", str(folder), *trust, check=False)
+    assert failed.returncode == 7 and "model.onnx does not match" in failed.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,8 +16,16 @@ from rich.table import Table
 from bastion.cli import sanitizer
 from bastion.cli.policy import model_labels
 from bastion.cli.state import state
+from bastion.crypto.keys import SigningKey, load_public_jwk, public_jwk
 from bastion.errors import InvalidInput
 from bastion.registry import ModelVersion, OutputPolicy, RobustnessClaim, TensorSpec
+from bastion.registry.manifest import (
+    MANIFEST_NAME,
+    SignedManifest,
+    build_manifest,
+    sign_manifest,
+    verify_manifest,
+)
 
 app = typer.Typer(
     help="Register models (encrypted at rest), list and inspect them.", no_args_is_help=True
@@ -82,10 +91,7 @@ def register(
     labels = model_labels(risk_tier, classification)
     claim = None
     if robustness is not None:
-        try:
-            claim = RobustnessClaim.from_json(json.loads(robustness.read_text()))
-        except json.JSONDecodeError:
-            raise InvalidInput(f"{robustness} is not JSON.") from None
+        claim = _claim_from(robustness)
     sample = None
     if reference is not None:
         try:
@@ -175,3 +181,91 @@ def _signature_table(specs: tuple[TensorSpec, ...]) -> None:
     for spec in specs:
         table.add_row(spec.name, spec.datatype, str(list(spec.shape)))
     console.print(table)
+
+
+@app.command("keygen")
+def keygen(
+    output: Annotated[Path, typer.Argument(help="Private key file to create (PEM, mode 0600).")],
+) -> None:
+    """Create a model-signing key, and its public JWK beside it (OUTPUT with .pub.json)."""
+    key = SigningKey.generate(output)
+    public = output.with_suffix(".pub.json")
+    public.write_text(json.dumps(public_jwk(key.public_key, kid=key.kid), indent=2) + "\n")
+    console.print(f"[green]✓[/] {output} (keep it secret) and {public} (share it with verifiers)")
+
+
+@app.command("sign")
+def sign(
+    folder: Annotated[
+        Path, typer.Argument(help="The model's folder.", exists=True, file_okay=False)
+    ],
+    key: Annotated[
+        Path, typer.Option(help="Signing key from `bastion model keygen`.", exists=True)
+    ],
+    name: Annotated[str, typer.Option(help="The model's name.")],
+    owner: Annotated[str, typer.Option(help="Who answers for the model (team or person).")],
+    risk_tier: Annotated[str, typer.Option(help="unassessed, low, medium or high.")] = "unassessed",
+    classification: Annotated[
+        str, typer.Option(help="public, internal, confidential or restricted.")
+    ] = "internal",
+    robustness: Annotated[
+        Path | None,
+        typer.Option(
+            help="robustness.json from `bastion robustness eval`.", exists=True, dir_okay=False
+        ),
+    ] = None,
+) -> None:
+    """Write FOLDER/manifest.json: every file's SHA-256 and the metadata, signed with Ed25519."""
+    claim = _claim_from(robustness) if robustness is not None else None
+    manifest = build_manifest(
+        folder,
+        name=name,
+        owner=owner,
+        created_at=time.time(),
+        labels=model_labels(risk_tier, classification),
+        robustness=claim,
+    )
+    signed = sign_manifest(manifest, SigningKey.load(key))
+    (folder / MANIFEST_NAME).write_text(signed.to_json())
+    console.print(
+        f"[green]✓[/] Signed {len(manifest.files)} files of {name} as {signed.signer[:16]}… "
+        f"→ {folder / MANIFEST_NAME}"
+    )
+
+
+@app.command("verify")
+def verify(
+    folder: Annotated[
+        Path, typer.Argument(help="The model's folder.", exists=True, file_okay=False)
+    ],
+    trust: Annotated[
+        list[Path],
+        typer.Option(help="Public JWK of a trusted signer (repeat for more).", exists=True),
+    ],
+) -> None:
+    """Check FOLDER/manifest.json: a trusted signature, and every file exactly as listed."""
+    manifest_file = folder / MANIFEST_NAME
+    if not manifest_file.is_file():
+        raise InvalidInput(f"{folder} has no {MANIFEST_NAME}; sign it with `bastion model sign`.")
+    trusted = {}
+    for path in trust:
+        try:
+            jwk = json.loads(path.read_text())
+            trusted[str(jwk["kid"])] = load_public_jwk(jwk)
+        except (ValueError, KeyError, TypeError):
+            raise InvalidInput(f"{path} is not a public JWK from `bastion model keygen`.") from None
+    manifest = verify_manifest(
+        folder, SignedManifest.from_json(manifest_file.read_text()), trusted=trusted
+    )
+    console.print(
+        f"[green]✓[/] {manifest.name}: signature and all {len(manifest.files)} files verified "
+        f"(owner {manifest.owner}, risk tier {manifest.labels.risk_tier}, "
+        f"{manifest.labels.classification})"
+    )
+
+
+def _claim_from(path: Path) -> RobustnessClaim:
+    try:
+        return RobustnessClaim.from_json(json.loads(path.read_text()))
+    except json.JSONDecodeError:
+        raise InvalidInput(f"{path} is not JSON.") from None
