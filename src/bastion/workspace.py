@@ -40,6 +40,7 @@ from bastion.identity import (
 )
 from bastion.policy import BASELINE_POLICY, CedarAuthorizer
 from bastion.registry import ModelRegistry
+from bastion.registry.manifest import load_trusted
 from bastion.settings import Settings
 from bastion.storage import Database
 from bastion.types import Clock
@@ -93,6 +94,11 @@ class WorkspacePaths:
         return self.home / "policies"
 
     @property
+    def signers(self) -> Path:
+        """Folder of trusted model signers' public keys (``*.pub.json``)."""
+        return self.home / "signers"
+
+    @property
     def database(self) -> Path:
         """The default SQLite database."""
         return self.home / "bastion.db"
@@ -105,6 +111,7 @@ class WorkspacePaths:
             self.home / "keys",
             self.home / "tls",
             self.policies,
+            self.signers,
             db,
             db.with_name(db.name + "-wal"),
             db.with_name(db.name + "-shm"),
@@ -136,7 +143,12 @@ class Workspace:
         self.api_keys = ApiKeyStore(
             database=self.database, principals=self.principals, hash_key=hash_key, clock=clock
         )
-        self.registry = ModelRegistry(database=self.database, blobs=self.blobs, clock=clock)
+        self.registry = ModelRegistry(
+            database=self.database,
+            blobs=self.blobs,
+            clock=clock,
+            trusted_signers=lambda: load_trusted(self.paths.signers),
+        )
         audit_key = SigningKey.load(self.paths.audit_key)
         self.audit = AuditLog(
             database=self.database,

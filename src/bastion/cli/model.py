@@ -10,6 +10,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.table import Table
 
@@ -17,7 +18,7 @@ from bastion.cli import sanitizer
 from bastion.cli.policy import model_labels
 from bastion.cli.state import state
 from bastion.crypto.keys import SigningKey, load_public_jwk, public_jwk
-from bastion.errors import InvalidInput
+from bastion.errors import CryptoError, InvalidInput
 from bastion.registry import ModelVersion, OutputPolicy, RobustnessClaim, TensorSpec
 from bastion.registry.manifest import (
     MANIFEST_NAME,
@@ -70,6 +71,13 @@ def register(
     classification: Annotated[
         str, typer.Option(help="For policies: public, internal, confidential or restricted.")
     ] = "internal",
+    signed: Annotated[
+        bool,
+        typer.Option(
+            "--signed",
+            help="Require the folder's manifest.json, signed by a trusted signer (`model trust`).",
+        ),
+    ] = False,
     robustness: Annotated[
         Path | None,
         typer.Option(
@@ -108,6 +116,7 @@ def register(
         reference=sample,
         robustness=claim,
         labels=labels,
+        manifest=_manifest_of(file) if signed else None,
     )
     console.print(
         f"[green]✓[/] Registered [bold]{registered.ref}[/] "
@@ -148,6 +157,7 @@ def inspect(
         f"risk tier: {found.labels.risk_tier}, classification: {found.labels.classification}"
     )
     console.print(f"sanitizer: {_describe(found.input_policy.to_json())}")
+    console.print(f"signed by: {found.signer or 'nobody (registered without --signed)'}")
     console.print(f"output policy: {_describe(found.output_policy.to_json())}")
     _claim(found)
 
@@ -247,13 +257,7 @@ def verify(
     manifest_file = folder / MANIFEST_NAME
     if not manifest_file.is_file():
         raise InvalidInput(f"{folder} has no {MANIFEST_NAME}; sign it with `bastion model sign`.")
-    trusted = {}
-    for path in trust:
-        try:
-            jwk = json.loads(path.read_text())
-            trusted[str(jwk["kid"])] = load_public_jwk(jwk)
-        except (ValueError, KeyError, TypeError):
-            raise InvalidInput(f"{path} is not a public JWK from `bastion model keygen`.") from None
+    trusted = dict(_read_jwk(path) for path in trust)
     manifest = verify_manifest(
         folder, SignedManifest.from_json(manifest_file.read_text()), trusted=trusted
     )
@@ -262,6 +266,35 @@ def verify(
         f"(owner {manifest.owner}, risk tier {manifest.labels.risk_tier}, "
         f"{manifest.labels.classification})"
     )
+
+
+@app.command("trust")
+def trust_signer(
+    ctx: typer.Context,
+    public_key: Annotated[Path, typer.Argument(help="A signer's .pub.json from `model keygen`.")],
+) -> None:
+    """Trust a signer: `model register --signed` accepts, and the gateway loads, its models."""
+    folder = state(ctx).workspace().paths.signers
+    kid, _ = _read_jwk(public_key)
+    folder.mkdir(parents=True, exist_ok=True)
+    trusted = folder / f"{kid}.pub.json"
+    trusted.write_text(public_key.read_text())
+    console.print(f"[green]✓[/] Trusted signer {kid[:16]}… (delete {trusted} to revoke)")
+
+
+def _read_jwk(path: Path) -> tuple[str, Ed25519PublicKey]:
+    try:
+        jwk = json.loads(path.read_text())
+        return str(jwk["kid"]), load_public_jwk(jwk)
+    except (OSError, ValueError, KeyError, TypeError, CryptoError):
+        raise InvalidInput(f"{path} is not a public JWK from `bastion model keygen`.") from None
+
+
+def _manifest_of(file: Path) -> SignedManifest:
+    path = file.parent / MANIFEST_NAME
+    if not path.is_file():
+        raise InvalidInput(f"--signed needs {path}; sign the folder with `bastion model sign`.")
+    return SignedManifest.from_json(path.read_text())
 
 
 def _claim_from(path: Path) -> RobustnessClaim:

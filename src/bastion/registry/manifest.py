@@ -29,8 +29,8 @@ from pathlib import Path, PurePosixPath
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bastion.crypto.keys import SigningKey, b64url, b64url_decode
-from bastion.errors import IntegrityError, InvalidInput
+from bastion.crypto.keys import SigningKey, b64url, b64url_decode, load_public_jwk
+from bastion.errors import ConfigError, CryptoError, IntegrityError, InvalidInput
 from bastion.policy import ModelLabels
 from bastion.registry.claims import RobustnessClaim
 
@@ -58,6 +58,10 @@ class Manifest:
     labels: ModelLabels
     robustness: RobustnessClaim | None
     created_at: float
+
+    def __post_init__(self) -> None:
+        # One spelling per value, so that a manifest read back signs the same bytes.
+        object.__setattr__(self, "created_at", float(self.created_at))
 
     def payload(self) -> bytes:
         """The canonical bytes that are signed."""
@@ -153,15 +157,7 @@ def verify_manifest(
         IntegrityError: untrusted signer, bad signature, or a file missing, changed, added
             or escaping the folder.
     """
-    public = trusted.get(signed.signer)
-    if public is None:
-        raise IntegrityError(
-            f"The manifest is signed by {signed.signer[:16]}, which is not a trusted signer."
-        )
-    try:
-        public.verify(signed.signature, signed.manifest.payload())
-    except InvalidSignature:
-        raise IntegrityError("The manifest's signature does not verify.") from None
+    verify_signature(signed, trusted=trusted)
     listed = {f.path: f for f in signed.manifest.files}
     for entry in signed.manifest.files:
         if PurePosixPath(entry.path).is_absolute() or ".." in PurePosixPath(entry.path).parts:
@@ -179,6 +175,42 @@ def verify_manifest(
         if _digest(root, present[path]) != entry:
             raise IntegrityError(f"{path} does not match its digest in the manifest.")
     return signed.manifest
+
+
+def verify_signature(
+    signed: SignedManifest, *, trusted: Mapping[str, Ed25519PublicKey]
+) -> Manifest:
+    """Check only that a trusted signer signed this manifest; return it.
+
+    Raises:
+        IntegrityError: the signer is not trusted or the signature does not verify.
+    """
+    public = trusted.get(signed.signer)
+    if public is None:
+        raise IntegrityError(
+            f"The manifest is signed by {signed.signer[:16]}, which is not a trusted signer."
+        )
+    try:
+        public.verify(signed.signature, signed.manifest.payload())
+    except InvalidSignature:
+        raise IntegrityError("The manifest's signature does not verify.") from None
+    return signed.manifest
+
+
+def load_trusted(folder: Path) -> dict[str, Ed25519PublicKey]:
+    """The trusted signers: every ``*.pub.json`` public JWK in ``folder`` (none if it is absent).
+
+    Raises:
+        ConfigError: a file there is not an Ed25519 public JWK.
+    """
+    trusted = {}
+    for path in sorted(folder.glob("*.pub.json")) if folder.is_dir() else []:
+        try:
+            jwk = json.loads(path.read_text())
+            trusted[str(jwk["kid"])] = load_public_jwk(jwk)
+        except (ValueError, KeyError, TypeError, CryptoError):
+            raise ConfigError(f"{path} is not a public JWK from `bastion model keygen`.") from None
+    return trusted
 
 
 def _files(root: Path) -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from numpy.typing import NDArray
 from onnx.external_data_helper import uses_external_data
 
@@ -21,6 +23,7 @@ from bastion.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from bastion.policy import UNLABELLED, ModelLabels
 from bastion.registry.claims import RobustnessClaim
 from bastion.registry.input_policy import InputPolicy
+from bastion.registry.manifest import SignedManifest, verify_manifest, verify_signature
 from bastion.registry.output_policy import OutputPolicy
 from bastion.registry.signature import ModelSignature
 from bastion.storage import Database, tables
@@ -45,6 +48,7 @@ class ModelVersion:
     input_policy: InputPolicy
     robustness: RobustnessClaim | None
     labels: ModelLabels
+    signer: str | None = None  # key id of the manifest's signer, when registered signed
 
     @property
     def ref(self) -> str:
@@ -55,10 +59,18 @@ class ModelVersion:
 class ModelRegistry:
     """Registers ONNX models and hands their decrypted bytes to the runner."""
 
-    def __init__(self, *, database: Database, blobs: BlobStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        blobs: BlobStore,
+        clock: Clock,
+        trusted_signers: Callable[[], Mapping[str, Ed25519PublicKey]] = dict,
+    ) -> None:
         self._db = database
         self._blobs = blobs
         self._clock = clock
+        self._trusted = trusted_signers
 
     def register(
         self,
@@ -71,6 +83,7 @@ class ModelRegistry:
         reference: NDArray[Any] | None = None,
         robustness: RobustnessClaim | None = None,
         labels: ModelLabels | None = None,
+        manifest: SignedManifest | None = None,
     ) -> ModelVersion:
         """Check an ONNX file, encrypt it and record a new immutable version.
 
@@ -83,13 +96,17 @@ class ModelRegistry:
         with the model; the gateway compares live inputs with it to detect drift.
         ``input_policy`` is the sanitizer the validate stage applies; ``robustness`` is
         the summary of the version's robustness evaluation; ``labels`` (risk tier, data
-        classification) are what policies decide on.
+        classification) are what policies decide on. With a ``manifest`` (the signed
+        manifest of the file's folder), registration verifies it against the trusted
+        signers and keeps it: every load verifies its signature again.
         """
         if not _NAME.fullmatch(name):
             raise InvalidInput(f"Model name {name!r} is not allowed; use letters, digits, . _ -")
         if version is not None and not _VERSION.fullmatch(version):
             raise InvalidInput(f"Version {version!r} is not allowed; use letters, digits, . _ -")
         artifact = path.read_bytes()
+        if manifest is not None:
+            self._check_manifest(path, artifact, manifest)
         signature = _check_onnx(artifact)
         row = {
             "name": name,
@@ -101,6 +118,7 @@ class ModelRegistry:
             "robustness": robustness.to_json() if robustness is not None else None,
             "risk_tier": (labels or UNLABELLED).risk_tier,
             "classification": (labels or UNLABELLED).classification,
+            "signer": manifest.signer if manifest is not None else None,
             "created_at": self._clock(),
         }
         with self._db.transaction() as db:
@@ -118,6 +136,8 @@ class ModelRegistry:
             raise immutable from None
         if reference is not None:
             self._blobs.put("model-reference", f"{name}@{version}", _npy(reference))
+        if manifest is not None:
+            self._blobs.put("model-manifest", f"{name}@{version}", manifest.to_json().encode())
         with self._db.transaction() as db:
             db.execute(tables.models.insert().values(version=version, **row))
         return self.get(name, version)
@@ -165,7 +185,20 @@ class ModelRegistry:
         artifact = self._blobs.get("model", model.ref)
         if hashlib.sha256(artifact).hexdigest() != model.sha256:
             raise IntegrityError(detail=f"digest mismatch for {model.ref}")
+        if model.signer is not None:
+            # Signed versions load only while their signer is trusted.
+            stored = SignedManifest.from_json(self._blobs.get("model-manifest", model.ref).decode())
+            manifest = verify_signature(stored, trusted=self._trusted())
+            if model.sha256 not in {f.sha256 for f in manifest.files}:
+                raise IntegrityError(detail=f"{model.ref} is not in its signed manifest")
         return artifact
+
+    def _check_manifest(self, path: Path, artifact: bytes, manifest: SignedManifest) -> None:
+        """The manifest of the file's folder must verify and list this very file."""
+        verify_manifest(path.parent, manifest, trusted=self._trusted())
+        digest = hashlib.sha256(artifact).hexdigest()
+        if not any(f.path == path.name and f.sha256 == digest for f in manifest.manifest.files):
+            raise IntegrityError(f"{path.name} is not listed at the top of its signed manifest.")
 
 
 _METADATA = [c for c in tables.models.c if c.name != "id"]
@@ -207,6 +240,7 @@ def _version(row: sa.Row[tuple[object, ...]]) -> ModelVersion:
         created_at=row.created_at,
         input_policy=InputPolicy.from_json(row.input_policy),
         robustness=RobustnessClaim.from_json(row.robustness) if row.robustness else None,
+        signer=row.signer,
         labels=ModelLabels(
             risk_tier=row.risk_tier or "unassessed", classification=row.classification or "internal"
         ),

@@ -51,6 +51,7 @@ models = Table(
     Column("robustness", JSON, nullable=True),
     Column("risk_tier", String(16), nullable=True),
     Column("classification", String(16), nullable=True),
+    Column("signer", String(64), nullable=True),
     UniqueConstraint("name", "version", name="uq_models_name_version"),
 )
 

@@ -99,3 +99,37 @@ def test_untrusted_signers_and_foreign_files_are_refused(model, tmp_path):
     resigned = sign_manifest(escaping.manifest, key)
     with pytest.raises(IntegrityError, match="outside"):
         verify_manifest(folder, resigned, trusted={key.kid: key.public_key})
+
+
+def test_registration_and_every_load_check_the_signed_manifest(
+    tmp_path, database, blobs, digits_file
+):
+    """A signed model registers; a changed byte is refused; an untrusted signer stops loads."""
+    import time
+
+    from bastion.registry import ModelRegistry, OutputPolicy
+
+    folder = tmp_path / "signed"
+    folder.mkdir()
+    (folder / "digits.onnx").write_bytes(digits_file.read_bytes())
+    key = SigningKey.generate(tmp_path / "k.pem")
+    signed = sign_manifest(build_manifest(folder, name="digits", owner="ml", created_at=0), key)
+    trusted = {key.kid: key.public_key}
+    registry = ModelRegistry(
+        database=database, blobs=blobs, clock=time.time, trusted_signers=lambda: trusted
+    )
+    policy = OutputPolicy()
+    model = registry.register(
+        folder / "digits.onnx", name="d", version=None, output_policy=policy, manifest=signed
+    )
+    assert model.signer == key.kid and registry.load_artifact(model) == digits_file.read_bytes()
+    data = bytearray(digits_file.read_bytes())
+    data[-1] ^= 1
+    (folder / "digits.onnx").write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="does not match"):
+        registry.register(
+            folder / "digits.onnx", name="d", version=None, output_policy=policy, manifest=signed
+        )
+    trusted.clear()  # the signer is no longer trusted: its models stop loading
+    with pytest.raises(IntegrityError):
+        registry.load_artifact(registry.get("d"))
