@@ -423,33 +423,16 @@ def test_model_keygen_sign_and_verify(home, tmp_path, digits_file):
             "--owner", "risk-team", "--risk-tier", "high")  # fmt: skip
     trust = ("--trust", str(key.with_suffix(".pub.json")))
     assert "all 1 files verified" in bastion(home, "model", "verify", str(folder), *trust).stdout
-    unsigned = bastion(
-        home,
-        "model",
-        "register",
-        str(folder / "model.onnx"),
-        "--name",
-        "fraud",
-        "--signed",
-        check=False,
-    )
+    register = ("model", "register", str(folder / "model.onnx"), "--name", "fraud", "--signed")
+    unsigned = bastion(home, *register, check=False)
     assert unsigned.returncode == 7 and "not a trusted signer" in unsigned.stderr
     bastion(home, "model", "trust", str(key.with_suffix(".pub.json")))
-    bastion(home, "model", "register", str(folder / "model.onnx"), "--name", "fraud", "--signed")
+    bastion(home, *register)
     assert "signed by: " in bastion(home, "model", "inspect", "fraud").stdout
     data = bytearray((folder / "model.onnx").read_bytes())
     data[100] ^= 1
     (folder / "model.onnx").write_bytes(bytes(data))
     failed = bastion(home, "model", "verify", str(folder), *trust, check=False)
     assert failed.returncode == 7 and "model.onnx does not match" in failed.stderr
-    refused = bastion(
-        home,
-        "model",
-        "register",
-        str(folder / "model.onnx"),
-        "--name",
-        "fraud",
-        "--signed",
-        check=False,
-    )
+    refused = bastion(home, *register, check=False)
     assert refused.returncode == 7 and "does not match" in refused.stderr
