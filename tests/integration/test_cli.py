@@ -436,3 +436,15 @@ def test_model_keygen_sign_and_verify(home, tmp_path, digits_file):
     assert failed.returncode == 7 and "model.onnx does not match" in failed.stderr
     refused = bastion(home, *register, check=False)
     assert refused.returncode == 7 and "does not match" in refused.stderr
+
+
+def test_robustness_without_pytorch_says_how_to_install_it(monkeypatch):
+    """Without torch the robustness commands stop with the install line, not a traceback."""
+    import importlib.util
+
+    from bastion.cli.robustness import require_toolkit
+    from bastion.errors import ConfigError
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"pip install torch==2\.13\.0"):
+        require_toolkit()

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bastion.cli import (
     apikey,
@@ -73,5 +74,6 @@ def main() -> None:
     try:
         app()
     except BastionError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc.public_message}", highlight=False)
+        message = escape(exc.public_message)  # messages may hold [brackets], never markup
+        Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
         sys.exit(exc.exit_code)

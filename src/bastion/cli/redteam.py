@@ -17,7 +17,7 @@ import typer
 from numpy.typing import NDArray
 from rich.console import Console
 
-from bastion.cli.robustness import dataset_from, floats, progress, show
+from bastion.cli.robustness import dataset_from, floats, progress, require_toolkit, show
 from bastion.client import Client
 from bastion.errors import RateLimited
 
@@ -63,6 +63,7 @@ def redteam(
     Every query is a real, audited inference call by CLIENT_ID; the gateway's rate limits
     apply (the attack waits as told by Retry-After).
     """
+    require_toolkit()
     from bastion.robustness import EvaluationPlan, evaluate, numpy_predictor  # noqa: PLC0415 - torch
 
     name, _, version = model.partition("@")

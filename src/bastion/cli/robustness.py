@@ -6,6 +6,7 @@ command runs, so the rest of the CLI works without it.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -24,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from bastion.cli import sanitizer
-from bastion.errors import InvalidInput
+from bastion.errors import ConfigError, InvalidInput
 
 if TYPE_CHECKING:
     from bastion.registry import InputPolicy
@@ -40,6 +41,20 @@ app = typer.Typer(
 )
 console = Console()
 T = TypeVar("T")
+
+
+@app.callback()
+def require_toolkit() -> None:
+    """Stop with the install line when PyTorch (the ``robustness`` extra) is missing.
+
+    Raises:
+        ConfigError: torch is not installed.
+    """
+    if importlib.util.find_spec("torch") is None:
+        raise ConfigError(
+            "The robustness commands need PyTorch: run `pip install torch==2.13.0`, then "
+            "`pip install -e '.[robustness]'` (`make test` does both)."
+        )
 
 
 def progress() -> Progress:
