@@ -268,3 +268,28 @@ async def test_policies_see_model_labels_and_do_not_reveal_unregistered_models(
     denials = [e.event for e in entries if e.event.status == 403]
     assert {e.resource for e in denials} == {"patients", "no-such-model"}
     assert any(e.policy_ids == ("clearance",) for e in denials)
+
+
+@pytest.mark.anyio
+async def test_a_model_range_refuses_out_of_range_inputs(make_app, digits, digits_file):
+    """A version registered with bounds answers in-range inputs and refuses others with a 400."""
+    from bastion.registry import InputPolicy
+
+    ws, analyst, client = make_app()
+    ws.registry.register(
+        digits_file,
+        name="bounded",
+        version=None,
+        output_policy=OutputPolicy(),
+        input_policy=InputPolicy(bounds=(0.0, 1.0)),
+    )
+    async with client:
+        headers = {"Authorization": f"Bearer {await token_for(client, analyst)}"}
+        ok = await client.post(
+            "/v2/models/bounded/infer", json=body(digits.images[:2]), headers=headers
+        )
+        bad = await client.post(
+            "/v2/models/bounded/infer", json=body(digits.images[:2] * 3), headers=headers
+        )
+    assert ok.status_code == 200
+    assert bad.status_code == 400 and "outside the model's range [0, 1]" in bad.json()["error"]

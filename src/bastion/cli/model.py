@@ -65,6 +65,7 @@ def register(
     levels: sanitizer.Levels = None,
     median: sanitizer.Median = None,
     image: sanitizer.Image = None,
+    bounds: sanitizer.Bounds = None,
     risk_tier: Annotated[
         str, typer.Option(help="For policies: unassessed, low, medium or high.")
     ] = "unassessed",
@@ -95,7 +96,7 @@ def register(
     policy = OutputPolicy(
         top_k=top_k, round_digits=round_digits, outputs=tuple(output) if output else None
     )
-    squeeze = sanitizer.input_policy(clip, levels, median, image)
+    squeeze = sanitizer.input_policy(clip, levels, median, image, bounds)
     labels = model_labels(risk_tier, classification)
     claim = None
     if robustness is not None:

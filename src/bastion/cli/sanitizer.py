@@ -23,6 +23,13 @@ Median = Annotated[
     int | None,
     typer.Option(help="Sanitize: median filter of this odd width (over --image if given).", min=3),
 ]
+Bounds = Annotated[
+    str | None,
+    typer.Option(
+        help="Refuse (400) any request with a value outside LOW:HIGH, e.g. 0:1.",
+        metavar="LOW:HIGH",
+    ),
+]
 Image = Annotated[
     str | None,
     typer.Option(help="Lay each input out as HxW for --median, e.g. 8x8.", metavar="HxW"),
@@ -30,7 +37,11 @@ Image = Annotated[
 
 
 def input_policy(
-    clip: str | None, levels: int | None, median: int | None, image: str | None
+    clip: str | None,
+    levels: int | None,
+    median: int | None,
+    image: str | None,
+    bounds: str | None = None,
 ) -> InputPolicy:
     """The sanitizer the options describe (pass-through when none is given).
 
@@ -43,6 +54,7 @@ def input_policy(
             levels=levels,
             median=median,
             image=_size(image) if image else None,
+            bounds=_pair(bounds, ":") if bounds else None,
         )
     except ValueError as exc:
         raise InvalidInput(f"Invalid sanitizer: {exc}.") from None

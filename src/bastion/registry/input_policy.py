@@ -1,6 +1,7 @@
 """What a model receives: the input sanitizer the validate stage applies.
 
-Sanitizing squeezes away part of what an attacker controls: ``clip`` clamps every value into
+Sanitizing squeezes away part of what an attacker controls: ``bounds`` refuses a request
+with any value outside the model's range (400), ``clip`` clamps every value into
 the model's domain, ``levels`` quantizes it to that many evenly spaced values of the domain,
 and ``median`` smooths each input with a median filter of that (odd) width, over the
 ``image`` layout (height, width) when one is given, else along the row. It is applied to
@@ -32,8 +33,11 @@ class InputPolicy:
     levels: int | None = None
     median: int | None = None
     image: tuple[int, int] | None = None
+    bounds: tuple[float, float] | None = None  # refuse (400) inputs with a value outside
 
     def __post_init__(self) -> None:
+        if self.bounds is not None and not self.bounds[0] <= self.bounds[1]:
+            raise ValueError("bounds needs low <= high")
         if self.clip is not None and not self.clip[0] < self.clip[1]:
             raise ValueError("clip needs low < high")
         if self.levels is not None and (self.levels < 2 or self.clip is None):  # noqa: PLR2004
@@ -46,16 +50,24 @@ class InputPolicy:
     @property
     def is_identity(self) -> bool:
         """True when the policy changes nothing."""
-        return self.clip is None and self.median is None
+        return self.clip is None and self.median is None and self.bounds is None
 
     def apply(self, array: NDArray[Any]) -> NDArray[Any]:
         """The sanitized copy of a batch (the first axis is the batch).
 
         Raises:
-            InvalidInput: the inputs do not fit the declared image layout.
+            InvalidInput: a value lies outside ``bounds``, or the inputs do not fit the
+                declared image layout.
         """
         if self.is_identity or not np.issubdtype(array.dtype, np.floating):
             return array
+        if self.bounds is not None:
+            low, high = self.bounds
+            outside = int(np.count_nonzero((array < low) | (array > high)))
+            if outside:
+                raise InvalidInput(
+                    f"{outside} input values lie outside the model's range [{low:g}, {high:g}]."
+                )
         out = array
         if self.median is not None:
             out = self._smooth(out)
@@ -92,6 +104,7 @@ class InputPolicy:
             "levels": self.levels,
             "median": self.median,
             "image": list(self.image) if self.image is not None else None,
+            "bounds": list(self.bounds) if self.bounds is not None else None,
         }
 
     @classmethod
@@ -99,10 +112,11 @@ class InputPolicy:
         """Inverse of :meth:`to_json`; ``None`` (a version from before sanitizers) passes all."""
         if not value:
             return cls()
-        clip, image = value.get("clip"), value.get("image")
+        clip, image, bounds = value.get("clip"), value.get("image"), value.get("bounds")
         return cls(
             clip=(float(clip[0]), float(clip[1])) if clip is not None else None,
             levels=value.get("levels"),
             median=value.get("median"),
             image=(int(image[0]), int(image[1])) if image is not None else None,
+            bounds=(float(bounds[0]), float(bounds[1])) if bounds is not None else None,
         )
