@@ -10,20 +10,20 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.table import Table
 
 from bastion.cli import sanitizer
 from bastion.cli.policy import model_labels
 from bastion.cli.state import state
-from bastion.crypto.keys import SigningKey, load_public_jwk, public_jwk
-from bastion.errors import CryptoError, InvalidInput
+from bastion.crypto.keys import SigningKey, public_jwk
+from bastion.errors import InvalidInput
 from bastion.registry import ModelVersion, OutputPolicy, RobustnessClaim, TensorSpec
 from bastion.registry.manifest import (
     MANIFEST_NAME,
     SignedManifest,
     build_manifest,
+    read_signer,
     sign_manifest,
     verify_manifest,
 )
@@ -258,7 +258,7 @@ def verify(
     manifest_file = folder / MANIFEST_NAME
     if not manifest_file.is_file():
         raise InvalidInput(f"{folder} has no {MANIFEST_NAME}; sign it with `bastion model sign`.")
-    trusted = dict(_read_jwk(path) for path in trust)
+    trusted = dict(read_signer(path) for path in trust)
     manifest = verify_manifest(
         folder, SignedManifest.from_json(manifest_file.read_text()), trusted=trusted
     )
@@ -276,19 +276,11 @@ def trust_signer(
 ) -> None:
     """Trust a signer: `model register --signed` accepts, and the gateway loads, its models."""
     folder = state(ctx).workspace().paths.signers
-    kid, _ = _read_jwk(public_key)
+    kid, _ = read_signer(public_key)
     folder.mkdir(parents=True, exist_ok=True)
     trusted = folder / f"{kid}.pub.json"
     trusted.write_text(public_key.read_text())
     console.print(f"[green]✓[/] Trusted signer {kid[:16]}… (delete {trusted} to revoke)")
-
-
-def _read_jwk(path: Path) -> tuple[str, Ed25519PublicKey]:
-    try:
-        jwk = json.loads(path.read_text())
-        return str(jwk["kid"]), load_public_jwk(jwk)
-    except (OSError, ValueError, KeyError, TypeError, CryptoError):
-        raise InvalidInput(f"{path} is not a public JWK from `bastion model keygen`.") from None
 
 
 def _manifest_of(file: Path) -> SignedManifest:

@@ -197,20 +197,30 @@ def verify_signature(
     return signed.manifest
 
 
+def read_signer(path: Path) -> tuple[str, Ed25519PublicKey]:
+    """A signer's key id and public key, from the ``.pub.json`` that `model keygen` wrote.
+
+    Raises:
+        InvalidInput: the file is not an Ed25519 public JWK.
+    """
+    try:
+        jwk = json.loads(path.read_text())
+        return str(jwk["kid"]), load_public_jwk(jwk)
+    except (OSError, ValueError, KeyError, TypeError, CryptoError):
+        raise InvalidInput(f"{path} is not a public JWK from `bastion model keygen`.") from None
+
+
 def load_trusted(folder: Path) -> dict[str, Ed25519PublicKey]:
     """The trusted signers: every ``*.pub.json`` public JWK in ``folder`` (none if it is absent).
 
     Raises:
         ConfigError: a file there is not an Ed25519 public JWK.
     """
-    trusted = {}
-    for path in sorted(folder.glob("*.pub.json")) if folder.is_dir() else []:
-        try:
-            jwk = json.loads(path.read_text())
-            trusted[str(jwk["kid"])] = load_public_jwk(jwk)
-        except (ValueError, KeyError, TypeError, CryptoError):
-            raise ConfigError(f"{path} is not a public JWK from `bastion model keygen`.") from None
-    return trusted
+    paths = sorted(folder.glob("*.pub.json")) if folder.is_dir() else []
+    try:
+        return dict(read_signer(path) for path in paths)
+    except InvalidInput as exc:
+        raise ConfigError(exc.public_message) from None
 
 
 def _files(root: Path) -> list[Path]:

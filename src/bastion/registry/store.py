@@ -108,6 +108,7 @@ class ModelRegistry:
         if manifest is not None:
             self._check_manifest(path, artifact, manifest)
         signature = _check_onnx(artifact)
+        labels = labels or UNLABELLED
         row = {
             "name": name,
             "format": ONNX_FORMAT,
@@ -116,8 +117,8 @@ class ModelRegistry:
             "output_policy": output_policy.to_json(),
             "input_policy": (input_policy or InputPolicy()).to_json(),
             "robustness": robustness.to_json() if robustness is not None else None,
-            "risk_tier": (labels or UNLABELLED).risk_tier,
-            "classification": (labels or UNLABELLED).classification,
+            "risk_tier": labels.risk_tier,
+            "classification": labels.classification,
             "signer": manifest.signer if manifest is not None else None,
             "created_at": self._clock(),
         }

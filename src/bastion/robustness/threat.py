@@ -65,16 +65,16 @@ class Threat:
         if self.norm == "linf":
             delta = delta.clamp(-self.epsilon, self.epsilon)
         else:
-            norms = _norms(delta)
+            norms = row_norms(delta)
             scale = (self.epsilon / norms.clamp_min(_TINY)).clamp(max=1.0)
-            delta = delta * _rows(scale, delta)
+            delta = delta * per_row(scale, delta)
         return self.domain.clip(x + delta)
 
     def ascent(self, grad: Tensor) -> Tensor:
         """The steepest-ascent direction of unit length in this norm."""
         if self.norm == "linf":
             return grad.sign()
-        return grad / _rows(_norms(grad).clamp_min(_TINY), grad)
+        return grad / per_row(row_norms(grad).clamp_min(_TINY), grad)
 
     def random_start(self, x: Tensor, generator: torch.Generator) -> Tensor:
         """A point drawn uniformly from the ε-ball around each row, then projected."""
@@ -82,10 +82,10 @@ class Threat:
             noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1
             return self.project(x + self.epsilon * noise, x)
         direction = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-        direction = direction / _rows(_norms(direction).clamp_min(_TINY), direction)
+        direction = direction / per_row(row_norms(direction).clamp_min(_TINY), direction)
         dims = x[0].numel()
         radius = torch.rand(x.shape[0], generator=generator, dtype=x.dtype) ** (1 / dims)
-        return self.project(x + self.epsilon * direction * _rows(radius, x), x)
+        return self.project(x + self.epsilon * direction * per_row(radius, x), x)
 
     def distance(self, x_adv: Tensor, x: Tensor) -> Tensor:
         """The length of each perturbation in this norm."""
@@ -101,11 +101,12 @@ class Threat:
         return contained
 
 
-def _norms(t: Tensor) -> Tensor:
+def row_norms(t: Tensor) -> Tensor:
+    """The L2 norm of each row (first axis) of ``t``."""
     norms: Tensor = t.flatten(1).norm(dim=1)
     return norms
 
 
-def _rows(values: Tensor, like: Tensor) -> Tensor:
-    """Per-row values shaped to broadcast against ``like``."""
+def per_row(values: Tensor, like: Tensor) -> Tensor:
+    """One value per row, shaped to broadcast against ``like``."""
     return values.view(-1, *([1] * (like.dim() - 1)))

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from bastion.robustness.attacks.result import AttackResult
 from bastion.robustness.targets import Predictor, QueryCounter, predict_labels
-from bastion.robustness.threat import Threat
+from bastion.robustness.threat import Threat, per_row, row_norms
 
 _MAX_HALVINGS = 20  # a step shorter than 2^-20 of the distance gives up on this direction
 
@@ -47,14 +47,14 @@ class HopSkipJump:
         boundary, started = walk.start()
         eps = self.threat.epsilon
         for t in range(1, self.iterations + 1):
-            distance = _norms(boundary - x)
+            distance = row_norms(boundary - x)
             active = started & (distance > eps)
             if not active.any():
                 break
             rows = active.nonzero().squeeze(1)
             boundary[rows] = walk.step(rows, boundary[rows], distance[rows], t)
-        success = started & (_norms(boundary - x) <= eps)
-        return AttackResult(torch.where(_column(success, x), boundary, x), success, counter.queries)
+        success = started & (row_norms(boundary - x) <= eps)
+        return AttackResult(torch.where(per_row(success, x), boundary, x), success, counter.queries)
 
 
 class _Walk:
@@ -105,7 +105,7 @@ class _Walk:
             if len(todo) == 0:
                 break
             candidate = domain.clip(
-                boundary[todo] + _column(step[todo], boundary) * direction[todo]
+                boundary[todo] + per_row(step[todo], boundary) * direction[todo]
             )
             hit = self._is_adversarial(candidate, self._y[rows[todo]])
             moved[todo[hit]], landed[todo[hit]] = candidate[hit], True
@@ -123,9 +123,9 @@ class _Walk:
         low, high = torch.zeros(len(rows)), torch.ones(len(rows))
         while len(rows) and float((high - low).max()) > self._theta:
             middle = (low + high) / 2
-            hit = self._is_adversarial(x + _column(middle, x) * (adversarial - x), self._y[rows])
+            hit = self._is_adversarial(x + per_row(middle, x) * (adversarial - x), self._y[rows])
             high, low = torch.where(hit, middle, high), torch.where(hit, low, middle)
-        return x + _column(high, x) * (adversarial - x)
+        return x + per_row(high, x) * (adversarial - x)
 
     def _normal(self, rows: Tensor, boundary: Tensor, probes: int, radius: Tensor) -> Tensor:
         """Per row, a Monte Carlo estimate of the boundary's normal, toward the adversarial side."""
@@ -144,12 +144,3 @@ class _Walk:
         gradient: Tensor = (weights[:, :, None] * u).mean(dim=1)
         gradient = gradient / gradient.norm(dim=1, keepdim=True).clamp_min(1e-12)
         return gradient.view_as(boundary)
-
-
-def _norms(t: Tensor) -> Tensor:
-    norms: Tensor = t.flatten(1).norm(dim=1)
-    return norms
-
-
-def _column(values: Tensor, like: Tensor) -> Tensor:
-    return values.view(-1, *([1] * (like.dim() - 1)))

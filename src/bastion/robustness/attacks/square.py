@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bastion.robustness.attacks.result import AttackResult
+from bastion.robustness.attacks.result import AttackResult, attack_loss
 from bastion.robustness.targets import Predictor, QueryCounter
 from bastion.robustness.threat import Threat
 
@@ -85,6 +85,4 @@ class SquareAttack:
 
 def _margin(scores: Tensor, y: Tensor) -> Tensor:
     """True class score minus the best other; below zero the row is fooled."""
-    true = scores.gather(1, y[:, None]).squeeze(1)
-    others = scores.scatter(1, y[:, None], -torch.inf).amax(dim=1)
-    return true - others
+    return -attack_loss("margin", scores, y)
