@@ -39,6 +39,8 @@ from bastion.identity import (
     TokenVerifier,
 )
 from bastion.policy import BASELINE_POLICY, CedarAuthorizer
+from bastion.privacy import MaskKeys, Reidentifier, TokenVault
+from bastion.privacy.vault import KEY_BYTES as VAULT_KEY_BYTES
 from bastion.registry import ModelRegistry
 from bastion.registry.manifest import load_trusted
 from bastion.settings import Settings
@@ -228,6 +230,32 @@ class Workspace:
     def authorizer(self) -> CedarAuthorizer:
         """The Cedar authorizer over the workspace's policy files."""
         return CedarAuthorizer.from_folder(self.paths.policies)
+
+    def mask_keys(self) -> MaskKeys:
+        """Keys for the keyed masking operators, each made on first use and kept encrypted."""
+        return MaskKeys(
+            pseudonym_key=lambda: self._privacy_key("pseudonym-key", 32),
+            fpe_key=lambda: self._privacy_key("fpe-key", 32),
+            vault=self.token_vault,
+        )
+
+    def token_vault(self) -> TokenVault:
+        """The reversible-tokenization vault in the workspace database."""
+        key = self._privacy_key("vault-key", VAULT_KEY_BYTES)
+        return TokenVault(database=self.database, key=key, clock=self.clock)
+
+    def reidentifier(self) -> Reidentifier:
+        """Reveals tokens and FPE values to principals the policies allow; audited."""
+        return Reidentifier(
+            authorizer=self.authorizer(),
+            audit=self.audit,
+            clock=self.clock,
+            vault=self.token_vault,
+            fpe_key=lambda: self._privacy_key("fpe-key", 32),
+        )
+
+    def _privacy_key(self, name: str, size: int) -> bytes:
+        return self.blobs.get_or_create("privacy", name, lambda: secrets.token_bytes(size))
 
     def close(self) -> None:
         """Release the database connections."""

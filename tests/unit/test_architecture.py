@@ -9,7 +9,17 @@ import pytest
 
 SRC = Path(__file__).parents[2] / "src" / "bastion"
 WEB = {"starlette", "uvicorn"}
-CONCERNS = ["crypto", "identity", "policy", "registry", "audit", "monitor", "storage", "robustness"]
+CONCERNS = [
+    "crypto",
+    "identity",
+    "policy",
+    "registry",
+    "audit",
+    "monitor",
+    "storage",
+    "robustness",
+    "privacy",
+]
 
 
 def _imports(path: Path) -> set[str]:

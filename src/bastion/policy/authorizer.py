@@ -16,7 +16,7 @@ from bastion.errors import ConfigError
 from bastion.identity import Principal
 from bastion.policy.labels import UNLABELLED, ModelLabels, clearance_level
 
-Action = Literal["infer", "describe", "read_metrics", "read_audit"]
+Action = Literal["infer", "describe", "read_metrics", "read_audit", "reidentify", "query_data"]
 BASELINE_POLICY = files("bastion.policy").joinpath("baseline.cedar")
 SCHEMA = files("bastion.policy").joinpath("schema.cedarschema")
 GATEWAY = "gateway"
@@ -28,7 +28,7 @@ class AccessRequest:
 
     principal: Principal
     action: Action
-    resource: str  # a model name, or ``gateway`` for gateway-wide actions
+    resource: str  # a model or dataset name, or ``gateway`` for gateway-wide actions
     context: Mapping[str, str | int] = field(default_factory=dict)  # "ip" and "time" (Unix s)
     labels: ModelLabels = UNLABELLED  # the model's; ignored for gateway actions
 
@@ -86,8 +86,8 @@ class CedarAuthorizer:
     def decide(self, request: AccessRequest) -> Decision:
         """Evaluate ``request`` against the policies."""
         principal = request.principal
-        is_gateway = request.action in ("read_metrics", "read_audit")
-        resource = _uid("Gateway" if is_gateway else "Model", request.resource)
+        kind = _RESOURCE_KINDS.get(request.action, "Model")
+        resource = _uid(kind, request.resource)
         entities: list[dict[str, Any]] = [
             {
                 "uid": _uid("Principal", principal.client_id),
@@ -102,7 +102,7 @@ class CedarAuthorizer:
             {"uid": _uid("Role", principal.role), "attrs": {}, "parents": []},
             {
                 "uid": resource,
-                "attrs": {} if is_gateway else _model_attributes(request),
+                "attrs": _resource_attributes(kind, request),
                 "parents": [],
             },
         ]
@@ -124,7 +124,19 @@ class CedarAuthorizer:
         )
 
 
-def _model_attributes(request: AccessRequest) -> dict[str, Any]:
+_RESOURCE_KINDS = {
+    "read_metrics": "Gateway",
+    "read_audit": "Gateway",
+    "reidentify": "Dataset",
+    "query_data": "Dataset",
+}
+
+
+def _resource_attributes(kind: str, request: AccessRequest) -> dict[str, Any]:
+    if kind == "Gateway":
+        return {}
+    if kind == "Dataset":
+        return {"name": request.resource}
     labels = request.labels
     return {
         "name": request.resource,

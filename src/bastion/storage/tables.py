@@ -129,3 +129,43 @@ audit_checkpoints = Table(
     Column("note", Text, nullable=False),
     Column("time", Float, nullable=False),
 )
+
+# Reversible tokenization: each value encrypted (AES-256-GCM, bound to its token) and
+# found again by a keyed hash, so equal values in one field share one token.
+vault_tokens = Table(
+    "vault_tokens",
+    metadata,
+    Column("token", String(40), primary_key=True),
+    Column("field", String(64), nullable=False),
+    Column("lookup", String(64), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("field", "lookup", name="uq_vault_tokens_field_lookup"),
+)
+
+# Differential-privacy budgets: one row per (dataset, principal); principal "*" is the
+# dataset's budget across everyone. Spending is one conditional UPDATE (never overspends).
+privacy_budgets = Table(
+    "privacy_budgets",
+    metadata,
+    Column("dataset", String(64), primary_key=True),
+    Column("principal", String(64), primary_key=True),
+    Column("epsilon_total", Float, nullable=False),
+    Column("delta_total", Float, nullable=False),
+    Column("epsilon_spent", Float, nullable=False),
+    Column("delta_spent", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Every charge against a budget, in order: what was asked, by whom, at what cost.
+privacy_charges = Table(
+    "privacy_charges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("dataset", String(64), nullable=False, index=True),
+    Column("principal", String(64), nullable=False, index=True),
+    Column("query", String(200), nullable=False),
+    Column("epsilon", Float, nullable=False),
+    Column("delta", Float, nullable=False),
+)

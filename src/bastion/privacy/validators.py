@@ -1,0 +1,193 @@
+"""Checks that turn a candidate string into a personal-data finding, or reject it.
+
+Each check is cheap, offline and exact where the identifier has a checksum: Luhn and
+current issuer ranges for payment cards, ISO 7064 mod 97 for IBANs (python-stdnum),
+the SSA's rules for US social security numbers, libphonenumber's metadata for phone
+numbers (phonenumbers), and the standard library's parsers for addresses and dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+
+import phonenumbers
+from phonenumbers import PhoneNumberFormat
+from stdnum import iban
+from stdnum.us import ssn
+
+# Issuer identification ranges (first digits, inclusive) and the lengths each network
+# issues, as published by the networks in 2024-2026: 2-series Mastercard, 19-digit Visa,
+# JCB, Maestro, UnionPay, Mir, Discover, Diners and Amex.
+_CARD_RANGES: tuple[tuple[int, int, frozenset[int]], ...] = (
+    (4, 4, frozenset({13, 16, 19})),  # Visa
+    (51, 55, frozenset({16})),  # Mastercard
+    (2221, 2720, frozenset({16})),  # Mastercard 2-series
+    (34, 34, frozenset({15})),  # American Express
+    (37, 37, frozenset({15})),
+    (6011, 6011, frozenset(range(16, 20))),  # Discover
+    (644, 649, frozenset(range(16, 20))),
+    (65, 65, frozenset(range(16, 20))),
+    (3528, 3589, frozenset(range(16, 20))),  # JCB
+    (300, 305, frozenset(range(14, 20))),  # Diners Club
+    (36, 36, frozenset(range(14, 20))),
+    (38, 39, frozenset(range(14, 20))),
+    (62, 62, frozenset(range(16, 20))),  # UnionPay
+    (2200, 2204, frozenset(range(16, 20))),  # Mir
+    (50, 50, frozenset(range(12, 20))),  # Maestro
+    (56, 58, frozenset(range(12, 20))),
+    (6304, 6304, frozenset(range(12, 20))),
+    (6759, 6759, frozenset(range(12, 20))),
+    (6761, 6763, frozenset(range(12, 20))),
+)
+
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+_NUMERIC_DATE = re.compile(r"(\d{1,4})[-/.](\d{1,2})[-/.](\d{1,4})")
+_WORDS_DATE = re.compile(
+    r"(?:(\d{1,2})\s+([A-Za-z]{3,9})\.?|([A-Za-z]{3,9})\.?\s+(\d{1,2}),?)\s+(\d{4})"
+)
+_MAC = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_DIGIT_GROUPS = re.compile(r"\d+")
+_SSN = re.compile(r"\d{3}([- ]?)\d{2}\1\d{4}")
+
+
+def digits_of(text: str) -> str:
+    """The decimal digits of ``text``, in order."""
+    return "".join(c for c in text if c.isdigit())
+
+
+def is_luhn_valid(number: str) -> bool:
+    """Whether a digit string passes the Luhn (mod 10) check."""
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        value = ord(char) - 48
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2  # noqa: PLR2004
+        total += value
+    return total % 10 == 0
+
+
+def is_payment_card(text: str) -> bool:
+    """Whether ``text`` is a card number: issued length for its range, and Luhn-valid."""
+    if text[0] in "+(":  # a country code or an area code: a phone number
+        return False
+    number = digits_of(text)
+    if not 12 <= len(number) <= 19 or not is_luhn_valid(number):  # noqa: PLR2004
+        return False
+    for low, high, lengths in _CARD_RANGES:
+        width = len(str(low))
+        if low <= int(number[:width]) <= high and len(number) in lengths:
+            return True
+    return False
+
+
+def is_us_ssn(text: str) -> bool:
+    """Whether ``text`` is a US SSN shape with an area, group and serial the SSA issues."""
+    if _SSN.fullmatch(text) is None:
+        return False
+    return bool(ssn.is_valid(digits_of(text)))
+
+
+def is_iban(text: str) -> bool:
+    """Whether ``text`` is an IBAN with a valid country format and mod-97 checksum."""
+    return bool(iban.is_valid(text))
+
+
+def phone_numbers(text: str, *, regions: tuple[str, ...]) -> list[phonenumbers.PhoneNumber]:
+    """The valid phone numbers ``text`` may spell: international, or national to ``regions``."""
+    if len(digits_of(text)) < 7:  # noqa: PLR2004 - no numbering plan is shorter
+        return []
+    found = []
+    for region in (None,) if text.startswith("+") else regions:
+        try:
+            parsed = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            found.append(parsed)
+    return found
+
+
+def is_grouped_like_phone(text: str, number: phonenumbers.PhoneNumber) -> bool:
+    """Whether ``text`` is written as phone numbers are: E.164, or the plan's digit groups.
+
+    "030 129454" is grouped as Berlin numbers are; "3442860-496" is not, though its
+    digits happen to form a valid number somewhere.
+    """
+    if text.startswith("+") and text[1:].isdigit():
+        return True
+    groups = [len(g) for g in _DIGIT_GROUPS.findall(text)]
+    for style in (PhoneNumberFormat.NATIONAL, PhoneNumberFormat.INTERNATIONAL):
+        written = phonenumbers.format_number(number, style)
+        expected = [len(g) for g in _DIGIT_GROUPS.findall(written)]
+        if groups == expected or groups == expected[1:]:
+            return True
+    return False
+
+
+def is_ip_address(text: str) -> bool:
+    """Whether ``text`` is a dotted IPv4 or a textual IPv6 address."""
+    if "." in text and _IPV4.fullmatch(text) is None:
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_mac_address(text: str) -> bool:
+    """Whether ``text`` is an EUI-48 address in colon or hyphen notation."""
+    return _MAC.fullmatch(text) is not None
+
+
+def parse_date(text: str) -> dt.date | None:
+    """The calendar date ``text`` spells (ISO, day-first, month-first or with a month name)."""
+    if (match := _NUMERIC_DATE.fullmatch(text)) is not None:
+        first, second, third = (int(part) for part in match.groups())
+        if len(match.group(1)) == 4:  # noqa: PLR2004
+            orders = [(first, second, third)]
+        elif len(match.group(3)) == 4:  # noqa: PLR2004
+            orders = [(third, first, second), (third, second, first)]  # US first, then day-first
+        else:
+            return None
+        for year, month, day in orders:
+            if (date := _date(year, month, day)) is not None:
+                return date
+        return None
+    if (match := _WORDS_DATE.fullmatch(text)) is not None:
+        day_text, month_name = (match[1], match[2]) if match[1] else (match[4], match[3])
+        number = _MONTHS.get(month_name.lower())
+        return None if number is None else _date(int(match[5]), number, int(day_text))
+    return None
+
+
+def _date(year: int, month: int, day: int) -> dt.date | None:
+    if not 1900 <= year <= 2100:  # noqa: PLR2004 - a birth date, not an arbitrary number
+        return None
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
