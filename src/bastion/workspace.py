@@ -15,8 +15,10 @@ import datetime as dt
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from bastion.audit import AuditLog
 from bastion.crypto import (
@@ -57,6 +59,9 @@ port = 8443
 token_ttl_seconds = 300
 # database_url = "postgresql+psycopg://bastion@127.0.0.1:5432/bastion"
 """
+
+
+PrivacyKey = Literal["pseudonym-key", "fpe-key", "vault-key"]
 
 
 @dataclass(frozen=True)
@@ -233,15 +238,16 @@ class Workspace:
 
     def mask_keys(self) -> MaskKeys:
         """Keys for the keyed masking operators, each made on first use and kept encrypted."""
-        return MaskKeys(
-            pseudonym_key=lambda: self._privacy_key("pseudonym-key", 32),
-            fpe_key=lambda: self._privacy_key("fpe-key", 32),
-            vault=self.token_vault,
-        )
+        return lazy_mask_keys(lambda: self)
+
+    def privacy_key(self, name: PrivacyKey) -> bytes:
+        """A privacy key from the encrypted store, made the first time it is asked for."""
+        size = VAULT_KEY_BYTES if name == "vault-key" else 32
+        return self.blobs.get_or_create("privacy", name, lambda: secrets.token_bytes(size))
 
     def token_vault(self) -> TokenVault:
         """The reversible-tokenization vault in the workspace database."""
-        key = self._privacy_key("vault-key", VAULT_KEY_BYTES)
+        key = self.privacy_key("vault-key")
         return TokenVault(database=self.database, key=key, clock=self.clock)
 
     def reidentifier(self) -> Reidentifier:
@@ -251,15 +257,21 @@ class Workspace:
             audit=self.audit,
             clock=self.clock,
             vault=self.token_vault,
-            fpe_key=lambda: self._privacy_key("fpe-key", 32),
+            fpe_key=lambda: self.privacy_key("fpe-key"),
         )
-
-    def _privacy_key(self, name: str, size: int) -> bytes:
-        return self.blobs.get_or_create("privacy", name, lambda: secrets.token_bytes(size))
 
     def close(self) -> None:
         """Release the database connections."""
         self.database.close()
+
+
+def lazy_mask_keys(open_workspace: Callable[[], Workspace]) -> MaskKeys:
+    """Masking keys that open the workspace only when a policy needs one of them."""
+    return MaskKeys(
+        pseudonym_key=lambda: open_workspace().privacy_key("pseudonym-key"),
+        fpe_key=lambda: open_workspace().privacy_key("fpe-key"),
+        vault=lambda: open_workspace().token_vault(),
+    )
 
 
 def _open_kms(settings: Settings, paths: WorkspacePaths, *, create: bool) -> KekBackend:

@@ -445,3 +445,45 @@ def test_robustness_without_pytorch_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"pip install torch==2\.13\.0"):
         require_toolkit()
+
+
+def test_pii_scan_mask_and_reveal(home, tmp_path):
+    """Scan finds PII; mask follows the policy; reveal is denied, then allowed by a policy."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("nothing here\nMail ann@example.com or call +44 20 7946 0958\n")
+    scanned = bastion(home, "pii", "scan", str(notes), "--json")
+    assert [json.loads(line)["where"] for line in scanned.stdout.splitlines()] == [
+        f"{notes}:2:6",
+        f"{notes}:2:30",
+    ]
+    assert "ann@example.com" not in scanned.stdout
+    table = tmp_path / "customers.csv"
+    table.write_text("id,name,ssn,notes\n1,Ann Lee,536-22-1234,call +44 20 7946 0958\n")
+    policy = tmp_path / "customers.mask.toml"
+    policy.write_text(
+        'dataset = "customers"\n[columns]\nid = "keep"\nname = "tokenize"\nssn = "fpe"\n'
+    )
+    masked = tmp_path / "masked.csv"
+    shown = bastion(home, "mask", str(table), "--policy", str(policy), "-o", str(masked))
+    assert "1 rows masked" in shown.stdout and "1 PHONE" in shown.stdout
+    row = masked.read_text().splitlines()[1].replace('"', "").split(",")
+    assert row[0] == "1" and row[1].startswith("tok_") and row[3] == "call <PHONE>"
+    created = bastion(home, "principal", "add", "officer", "--role", "privacy-officer", "--json")
+    officer = json.loads(created.stdout)["client_id"]
+    args = ["--dataset", "customers", "--principal", officer]
+    denied = bastion(
+        home, "pii", "reveal", row[1], "--field", "name", "--method", "token", *args, check=False
+    )
+    assert denied.returncode == 3 and "denied" in denied.stderr
+    (home / "policies" / "privacy.cedar").write_text(
+        '@id("officer")\npermit (principal in Bastion::Role::"privacy-officer", '
+        'action == Bastion::Action::"reidentify", resource == Bastion::Dataset::"customers");\n'
+    )
+    assert (
+        bastion(home, "pii", "reveal", row[1], "--field", "name", "--method", "token", *args).stdout
+        == "Ann Lee\n"
+    )
+    assert (
+        bastion(home, "pii", "reveal", row[2], "--field", "ssn", "--method", "fpe", *args).stdout
+        == "536-22-1234\n"
+    )

@@ -19,6 +19,7 @@ from bastion.cli import (
     keys,
     model,
     monitor,
+    pii,
     policy,
     principal,
     redteam,
@@ -56,6 +57,7 @@ def root(
 
 gateway.register(app)
 keys.register(app)
+pii.register(app)
 app.add_typer(principal.app, name="principal")
 app.add_typer(apikey.app, name="apikey")
 app.add_typer(model.app, name="model")

@@ -60,7 +60,7 @@ NerModel = Callable[[str], Iterable[Finding]]
 _TITLES = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir)\.?"
 _STRONG = r"(?:Dear|[Nn]ame\s+is|[Nn]ame:|[Nn]amed|[Ss]igned\s+by)"
 _WEAK = r"(?:[Pp]atient|[Cc]ustomer|[Ee]mployee|[Aa]pplicant|[Cc]ardholder|[Cc]ontact|[Ww]itness)"
-_WORD = r"[A-ZÀ-ÖØ-Þ][^\W\d_]{0,24}(?:[-'\u2019][A-ZÀ-ÖØ-Þ][^\W\d_]{0,24})?"
+_WORD = r"[A-ZÀ-ÖØ-Þ][^\W\d_]{0,24}(?:[-'\u2019][A-ZÀ-ÖØ-Þ][^\W\d_]{0,24}){0,2}"
 _NAME = rf"{_WORD}(?:\s(?:(?:van|von|de|der|den|da|di|du|del|la|le)\s){{0,2}}{_WORD}){{0,3}}"
 _MONTH = r"(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?"
 # Order matters: at each position the first alternative that matches wins.
@@ -91,6 +91,10 @@ _CONTEXT: dict[Entity, re.Pattern[str]] = {
         Entity.IBAN: r"iban|account|bank|transfer|wire",
     }.items()
 }
+_MAX_PARTS = 12  # space-separated groups of one run tried as separate values
+_MAX_GROUPS = 6  # groups one value may have ("+33 1 23 45 67 89")
+_WINDOW = 1 << 20  # characters of one line scanned at once
+_OVERLAP = 4096  # longer than any candidate the pattern can match
 _SENTENCE_END = re.compile(r"[.!?;]\s|\n")  # context words count within the same clause
 _TRIM_URL = ".,;:!?'\""
 _SCORE_VALIDATED = 0.95  # a checksum or a numbering plan confirmed it
@@ -140,6 +144,25 @@ class PiiScanner:
             found.extend(f for f in self._ner(text) if f.score >= self.threshold)
         return _without_overlaps(found)
 
+    def scan_lines(self, lines: Iterable[str]) -> Iterator[tuple[int, str, Finding]]:
+        """Findings line by line: (line number from 1, matched text, finding on that line).
+
+        Very long lines are scanned in overlapping windows, so memory stays bounded by the
+        window, not by whatever a file puts on one line.
+        """
+        for number, line in enumerate(lines, start=1):
+            for offset in range(0, max(len(line), 1), _WINDOW):
+                window = line[offset : offset + _WINDOW + _OVERLAP]
+                for finding in self.scan(window):
+                    if finding.start < _WINDOW or offset + _WINDOW >= len(line):
+                        moved = Finding(
+                            finding.start + offset,
+                            finding.end + offset,
+                            finding.entity,
+                            finding.score,
+                        )
+                        yield number, window[finding.start : finding.end], moved
+
     def _candidates(self, text: str) -> Iterator[Finding]:
         for match in _CANDIDATES.finditer(text):
             kind = match.lastgroup if match.lastgroup != "sep" else "mac"
@@ -164,10 +187,13 @@ class PiiScanner:
 
     def _split(self, kind: str, text: str, start: int, span: str) -> Iterator[Finding]:
         """Findings in a run that holds several values ("call 555 0100 or 555 0199")."""
-        parts = [(m.start(), m.end()) for m in re.finditer(r"\S+", span)][:16]
+        parts = [(m.start(), m.end()) for m in re.finditer(r"\S+", span)][:_MAX_PARTS]
         i = 0
         while i < len(parts):
-            for j in range(min(len(parts), i + 8), i, -1):
+            if parts[i][1] - parts[i][0] < 2:  # noqa: PLR2004 - no value starts with a lone digit
+                i += 1
+                continue
+            for j in range(min(len(parts), i + _MAX_GROUPS), i, -1):
                 lo, hi = start + parts[i][0], start + parts[j - 1][1]
                 entity, score = self._single(kind, text, lo, text[lo:hi])
                 if entity is not None:
@@ -190,10 +216,14 @@ class PiiScanner:
         return self._digits(span, before)
 
     def _digits(self, span: str, before: str) -> tuple[Entity | None, float]:
+        if not 4 <= sum(c.isdigit() for c in span) <= 19:  # noqa: PLR2004 - an IPv4 … a card
+            return _NONE
         if check.is_payment_card(span):
             return Entity.CREDIT_CARD, _SCORE_VALIDATED
-        if check.is_us_ssn(span) and (context := _near(Entity.US_SSN, before) or "-" in span):
-            return Entity.US_SSN, _SCORE_VALIDATED if context is True else _SCORE_SHAPED
+        if check.is_us_ssn(span):
+            near = _near(Entity.US_SSN, before)
+            if near or "-" in span:  # nine bare digits are an SSN only where the text says so
+                return Entity.US_SSN, _SCORE_VALIDATED if near else _SCORE_SHAPED
         if check.is_ip_address(span):
             return Entity.IP_ADDRESS, _SCORE_SHAPED
         if check.parse_date(span) is not None:

@@ -117,8 +117,10 @@ def is_iban(text: str) -> bool:
 
 def phone_numbers(text: str, *, regions: tuple[str, ...]) -> list[phonenumbers.PhoneNumber]:
     """The valid phone numbers ``text`` may spell: international, or national to ``regions``."""
-    if len(digits_of(text)) < 7:  # noqa: PLR2004 - no numbering plan is shorter
+    if not 7 <= len(digits_of(text)) <= 15:  # noqa: PLR2004 - E.164's bounds
         return []
+    if sum(len(group) == 1 for group in _DIGIT_GROUPS.findall(text)) > 2:  # noqa: PLR2004
+        return []  # no plan writes three lone digits ("1 2 3 4 5 6 7")
     found = []
     for region in (None,) if text.startswith("+") else regions:
         try:

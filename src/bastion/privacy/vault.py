@@ -75,15 +75,12 @@ class TokenVault:
         rows: dict[str, bytes] = {}
         for chunk in _chunks(sorted(set(tokens))):
             with self._db.transaction() as db:
-                rows.update(
-                    db.execute(
-                        sa.select(tables.vault_tokens.c.token, tables.vault_tokens.c.ciphertext)
-                        .where(tables.vault_tokens.c.field == field)
-                        .where(tables.vault_tokens.c.token.in_(chunk))
-                    )
-                    .tuples()
-                    .all()
+                found = db.execute(
+                    sa.select(tables.vault_tokens.c.token, tables.vault_tokens.c.ciphertext)
+                    .where(tables.vault_tokens.c.field == field)
+                    .where(tables.vault_tokens.c.token.in_(chunk))
                 )
+                rows.update((token, blob) for token, blob in found)
         missing = [t for t in tokens if t not in rows]
         if missing:
             raise NotFound(f"{len(missing)} token(s) are not in the vault for field {field!r}.")
@@ -93,15 +90,12 @@ class TokenVault:
         known: dict[str, str] = {}
         for chunk in _chunks(sorted(lookups)):
             with self._db.transaction() as db:
-                known.update(
-                    db.execute(
-                        sa.select(tables.vault_tokens.c.lookup, tables.vault_tokens.c.token)
-                        .where(tables.vault_tokens.c.field == field)
-                        .where(tables.vault_tokens.c.lookup.in_(chunk))
-                    )
-                    .tuples()
-                    .all()
+                found = db.execute(
+                    sa.select(tables.vault_tokens.c.lookup, tables.vault_tokens.c.token)
+                    .where(tables.vault_tokens.c.field == field)
+                    .where(tables.vault_tokens.c.lookup.in_(chunk))
                 )
+                known.update((lookup, token) for lookup, token in found)
         return known
 
     def _store(self, field: str, fresh: dict[str, tuple[str, str]]) -> dict[str, str]:
