@@ -17,9 +17,7 @@ permit (
 
 def reveal(ws, values, who, **options):
     options = {"dataset": "customers", "field": "name", "method": "token"} | options
-    return ws.reidentifier().reveal(
-        values, principal=who, context={"ip": "127.0.0.1"}, **options
-    )
+    return ws.reidentifier().reveal(values, principal=who, context={"ip": "127.0.0.1"}, **options)
 
 
 def test_denied_by_default_then_allowed_by_a_policy(make_workspace):
