@@ -8,6 +8,7 @@ log and never to a client::
     BastionError
     ├── AuthError            401  authentication failed (always opaque to the client)
     ├── Forbidden            403  policy denied the action
+    │   └── BudgetExhausted  403  the query would spend more privacy budget than is left
     ├── InvalidInput         400  the request or argument is malformed
     │   └── PayloadTooLarge  413  the request body is over the limit
     ├── NotFound             404  no such principal, model or version
@@ -57,6 +58,14 @@ class Forbidden(BastionError):
     http_status = 403
     exit_code = 3
     public_message = "The request was denied by policy."
+
+
+class BudgetExhausted(Forbidden):
+    """A differentially private query would overspend its dataset's or principal's budget."""
+
+    code = "budget_exhausted"
+    exit_code = 9
+    public_message = "The privacy budget left is too small for this query."
 
 
 class InvalidInput(BastionError, ValueError):

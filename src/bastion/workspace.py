@@ -42,6 +42,8 @@ from bastion.identity import (
 )
 from bastion.policy import BASELINE_POLICY, CedarAuthorizer
 from bastion.privacy import MaskKeys, Reidentifier, TokenVault
+from bastion.privacy.dp import BudgetLedger, DatasetStore, DpEngine
+from bastion.privacy.guard import Guard
 from bastion.privacy.vault import KEY_BYTES as VAULT_KEY_BYTES
 from bastion.registry import ModelRegistry
 from bastion.registry.manifest import load_trusted
@@ -156,6 +158,8 @@ class Workspace:
             clock=clock,
             trusted_signers=lambda: load_trusted(self.paths.signers),
         )
+        self.datasets = DatasetStore(blobs=self.blobs)
+        self.privacy_budgets = BudgetLedger(database=self.database, clock=clock)
         audit_key = SigningKey.load(self.paths.audit_key)
         self.audit = AuditLog(
             database=self.database,
@@ -250,15 +254,21 @@ class Workspace:
         key = self.privacy_key("vault-key")
         return TokenVault(database=self.database, key=key, clock=self.clock)
 
+    def guard(self) -> Guard:
+        """Cedar decisions and audit entries for privacy actions run outside the gateway."""
+        return Guard(authorizer=self.authorizer(), audit=self.audit, clock=self.clock)
+
     def reidentifier(self) -> Reidentifier:
         """Reveals tokens and FPE values to principals the policies allow; audited."""
         return Reidentifier(
-            authorizer=self.authorizer(),
-            audit=self.audit,
-            clock=self.clock,
+            guard=self.guard(),
             vault=self.token_vault,
             fpe_key=lambda: self.privacy_key("fpe-key"),
         )
+
+    def dp_engine(self) -> DpEngine:
+        """Differentially private queries on the registered datasets, within budget."""
+        return DpEngine(datasets=self.datasets, ledger=self.privacy_budgets)
 
     def close(self) -> None:
         """Release the database connections."""

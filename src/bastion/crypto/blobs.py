@@ -91,6 +91,15 @@ class BlobStore:
                 self.put(namespace, name, make())
             return self.get(namespace, name)
 
+    def names(self, namespace: str) -> list[str]:
+        """The names of the objects in ``namespace``, sorted."""
+        table = tables.blobs
+        with self._db.transaction() as db:
+            rows = db.execute(
+                sa.select(table.c.name).where(table.c.namespace == namespace).order_by(table.c.name)
+            )
+            return [str(name) for (name,) in rows]
+
     def count_below(self, version: int) -> int:
         """How many objects still use a key version older than ``version``."""
         with self._db.transaction() as db:

@@ -11,13 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
-from bastion.audit import AuditEvent, AuditLog
-from bastion.errors import Forbidden
 from bastion.identity import Principal
-from bastion.policy import AccessRequest, Authorizer
+from bastion.privacy.guard import Guard
 from bastion.privacy.operators import FormatPreserving
 from bastion.privacy.vault import TokenVault, check_token
-from bastion.types import Clock
 
 Method = Literal["token", "fpe"]
 
@@ -28,15 +25,11 @@ class Reidentifier:
     def __init__(
         self,
         *,
-        authorizer: Authorizer,
-        audit: AuditLog,
-        clock: Clock,
+        guard: Guard,
         vault: Callable[[], TokenVault],
         fpe_key: Callable[[], bytes],
     ) -> None:
-        self._authorizer = authorizer
-        self._audit = audit
-        self._clock = clock
+        self._guard = guard
         self._vault = vault
         self._fpe_key = fpe_key
 
@@ -60,31 +53,19 @@ class Reidentifier:
             InvalidInput: a value is not a token (``token``) or not FPE output (``fpe``).
             NotFound: a token is not in the vault for ``field``.
         """
-        decision = self._authorizer.decide(
-            AccessRequest(principal, "reidentify", dataset, {**context, "time": int(self._clock())})
+
+        def work() -> list[str]:
+            if method == "token":
+                return self._vault().detokenize([check_token(v) for v in values], field=field)
+            fpe = FormatPreserving(self._fpe_key(), alphabet=alphabet)
+            return [fpe.reveal(value, field=field) for value in values]
+
+        return self._guard.run(
+            work,
+            principal=principal,
+            action="reidentify",
+            dataset=dataset,
+            audited_as=f"{dataset}/{field}",
+            reason=f"{len(values)} value(s) by {method}",
+            context=context,
         )
-        allowed = decision.allowed and not principal.disabled
-        self._audit.append(
-            AuditEvent(
-                event="privacy_reidentify" if allowed else "authz_fail",
-                time=self._clock(),
-                request_id="",
-                principal=principal.client_id,
-                auth_method="local",
-                source=str(context.get("ip", "")),
-                route="",
-                action="reidentify",
-                resource=f"{dataset}/{field}",
-                decision="allow" if allowed else "deny",
-                policy_ids=decision.policy_ids,
-                status=0,
-                latency_ms=0.0,
-                reason=f"{len(values)} value(s) by {method}",
-            )
-        )
-        if not allowed:
-            raise Forbidden()
-        if method == "token":
-            return self._vault().detokenize([check_token(v) for v in values], field=field)
-        fpe = FormatPreserving(self._fpe_key(), alphabet=alphabet)
-        return [fpe.reveal(value, field=field) for value in values]
