@@ -293,3 +293,60 @@ async def test_a_model_range_refuses_out_of_range_inputs(make_app, digits, digit
         )
     assert ok.status_code == 200
     assert bad.status_code == 400 and "outside the model's range [0, 1]" in bad.json()["error"]
+
+
+CENSUS_POLICY = """
+@id("analysts-query-census")
+permit (
+  principal in Bastion::Role::"analyst",
+  action == Bastion::Action::"query_data",
+  resource == Bastion::Dataset::"census"
+);
+"""
+
+
+@pytest.mark.anyio
+async def test_dp_queries_are_authorized_budgeted_and_audited(make_app, tmp_path):
+    """POST /v1/datasets/census/query: Cedar first, then the budget; every answer audited."""
+    ws, analyst, client = make_app(extra_policy=CENSUS_POLICY)
+    table = tmp_path / "census.csv"
+    table.write_text("age,city\n" + "".join(f"{20 + i % 50},c{i % 3}\n" for i in range(2000)))
+    ws.datasets.register("census", table)
+    ws.datasets.register("secret", table)
+    async with client:
+        headers = {"Authorization": f"Bearer {await token_for(client, analyst)}"}
+
+        async def ask(query, epsilon, dataset="census"):
+            return await client.post(
+                f"/v1/datasets/{dataset}/query",
+                json={"query": query, "epsilon": epsilon},
+                headers=headers,
+            )
+
+        no_budget = await ask("count", 0.5)
+        ws.privacy_budgets.set_budget("census", epsilon=1.0)
+        mean = await ask("mean(age, 0, 100)", 0.6)
+        over = await ask("count", 0.5)
+        bad = [
+            await ask("median(age)", 0.1),
+            await ask("mean(city, 0, 1)", 0.1),
+            await client.post("/v1/datasets/census/query", content=b"{", headers=headers),
+            await ask("count", True),
+        ]
+        denied = await ask("count", 0.1, dataset="secret")
+        anonymous = await client.post("/v1/datasets/census/query", json={})
+    assert no_budget.status_code == 404 and "no privacy budget" in no_budget.json()["error"]
+    assert mean.status_code == 200
+    answer = mean.json()
+    assert answer["query"] == "mean(age, 0, 100)" and abs(answer["value"] - 44.5) < 5
+    assert answer["epsilon_left"] == pytest.approx(0.4)
+    assert over.status_code == 403 and "budget" in over.json()["error"]
+    assert [r.status_code for r in bad] == [400, 400, 400, 400]
+    assert denied.status_code == 403 and anonymous.status_code == 401
+    [budget] = ws.privacy_budgets.budgets("census")
+    assert budget.epsilon_spent == pytest.approx(0.6)  # refusals and bad queries cost nothing
+    events = [entry.event for entry in ws.audit.tail(9)]
+    assert [e.event for e in events][:3] == ["resource_not_found", "dp_query", "authz_fail"]
+    assert events[1].reason == "mean(age, 0, 100) at epsilon 0.6"
+    assert events[1].resource == "census" and events[1].policy_ids == ("analysts-query-census",)
+    assert str(answer["value"])[:6] not in events[1].to_entry().decode()  # never the answer

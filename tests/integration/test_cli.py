@@ -487,3 +487,22 @@ def test_pii_scan_mask_and_reveal(home, tmp_path):
         bastion(home, "pii", "reveal", row[2], "--field", "ssn", "--method", "fpe", *args).stdout
         == "536-22-1234\n"
     )
+
+
+def test_dp_register_budget_and_query(home, tmp_path):
+    """A registered dataset answers within its budget, then exits 9 when it is spent."""
+    table = tmp_path / "census.csv"
+    table.write_text("age\n" + "".join(f"{20 + i % 50}\n" for i in range(1000)))
+    assert "1,000 rows" in bastion(home, "dp", "register", "census", str(table)).stdout
+    assert "everyone" in bastion(home, "dp", "budget", "census", "--epsilon", "1").stdout
+    (home / "policies" / "census.cedar").write_text(
+        '@id("census")\npermit (principal, action == Bastion::Action::"query_data", '
+        'resource == Bastion::Dataset::"census");\n'
+    )
+    created = bastion(home, "principal", "add", "ana", "--role", "analyst", "--json")
+    ana = json.loads(created.stdout)["client_id"]
+    ask = ["dp", "query", "census", "mean(age, 0, 100)", "--principal", ana, "--json"]
+    answer = json.loads(bastion(home, *ask, "--epsilon", "0.8").stdout)
+    assert abs(answer["value"] - 44.5) < 5 and answer["epsilon_left"] == 0.2
+    refused = bastion(home, *ask, "--epsilon", "0.5", check=False)
+    assert refused.returncode == 9 and "budget" in refused.stderr

@@ -1,10 +1,11 @@
-"""Two gateway processes on one PostgreSQL and one Redis share rate limits and revocations."""
+"""Two gateway processes on one PostgreSQL (and Redis) share limits, revocations and budgets."""
 
 from __future__ import annotations
 
 import secrets
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -101,3 +102,69 @@ def test_two_gateways_enforce_one_global_rate_limit(tmp_path, postgres_url, redi
         with admin.begin() as connection:
             connection.execute(sa.text(f"drop schema {schema} cascade"))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_schema(postgres_url):
+    """A database URL on a fresh PostgreSQL schema, dropped afterwards."""
+    schema = f"bastion_test_{secrets.token_hex(6)}"
+    admin = sa.create_engine(postgres_url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"create schema {schema}"))
+    yield f"{postgres_url}?options=-csearch_path%3D{schema}"
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"drop schema {schema} cascade"))
+    admin.dispose()
+
+
+@pytest.mark.postgres
+def test_two_gateways_never_overspend_a_privacy_budget(tmp_path, postgres_schema):
+    """24 concurrent ε = 0.1 queries through two gateways against ε = 1.05: exactly 10 answered."""
+    settings = Settings(
+        home=tmp_path / "ws",
+        passphrase=PASSPHRASE,
+        database_url=postgres_schema,
+        public_url="https://gateway.test",
+    )
+    ws = Workspace.create(settings, force=False)
+    (ws.paths.policies / "census.cedar").write_text(
+        '@id("census")\npermit (principal, action == Bastion::Action::"query_data", '
+        'resource == Bastion::Dataset::"census");\n'
+    )
+    table = tmp_path / "census.csv"
+    table.write_text("age\n" + "".join(f"{20 + i % 50}\n" for i in range(500)))
+    ws.datasets.register("census", table)
+    ws.privacy_budgets.set_budget("census", epsilon=1.05)
+    ana = ws.principals.add("ana", role="analyst", attributes={})
+    env = {
+        "BASTION_PASSPHRASE": PASSPHRASE,
+        "BASTION_DATABASE_URL": postgres_schema,
+        "BASTION_PUBLIC_URL": "https://gateway.test",
+    }
+    with (
+        ServerProcess(home=ws.paths.home, port=free_port(), log=tmp_path / "a.log", env=env) as a,
+        ServerProcess(home=ws.paths.home, port=free_port(), log=tmp_path / "b.log", env=env) as b,
+        httpx.Client(verify=ssl.create_default_context(cafile=str(a.ca)), timeout=30) as http,
+    ):
+        token = http.post(
+            f"{a.url}/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=(ana.principal.client_id, ana.secret.get_secret_value()),
+        ).json()["access_token"]
+
+        def ask(n):
+            server = (a, b)[n % 2]
+            return http.post(
+                f"{server.url}/v1/datasets/census/query",
+                json={"query": "count", "epsilon": 0.1},
+                headers={"Authorization": f"Bearer {token}"},
+            ).status_code
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            statuses = list(pool.map(ask, range(24)))
+    assert statuses.count(200) == 10 and statuses.count(403) == 14, statuses
+    [budget] = ws.privacy_budgets.budgets("census")
+    assert budget.epsilon_spent == pytest.approx(1.0)
+    answered = [e.event for e in ws.audit.tail(30) if e.event.event == "dp_query"]
+    assert len(answered) == 10
+    ws.close()

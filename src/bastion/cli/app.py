@@ -15,6 +15,7 @@ from bastion.cli import (
     audit,
     certs,
     demo,
+    dp,
     gateway,
     keys,
     model,
@@ -58,6 +59,7 @@ def root(
 gateway.register(app)
 keys.register(app)
 pii.register(app)
+dp.register(app)
 app.add_typer(principal.app, name="principal")
 app.add_typer(apikey.app, name="apikey")
 app.add_typer(model.app, name="model")

@@ -140,6 +140,7 @@ def build_app(workspace: Workspace) -> Starlette:
         Route(f"{versioned}/ready", model_ready),
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         Route(f"{versioned}/infer", infer, methods=["POST"]),
+        *_dataset_routes(pipelines, body_limit=settings.max_body_bytes),
     ]
     app = Starlette(
         routes=routes,
@@ -147,6 +148,29 @@ def build_app(workspace: Workspace) -> Starlette:
     )
     app.state.monitor = monitor  # for `drain()` in tests and operators' introspection
     return app
+
+
+def _dataset_routes(pipelines: Pipelines, *, body_limit: int) -> list[Route]:
+    """Differentially private queries on registered datasets."""
+
+    async def dp_query(request: Request) -> Response:
+        call = await pipelines.dp_query.run(_call(request, "query_data", body_limit=body_limit))
+        if call.error is not None or call.reply is None:
+            return error_response(call.error or BastionError(), request_id=call.request_id)
+        answer = call.reply.answer
+        return _json(
+            call,
+            {
+                "dataset": call.target.dataset,
+                "query": answer.query.describe(),
+                "value": answer.value,
+                "epsilon": answer.query.epsilon,
+                "noise_scale": answer.noise_scale,
+                "epsilon_left": call.reply.budget.epsilon_left,
+            },
+        )
+
+    return [Route("/v1/datasets/{dataset}/query", dp_query, methods=["POST"])]
 
 
 def _oauth_routes(pipelines: Pipelines) -> list[Route]:
@@ -235,7 +259,12 @@ def _call(request: Request, action: str, *, body_limit: int = 0) -> Call:
     params = request.path_params
     return Call(
         route=route,
-        target=Target(action=action, model=params.get("name", ""), version=params.get("version")),
+        target=Target(
+            action=action,
+            model=params.get("name", ""),
+            version=params.get("version"),
+            dataset=params.get("dataset", ""),
+        ),
         client_ip=request.client.host if request.client else "",
         authorization=request.headers.get("authorization"),
         content_type=request.headers.get("content-type", ""),

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from bastion.errors import BastionError
 from bastion.identity import ApiKey, ClientCertificate, Introspection, IssuedToken, Principal
 from bastion.policy import Decision
+from bastion.privacy.dp import Reply
 from bastion.registry import ModelVersion
 from bastion.serving.protocol import InferenceRequest
 
@@ -23,9 +24,15 @@ Tensors = dict[str, NDArray[Any]]
 class Target:
     """What the request is about: the audit action and the resource."""
 
-    action: str  # a Cedar action (infer, describe, read_metrics) or token
+    action: str  # a Cedar action (infer, describe, read_metrics, query_data) or token
     model: str = ""
     version: str | None = None
+    dataset: str = ""
+
+    @property
+    def resource(self) -> str:
+        """The model or dataset the request is about ("" for gateway-wide actions)."""
+        return self.model or self.dataset
 
 
 @dataclass
@@ -57,6 +64,7 @@ class Call:
     outputs: Tensors = field(default_factory=dict)
     issued: IssuedToken | None = None
     introspection: Introspection | None = None
+    reply: Reply | None = None  # a differentially private answer
     error: BastionError | None = None
 
     @property

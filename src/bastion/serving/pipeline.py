@@ -23,6 +23,7 @@ from bastion.serving.runner import OnnxRunner
 from bastion.serving.stages.authenticate import Authenticate, Sessions
 from bastion.serving.stages.authorize import Authorize
 from bastion.serving.stages.describe import Describe
+from bastion.serving.stages.dp_query import AnswerQuery
 from bastion.serving.stages.harden import Harden
 from bastion.serving.stages.infer import Infer
 from bastion.serving.stages.oauth import IntrospectToken, IssueToken, RevokeToken
@@ -105,6 +106,7 @@ class Pipelines:
     describe: Pipeline
     metrics: Pipeline
     audit: Pipeline
+    dp_query: Pipeline
 
 
 def build_pipelines(
@@ -151,4 +153,5 @@ def build_pipelines(
         describe=Pipeline([*guard, Describe(registry=workspace.registry)], record=record),
         metrics=Pipeline(guard, record=record),
         audit=Pipeline(guard, record=record),
+        dp_query=Pipeline([*guard, AnswerQuery(engine=workspace.dp_engine())], record=record),
     )

@@ -45,7 +45,7 @@ class Budget:
     @property
     def epsilon_left(self) -> float:
         """ε still available."""
-        return max(0.0, self.epsilon_total - self.epsilon_spent)
+        return round(max(0.0, self.epsilon_total - self.epsilon_spent), 12)
 
 
 class BudgetLedger:

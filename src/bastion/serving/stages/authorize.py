@@ -33,6 +33,7 @@ _POLICY_ACTIONS: dict[str, Action] = {
     "describe": "describe",
     "read_metrics": "read_metrics",
     "read_audit": "read_audit",
+    "query_data": "query_data",
 }
 
 
@@ -59,10 +60,10 @@ class Authorize:
         action = _POLICY_ACTIONS.get(call.target.action)
         if action is None:
             raise Forbidden(detail=f"no policy action for {call.target.action}")
-        if call.api_key is not None and not call.api_key.allows(action, call.target.model):
+        if call.api_key is not None and not call.api_key.allows(action, call.target.resource):
             raise Forbidden(detail="outside the api key's scope")
         now = self._clock()
-        principal, resource = call.principal, call.target.model or GATEWAY
+        principal, resource = call.principal, call.target.resource or GATEWAY
         labels = await self._labels_of(call.target, now) if call.target.model else UNREGISTERED
         key = (
             self._authorizer.version,

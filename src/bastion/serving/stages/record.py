@@ -33,6 +33,7 @@ _SUCCESS = {
     "describe": "model_describe",
     "read_metrics": "metrics_read",
     "read_audit": "audit_read",
+    "query_data": "dp_query",
 }
 _FAILURE: tuple[tuple[type[BastionError], str], ...] = (
     (AuthError, "authn_login_fail"),
@@ -79,7 +80,6 @@ class Record:
 def audit_event(call: Call, *, now: float, seconds: float) -> AuditEvent:
     """The audit event of ``call``: identities, decision, digests and sizes, never payloads."""
     decision = call.decision
-    error = call.error
     output_sha256, output_bytes = _digest(call.outputs)
     return AuditEvent(
         event=event_name(call),
@@ -90,7 +90,7 @@ def audit_event(call: Call, *, now: float, seconds: float) -> AuditEvent:
         source=call.client_ip,
         route=call.route,
         action=call.target.action,
-        resource=call.model.ref if call.model is not None else call.target.model,
+        resource=call.model.ref if call.model is not None else call.target.resource,
         decision="none" if decision is None else ("allow" if decision.allowed else "deny"),
         policy_ids=decision.policy_ids if decision is not None else (),
         status=call.status,
@@ -99,8 +99,17 @@ def audit_event(call: Call, *, now: float, seconds: float) -> AuditEvent:
         input_bytes=call.input_bytes,
         output_sha256=output_sha256,
         output_bytes=output_bytes,
-        reason="" if error is None else (error.detail or error.code)[:200],
+        reason=_reason(call),
     )
+
+
+def _reason(call: Call) -> str:
+    if call.error is not None:
+        return (call.error.detail or call.error.code)[:200]
+    if call.reply is not None:  # what was asked and what it cost; never the answer
+        query = call.reply.answer.query
+        return f"{query.describe()} at epsilon {query.epsilon:g}"[:200]
+    return ""
 
 
 def observation(call: Call, *, now: float) -> Observation:
