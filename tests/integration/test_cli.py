@@ -506,3 +506,22 @@ def test_dp_register_budget_and_query(home, tmp_path):
     assert abs(answer["value"] - 44.5) < 5 and answer["epsilon_left"] == 0.2
     refused = bastion(home, *ask, "--epsilon", "0.5", check=False)
     assert refused.returncode == 9 and "budget" in refused.stderr
+
+
+def test_anonymize_then_verify(tmp_path):
+    """A release from `bastion anonymize` passes `bastion verify-anonymity`; the raw table fails."""
+    from bastion.privacy.anonymity import synthetic_adult
+    from bastion.privacy.tabular import write_table
+
+    source = tmp_path / "adult.csv"
+    write_table(synthetic_adult(3000, seed=4), source)
+    home = tmp_path / "unused"  # neither command needs a workspace
+    options = ["--qi", "age,sex,race,education", "--sensitive", "income", "--k", "8", "--l", "2"]
+    made = bastion(home, "anonymize", str(source), "-o", str(tmp_path / "out.parquet"), *options)
+    assert "3,000 rows released" in made.stdout
+    assert (
+        "Every class meets"
+        in bastion(home, "verify-anonymity", str(tmp_path / "out.parquet"), *options).stdout
+    )
+    raw = bastion(home, "verify-anonymity", str(source), *options, check=False)
+    assert raw.returncode == 7 and "not a safe release" in raw.stderr

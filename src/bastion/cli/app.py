@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bastion.cli import (
+    anonymize,
     apikey,
     audit,
     certs,
@@ -60,6 +61,7 @@ gateway.register(app)
 keys.register(app)
 pii.register(app)
 dp.register(app)
+anonymize.register(app)
 app.add_typer(principal.app, name="principal")
 app.add_typer(apikey.app, name="apikey")
 app.add_typer(model.app, name="model")

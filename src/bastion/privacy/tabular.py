@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from bastion.errors import InvalidInput
@@ -81,13 +82,8 @@ def mask_file(
         raise InvalidInput("The output must have the same format (suffix) as the input.")
     masker = _Masker(policy, scanner or PiiScanner())
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
-    writers: dict[str, Callable[[Path], _Writer]] = {
-        "csv": _CsvWriter,
-        "jsonl": _JsonlWriter,
-        "parquet": _ParquetWriter,
-    }
     rows = 0
-    with writers[kind](target) as writer:
+    with _WRITERS[kind](target) as writer:
         try:
             for batch, done, total in readers[kind](source):
                 writer.write(masker.mask(batch))
@@ -149,6 +145,32 @@ class _Masker:
             summary.changed += int(count) if out != value else 0
             summary.suppressed += int(count) if out is None else 0
         return pa.array(masked, pa.string()).take(encoded.indices)
+
+
+def read_table(path: Path) -> pa.Table:
+    """A whole .csv, .parquet or .jsonl file as a table (for work that needs every row).
+
+    Raises:
+        InvalidInput: an unknown format, or a file that cannot be parsed.
+    """
+    kind = _format(path)
+    try:
+        if kind == "csv":
+            return pacsv.read_csv(path)
+        if kind == "parquet":
+            return pq.read_table(path)
+        return pajson.read_json(path)
+    except (pa.ArrowInvalid, OSError):
+        # Parser messages quote rows of the data: say where, not what.
+        raise InvalidInput(f"Cannot read {path.name}: it is malformed.") from None
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write ``table`` as .csv, .parquet or .jsonl, by the suffix of ``path``."""
+    kind = _format(path)
+    with _WRITERS[kind](path) as out:
+        for batch in table.to_batches():
+            out.write(batch)
 
 
 def _as_text(column: pa.Array) -> pa.Array:
@@ -285,3 +307,10 @@ class _JsonlWriter:
     def write(self, batch: pa.RecordBatch) -> None:
         for record in batch.to_pylist():
             self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+
+
+_WRITERS: dict[str, Callable[[Path], _Writer]] = {
+    "csv": _CsvWriter,
+    "jsonl": _JsonlWriter,
+    "parquet": _ParquetWriter,
+}

@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from bastion.crypto import BlobStore
 from bastion.errors import Conflict, InvalidInput, NotFound
+from bastion.privacy.tabular import read_table
 
 _NAMESPACE = "dataset"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -51,7 +50,7 @@ class DatasetStore:
         """
         if _NAME.fullmatch(name) is None:
             raise InvalidInput("Dataset names are lower-case letters, digits, '.', '_' or '-'.")
-        table = _read(path)
+        table = read_table(path)
         sink = io.BytesIO()
         pq.write_table(table, sink)
         try:
@@ -96,21 +95,6 @@ class DatasetStore:
         if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
             raise InvalidInput(f"Column {column!r} is not numeric ({values.type}).")
         return np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False))
-
-
-def _read(path: Path) -> pa.Table:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pacsv.read_csv(path)
-        if suffix == ".parquet":
-            return pq.read_table(path)
-        if suffix in {".jsonl", ".ndjson"}:
-            return pajson.read_json(path)
-    except (pa.ArrowInvalid, OSError):
-        # Parser messages quote rows of the data: say where, not what.
-        raise InvalidInput(f"Cannot read {path.name}: it is malformed.") from None
-    raise InvalidInput("Register a .csv, .parquet or .jsonl file.")
 
 
 def _info(name: str, table: pa.Table) -> DatasetInfo:
