@@ -83,18 +83,28 @@ def attacks(model: torch.nn.Module, repeats: int) -> None:
     theirs = torchattacks.PGD(model, eps=EPS, alpha=STEP, steps=STEPS, random_start=True)
     arts = {
         batch: ProjectedGradientDescent(
-            art_classifier(model), norm=np.inf, eps=EPS, eps_step=STEP, max_iter=STEPS,
-            num_random_init=1, batch_size=batch, verbose=False,
+            art_classifier(model),
+            norm=np.inf,
+            eps=EPS,
+            eps_step=STEP,
+            max_iter=STEPS,
+            num_random_init=1,
+            batch_size=batch,
+            verbose=False,
         )
         for batch in (500, 32)
     }
     x_np, y_np = x.numpy(), y.numpy()
     seeds = iter(range(10**6))  # a fresh random start each time, as the peers draw theirs
     runs = {
-        "Bastion": lambda: ours.run(model, x, y, generator=torch.Generator().manual_seed(next(seeds))).success_rate,
+        "Bastion": lambda: (
+            ours.run(model, x, y, generator=torch.Generator().manual_seed(next(seeds))).success_rate
+        ),
         "torchattacks": lambda: fooled(model, theirs(x, y), y),
         "ART": lambda: fooled(model, torch.from_numpy(arts[500].generate(x_np, y=y_np)), y),
-        "ART, batch 32": lambda: fooled(model, torch.from_numpy(arts[32].generate(x_np, y=y_np)), y),
+        "ART, batch 32": lambda: fooled(
+            model, torch.from_numpy(arts[32].generate(x_np, y=y_np)), y
+        ),
     }
     results = interleaved(runs, repeats)
     print(f"PGD L∞ ε={EPS}, {STEPS} steps, 500 digits (median of {repeats})")
@@ -116,8 +126,13 @@ def training(epochs: int) -> None:
         model = Architecture(64, (256, 256), 10).build()
         classifier = art_classifier(model)
         attack = ProjectedGradientDescent(
-            classifier, norm=np.inf, eps=EPS, eps_step=2.5 * EPS / STEPS, max_iter=STEPS,
-            num_random_init=1, verbose=False,
+            classifier,
+            norm=np.inf,
+            eps=EPS,
+            eps_step=2.5 * EPS / STEPS,
+            max_iter=STEPS,
+            num_random_init=1,
+            verbose=False,
         )
         trainer = AdversarialTrainer(classifier, attacks=attack, ratio=ratio)
         start = time.perf_counter()
@@ -126,9 +141,11 @@ def training(epochs: int) -> None:
         art_models[ratio] = model.eval()
     ours_epoch = statistics.median(ours.epoch_seconds)
     print(f"\nAdversarial training, PGD-{STEPS} inner attack, ε={EPS}, {epochs} epochs")
-    print(f"  seconds per epoch: Bastion {ours_epoch:.3f}, ART (ratio 1.0) {art_seconds[1.0]:.3f}"
-          f"  → Bastion is {art_seconds[1.0] / ours_epoch:.1f}× faster"
-          f"  (ART at ratio 0.5: {art_seconds[0.5]:.3f})")
+    print(
+        f"  seconds per epoch: Bastion {ours_epoch:.3f}, ART (ratio 1.0) {art_seconds[1.0]:.3f}"
+        f"  → Bastion is {art_seconds[1.0] / ours_epoch:.1f}× faster"
+        f"  (ART at ratio 0.5: {art_seconds[0.5]:.3f})"
+    )
     pgd20 = PGD(threat, steps=20)
     print("  PGD-20 robust accuracy on the 450 test digits:")
     for name, model in (
@@ -137,7 +154,9 @@ def training(epochs: int) -> None:
         ("ART AdversarialTrainer, ratio 1.0", art_models[1.0]),
         ("ART AdversarialTrainer, ratio 0.5 (default)", art_models[0.5]),
     ):
-        success = pgd20.run(model, data.x_test, data.y_test, generator=torch.Generator().manual_seed(0))
+        success = pgd20.run(
+            model, data.x_test, data.y_test, generator=torch.Generator().manual_seed(0)
+        )
         print(f"    {name:46}{1 - success.success_rate:8.1%}")
 
 

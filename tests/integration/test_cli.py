@@ -525,3 +525,23 @@ def test_anonymize_then_verify(tmp_path):
     )
     raw = bastion(home, "verify-anonymity", str(source), *options, check=False)
     assert raw.returncode == 7 and "not a safe release" in raw.stderr
+
+
+def test_dp_train_writes_a_model_and_its_claim(tmp_path):
+    """`bastion dp train` reaches its ε and writes privacy.json for `model sign --privacy`."""
+    folder = tmp_path / "dp"
+    trained = bastion(
+        tmp_path / "unused",
+        "dp",
+        "train",
+        "--epsilon",
+        "4",
+        "--epochs",
+        "2",
+        "-o",
+        str(folder / "model.safetensors"),
+    )
+    assert "test accuracy" in trained.stdout
+    claim = json.loads((folder / "privacy.json").read_text())
+    assert 3.9 < claim["epsilon"] <= 4 and claim["mechanism"].startswith("DP-SGD")
+    assert (folder / "model.safetensors").stat().st_size > 1000

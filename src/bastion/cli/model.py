@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -19,6 +19,7 @@ from bastion.cli.state import state
 from bastion.crypto.keys import SigningKey, public_jwk
 from bastion.errors import InvalidInput
 from bastion.registry import ModelVersion, OutputPolicy, RobustnessClaim, TensorSpec
+from bastion.registry.claims import PrivacyClaim
 from bastion.registry.manifest import (
     MANIFEST_NAME,
     SignedManifest,
@@ -225,9 +226,14 @@ def sign(
             help="robustness.json from `bastion robustness eval`.", exists=True, dir_okay=False
         ),
     ] = None,
+    privacy: Annotated[
+        Path | None,
+        typer.Option(help="privacy.json from `bastion dp train`.", exists=True, dir_okay=False),
+    ] = None,
 ) -> None:
     """Write FOLDER/manifest.json: every file's SHA-256 and the metadata, signed with Ed25519."""
     claim = _claim_from(robustness) if robustness is not None else None
+    private = PrivacyClaim.from_json(_json_of(privacy)) if privacy is not None else None
     manifest = build_manifest(
         folder,
         name=name,
@@ -235,6 +241,7 @@ def sign(
         created_at=time.time(),
         labels=model_labels(risk_tier, classification),
         robustness=claim,
+        privacy=private,
     )
     signed = sign_manifest(manifest, SigningKey.load(key))
     (folder / MANIFEST_NAME).write_text(signed.to_json())
@@ -267,6 +274,12 @@ def verify(
         f"(owner {manifest.owner}, risk tier {manifest.labels.risk_tier}, "
         f"{manifest.labels.classification})"
     )
+    if manifest.privacy is not None:
+        claim = manifest.privacy
+        console.print(
+            f"privacy: ({claim.epsilon:.3g}, {claim.delta:.2g})-DP by {claim.mechanism}; "
+            f"accountant {claim.accountant}"
+        )
 
 
 @app.command("trust")
@@ -291,7 +304,14 @@ def _manifest_of(file: Path) -> SignedManifest:
 
 
 def _claim_from(path: Path) -> RobustnessClaim:
+    return RobustnessClaim.from_json(_json_of(path))
+
+
+def _json_of(path: Path) -> dict[str, Any]:
     try:
-        return RobustnessClaim.from_json(json.loads(path.read_text()))
+        body = json.loads(path.read_text())
     except json.JSONDecodeError:
         raise InvalidInput(f"{path} is not JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidInput(f"{path} is not a JSON object.")
+    return body

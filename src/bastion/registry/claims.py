@@ -65,3 +65,48 @@ class RobustnessClaim:
             raise InvalidInput(
                 "The robustness file is not a report of `bastion robustness eval`."
             ) from None
+
+
+@dataclass(frozen=True)
+class PrivacyClaim:
+    """How a model was trained with differential privacy, and the guarantee it has."""
+
+    epsilon: float
+    delta: float
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    max_grad_norm: float
+    mechanism: str = "DP-SGD, Poisson sampling"
+    accountant: str = "RDP (Mironov et al. 2019), converted as Balle et al. 2020"
+
+    def __post_init__(self) -> None:
+        # One spelling per value, so that a claim read back signs the same bytes.
+        for name in ("epsilon", "delta", "noise_multiplier", "sample_rate", "max_grad_norm"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "steps", int(self.steps))
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-friendly form, as written to privacy.json and the manifest."""
+        return dict(vars(self))
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> PrivacyClaim:
+        """Read a claim written by :meth:`to_json`.
+
+        Raises:
+            InvalidInput: it is not one.
+        """
+        try:
+            return cls(
+                epsilon=float(body["epsilon"]),
+                delta=float(body["delta"]),
+                noise_multiplier=float(body["noise_multiplier"]),
+                sample_rate=float(body["sample_rate"]),
+                steps=int(body["steps"]),
+                max_grad_norm=float(body["max_grad_norm"]),
+                mechanism=str(body["mechanism"]),
+                accountant=str(body["accountant"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput("The privacy file is not a claim of `bastion dp train`.") from None

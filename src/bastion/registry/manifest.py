@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from bastion.crypto.keys import SigningKey, b64url, b64url_decode, load_public_jwk
 from bastion.errors import ConfigError, CryptoError, IntegrityError, InvalidInput
 from bastion.policy import ModelLabels
-from bastion.registry.claims import RobustnessClaim
+from bastion.registry.claims import PrivacyClaim, RobustnessClaim
 
 FORMAT = "bastion-manifest/1"
 MANIFEST_NAME = "manifest.json"
@@ -58,6 +58,7 @@ class Manifest:
     labels: ModelLabels
     robustness: RobustnessClaim | None
     created_at: float
+    privacy: PrivacyClaim | None = None
 
     def __post_init__(self) -> None:
         # One spelling per value, so that a manifest read back signs the same bytes.
@@ -75,6 +76,8 @@ class Manifest:
             "robustness": self.robustness.to_json() if self.robustness else None,
             "created_at": self.created_at,
         }
+        if self.privacy is not None:  # absent, not null: older manifests sign the same bytes
+            body["privacy"] = self.privacy.to_json()
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -117,6 +120,7 @@ class SignedManifest:
                 ),
                 robustness=RobustnessClaim.from_json(claim) if claim else None,
                 created_at=float(body["created_at"]),
+                privacy=PrivacyClaim.from_json(body["privacy"]) if "privacy" in body else None,
             )
             return cls(manifest, str(signature["kid"]), b64url_decode(str(signature["sig"])))
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -131,6 +135,7 @@ def build_manifest(
     created_at: float,
     labels: ModelLabels | None = None,
     robustness: RobustnessClaim | None = None,
+    privacy: PrivacyClaim | None = None,
 ) -> Manifest:
     """List and hash every file under ``root`` (the manifest file itself excepted).
 
@@ -140,7 +145,7 @@ def build_manifest(
     files = tuple(_digest(root, path) for path in _files(root))
     if not files:
         raise InvalidInput(f"{root} holds no files to sign.")
-    return Manifest(name, owner, files, labels or ModelLabels(), robustness, created_at)
+    return Manifest(name, owner, files, labels or ModelLabels(), robustness, created_at, privacy)
 
 
 def sign_manifest(manifest: Manifest, key: SigningKey) -> SignedManifest:

@@ -133,3 +133,23 @@ def test_registration_and_every_load_check_the_signed_manifest(
     trusted.clear()  # the signer is no longer trusted: its models stop loading
     with pytest.raises(IntegrityError):
         registry.load_artifact(registry.get("d"))
+
+
+def test_a_privacy_claim_is_signed_with_the_manifest(tmp_path):
+    """A DP-SGD claim travels in the signed body; changing it breaks the signature."""
+    from bastion.registry.claims import PrivacyClaim
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"weights")
+    claim = PrivacyClaim(
+        epsilon=3.0, delta=1e-5, noise_multiplier=1.2, sample_rate=0.01, steps=900, max_grad_norm=1
+    )
+    key = SigningKey.generate(tmp_path / "key.json")
+    manifest = build_manifest(folder, name="m", owner="o", created_at=1.0, privacy=claim)
+    signed = SignedManifest.from_json(sign_manifest(manifest, key).to_json())
+    assert signed.manifest.privacy == claim
+    verify_manifest(folder, signed, trusted={key.kid: key.public_key})
+    forged = sign_manifest(manifest, key).to_json().replace('"epsilon": 3.0', '"epsilon": 0.5')
+    with pytest.raises(IntegrityError):
+        verify_manifest(folder, SignedManifest.from_json(forged), trusted={key.kid: key.public_key})

@@ -136,6 +136,8 @@ class Mondrian:
                 suppressed.append(dropped)
             stack.extend(parts)
         self.classes_ = classes
+        self._order = (np.concatenate(classes), [len(rows) for rows in classes])
+        self._released: dict[int, tuple[list[str], NDArray[np.float64]]] = {}
         self.suppressed_ = np.concatenate(suppressed) if suppressed else np.zeros(0, np.int64)
         self.report_ = self._report(table.num_rows)
         return self
@@ -154,16 +156,10 @@ class Mondrian:
         order = np.concatenate(self.classes_)
         sizes = np.array([len(rows) for rows in self.classes_])
         shuffle = np.random.default_rng(self.random_state).permutation(len(order))
-        low, high = self._bounds()
         out: dict[str, pa.Array] = {}
         for name in table.column_names:
             if name in self.columns.quasi_identifiers:
-                dim = self.columns.quasi_identifiers.index(name)
-                axis = self._dims[dim]
-                per_class = [
-                    axis.label(int(a), int(b))
-                    for a, b in zip(low[:, dim], high[:, dim], strict=True)
-                ]
+                per_class, _ = self._generalized(self.columns.quasi_identifiers.index(name))
                 labels = np.repeat(np.array(per_class, dtype=object), sizes)
                 out[name] = pa.array(labels[shuffle], pa.string())
             elif name == self.columns.sensitive or name in self.columns.keep:
@@ -197,7 +193,7 @@ class Mondrian:
                 distinct = [str(v) for v in encoded.dictionary.to_pylist()]
                 tree = self.columns.hierarchies.get(name) or Hierarchy.flat(distinct)
                 code = tree.codes(distinct)[encoded.indices.to_numpy()]
-                self._dims.append(_Categorical(tree))
+                self._dims.append(_Categorical(tree, flat=name not in self.columns.hierarchies))
             codes.append(code.astype(np.int64))
         self._x = np.column_stack(codes)
         self._sensitive: Ints | None = None
@@ -275,24 +271,38 @@ class Mondrian:
 
     # -- measuring and labelling --------------------------------------------------------
 
-    def _bounds(self) -> tuple[Ints, Ints]:
-        """The smallest and largest code of every class on every dimension."""
-        order = np.concatenate(self.classes_)
-        starts = np.cumsum([0] + [len(rows) for rows in self.classes_[:-1]])
-        coded = self._x[order]
-        return np.minimum.reduceat(coded, starts, axis=0), np.maximum.reduceat(
-            coded, starts, axis=0
-        )
+    def _generalized(self, dim: int) -> tuple[list[str], NDArray[np.float64]]:
+        """Each class's released value on ``dim`` and its normalized width (for NCP).
+
+        Without a user hierarchy a category is released as the set of values the class
+        holds (``a|c``), the tightest truthful answer; otherwise as a hierarchy node.
+        """
+        if dim not in self._released:
+            self._released[dim] = self._generalize(dim)
+        return self._released[dim]
+
+    def _generalize(self, dim: int) -> tuple[list[str], NDArray[np.float64]]:
+        order, sizes = self._order
+        starts = np.cumsum([0, *sizes[:-1]])
+        codes = self._x[order, dim]
+        axis = self._dims[dim]
+        if isinstance(axis, _Categorical) and axis.flat:
+            owner = np.repeat(np.arange(len(sizes)), sizes)
+            pairs = np.unique(owner * len(axis.tree.leaves) + codes)
+            held: list[list[int]] = [[] for _ in sizes]
+            for pair in pairs.tolist():
+                held[pair // len(axis.tree.leaves)].append(pair % len(axis.tree.leaves))
+            total = max(1, len(axis.tree.leaves) - 1)
+            labels = ["|".join(axis.tree.leaves[c] for c in values) for values in held]
+            return labels, np.array([(len(values) - 1) / total for values in held])
+        low = np.minimum.reduceat(codes, starts).tolist()
+        high = np.maximum.reduceat(codes, starts).tolist()
+        bounds = list(zip(low, high, strict=True))
+        return [axis.label(a, b) for a, b in bounds], np.array([axis.span(a, b) for a, b in bounds])
 
     def _report(self, rows: int) -> AnonymityReport:
         sizes = np.array([len(c) for c in self.classes_])
-        low, high = self._bounds()
-        spans = np.array(
-            [
-                [axis.span(int(a), int(b)) for a, b in zip(low[:, d], high[:, d], strict=True)]
-                for d, axis in enumerate(self._dims)
-            ]
-        )
+        spans = np.array([self._generalized(dim)[1] for dim in range(len(self._dims))])
         penalty = float((spans.mean(axis=0) * sizes).sum())
         suppressed = len(self.suppressed_)
         return AnonymityReport(
@@ -347,6 +357,7 @@ class _Categorical:
     """A categorical quasi-identifier: codes are leaves of its hierarchy."""
 
     tree: Hierarchy
+    flat: bool  # made by Bastion from the values, not given by the user
 
     def span(self, low: int, high: int) -> float:
         total = len(self.tree.leaves) - 1
