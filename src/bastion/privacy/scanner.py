@@ -66,17 +66,20 @@ _MONTH = r"(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.
 # Order matters: at each position the first alternative that matches wins.
 _CANDIDATES = re.compile(
     rf"""
-    (?P<url>\b(?:https?://|ftp://|www\.)[^\s<>"'()\[\]{{}}]{{2,2000}})
-  | (?P<email>\b[A-Za-z0-9][A-Za-z0-9._%+-]{{0,63}}
-             @[A-Za-z0-9-]{{1,63}}(?:\.[A-Za-z0-9-]{{1,63}}){{1,8}}\b)
-  | (?P<mac>\b[0-9A-Fa-f]{{2}}(?P<sep>[:-])[0-9A-Fa-f]{{2}}(?:(?P=sep)[0-9A-Fa-f]{{2}}){{4}}\b)
-  | (?P<ipv6>(?<![\w:.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}[0-9A-Fa-f]{{0,4}}(?![\w:]))
-  | (?P<wdate>\b(?:\d{{1,2}}\s+{_MONTH}|{_MONTH}\s+\d{{1,2}},?)\s+\d{{4}}\b)
-  | (?P<digits>(?<![\w.])(?:\+|\(\+?)?\d[\d().\-/ ]{{4,40}}\d(?![\w]|\.\d))
-  | (?P<iban>\b[A-Z]{{2}}\d{{2}}(?:\ ?[A-Z0-9]{{4}}){{2,7}}(?:\ ?[A-Z0-9]{{1,3}})?\b)
-  | (?:\b{_TITLES}\s+(?P<titled>{_NAME}))
-  | (?:\b{_STRONG}:?\s+(?P<named>{_NAME}))
-  | (?:\b{_WEAK}:?\s+(?P<weak>{_WORD}\s(?:{_NAME})))
+    (?<!\w)(?=[\w+(:])  # a candidate never starts inside a word: one check skips its insides
+    (?:
+      (?P<url>(?:https?://|ftp://|www\.)[^\s<>"'()\[\]{{}}]{{2,2000}})
+    | (?P<email>[A-Za-z0-9][A-Za-z0-9._%+-]{{0,63}}
+                @[A-Za-z0-9-]{{1,63}}(?:\.[A-Za-z0-9-]{{1,63}}){{1,8}}\b)
+    | (?P<mac>[0-9A-Fa-f]{{2}}(?P<sep>[:-])[0-9A-Fa-f]{{2}}(?:(?P=sep)[0-9A-Fa-f]{{2}}){{4}}\b)
+    | (?P<ipv6>(?<![:.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}[0-9A-Fa-f]{{0,4}}(?![\w:]))
+    | (?P<wdate>(?:\d{{1,2}}\s+{_MONTH}|{_MONTH}\s+\d{{1,2}},?)\s+\d{{4}}\b)
+    | (?P<digits>(?<!\.)(?:\+|\(\+?)?\d[\d().\-/ ]{{4,40}}\d(?![\w]|\.\d))
+    | (?P<iban>[A-Z]{{2}}\d{{2}}(?:\ ?[A-Z0-9]{{4}}){{2,7}}(?:\ ?[A-Z0-9]{{1,3}})?\b)
+    | (?:{_TITLES}\s+(?P<titled>{_NAME}))
+    | (?:{_STRONG}:?\s+(?P<named>{_NAME}))
+    | (?:{_WEAK}:?\s+(?P<weak>{_WORD}\s(?:{_NAME})))
+    )
     """,
     re.VERBOSE,
 )
@@ -216,7 +219,7 @@ class PiiScanner:
         return self._digits(span, before)
 
     def _digits(self, span: str, before: str) -> tuple[Entity | None, float]:
-        if not 4 <= sum(c.isdigit() for c in span) <= 19:  # noqa: PLR2004 - an IPv4 … a card
+        if not 4 <= len(check.digits_of(span)) <= 19:  # noqa: PLR2004 - an IPv4 … a card
             return _NONE
         if check.is_payment_card(span):
             return Entity.CREDIT_CARD, _SCORE_VALIDATED
@@ -231,12 +234,14 @@ class PiiScanner:
         return self._phone(span, before)
 
     def _phone(self, span: str, before: str) -> tuple[Entity | None, float]:
-        if not (numbers := check.phone_numbers(span, regions=self.regions)):
+        numbers = check.phone_numbers(span, regions=self.regions)
+        first = next(numbers, None)
+        if first is None:
             return _NONE
         if _near(Entity.PHONE, before):
             return Entity.PHONE, _SCORE_VALIDATED
         # A valid number with no context must at least be written the way numbers are.
-        grouped = any(check.is_grouped_like_phone(span, n) for n in numbers)
+        grouped = any(check.is_grouped_like_phone(span, n) for n in (first, *numbers))
         return Entity.PHONE, 0.75 if grouped else 0.4
 
 

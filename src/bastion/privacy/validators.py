@@ -8,9 +8,12 @@ numbers (phonenumbers), and the standard library's parsers for addresses and dat
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import ipaddress
 import re
+from collections.abc import Iterator
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
@@ -70,12 +73,13 @@ _WORDS_DATE = re.compile(
 _MAC = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _DIGIT_GROUPS = re.compile(r"\d+")
+_NOT_DIGITS = re.compile(r"[^0-9]+")
 _SSN = re.compile(r"\d{3}([- ]?)\d{2}\1\d{4}")
 
 
 def digits_of(text: str) -> str:
     """The decimal digits of ``text``, in order."""
-    return "".join(c for c in text if c.isdigit())
+    return _NOT_DIGITS.sub("", text)
 
 
 def is_luhn_valid(number: str) -> bool:
@@ -115,21 +119,38 @@ def is_iban(text: str) -> bool:
     return bool(iban.is_valid(text))
 
 
-def phone_numbers(text: str, *, regions: tuple[str, ...]) -> list[phonenumbers.PhoneNumber]:
-    """The valid phone numbers ``text`` may spell: international, or national to ``regions``."""
+def phone_numbers(text: str, *, regions: tuple[str, ...]) -> Iterator[phonenumbers.PhoneNumber]:
+    """The valid phone numbers ``text`` may spell, international or national to ``regions``.
+
+    Lazy: callers that are satisfied by the first one parse no further.
+    """
     if not 7 <= len(digits_of(text)) <= 15:  # noqa: PLR2004 - E.164's bounds
-        return []
+        return
     if sum(len(group) == 1 for group in _DIGIT_GROUPS.findall(text)) > 2:  # noqa: PLR2004
-        return []  # no plan writes three lone digits ("1 2 3 4 5 6 7")
-    found = []
-    for region in (None,) if text.startswith("+") else regions:
+        return  # no plan writes three lone digits ("1 2 3 4 5 6 7")
+    if text.startswith("+"):
+        with contextlib.suppress(phonenumbers.NumberParseException):
+            parsed = phonenumbers.parse(text, None)
+            if phonenumbers.is_valid_number(parsed):
+                yield parsed
+        return
+    leading_zero = digits_of(text).startswith("0")
+    for region in regions:
+        if leading_zero and _trunk_prefix(region) != "0":
+            continue  # a national number written with a 0 is not from a plan without one
         try:
             parsed = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_valid_number(parsed):
-            found.append(parsed)
-    return found
+        # Checking against the one region parsed for is much cheaper than finding it.
+        if phonenumbers.is_valid_number_for_region(parsed, region):
+            yield parsed
+
+
+@functools.cache
+def _trunk_prefix(region: str) -> str | None:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    return None if metadata is None else metadata.national_prefix
 
 
 def is_grouped_like_phone(text: str, number: phonenumbers.PhoneNumber) -> bool:

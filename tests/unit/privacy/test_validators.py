@@ -68,9 +68,9 @@ def test_iban_checksum():
 def test_phone_numbers_and_their_grouping():
     """Valid numbers are found from the plan; grouping decides whether bare digits look like one."""
     regions = ("US", "GB", "DE")
-    assert check.phone_numbers("+44 20 7946 0958", regions=regions)
-    assert check.phone_numbers("(415) 555-2671", regions=regions)
-    assert not check.phone_numbers("12345", regions=regions)
+    assert list(check.phone_numbers("+44 20 7946 0958", regions=regions))
+    assert list(check.phone_numbers("(415) 555-2671", regions=regions))
+    assert not list(check.phone_numbers("12345", regions=regions))
     [number] = check.phone_numbers("030 129454", regions=("DE",))
     assert check.is_grouped_like_phone("030 129454", number)
     assert not check.is_grouped_like_phone("0301-29454", number)
