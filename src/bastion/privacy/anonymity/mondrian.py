@@ -235,13 +235,15 @@ class Mondrian:
 
     def _cut(self, dim: int, rows: Ints, values: Ints, low: int, high: int) -> list[Ints]:
         axis = self._dims[dim]
-        if isinstance(axis, _Categorical):
+        if isinstance(axis, _Categorical) and not axis.flat:
             tree = axis.tree
             node = tree.nodes[tree.common(low, high)]
             bounds = np.array([tree.nodes[child].low for child in node.children])
             which = np.searchsorted(bounds, values, side="right") - 1
             present = np.flatnonzero(np.bincount(which, minlength=len(bounds)))
             return [rows[which == j] for j in present]
+        # Numbers, and categories without a hierarchy (released as the set of values a
+        # class holds, so any cut is allowed), split at the median.
         if self.mode == "relaxed":
             order = np.argsort(values, kind="stable")
             half = len(rows) // 2
@@ -287,14 +289,18 @@ class Mondrian:
         codes = self._x[order, dim]
         axis = self._dims[dim]
         if isinstance(axis, _Categorical) and axis.flat:
+            width = len(axis.tree.leaves)
             owner = np.repeat(np.arange(len(sizes)), sizes)
-            pairs = np.unique(owner * len(axis.tree.leaves) + codes)
-            held: list[list[int]] = [[] for _ in sizes]
-            for pair in pairs.tolist():
-                held[pair // len(axis.tree.leaves)].append(pair % len(axis.tree.leaves))
-            total = max(1, len(axis.tree.leaves) - 1)
-            labels = ["|".join(axis.tree.leaves[c] for c in values) for values in held]
-            return labels, np.array([(len(values) - 1) / total for values in held])
+            held_by, held = np.divmod(np.unique(owner * width + codes), width)
+            counts = np.bincount(held_by, minlength=len(sizes))
+            names: dict[bytes, str] = {}  # many classes hold the same set of values
+            labels = []
+            for values in np.split(held, np.cumsum(counts)[:-1]):
+                key = values.tobytes()
+                if key not in names:
+                    names[key] = "|".join(axis.tree.leaves[c] for c in values.tolist())
+                labels.append(names[key])
+            return labels, (counts - 1) / max(1, width - 1)
         low = np.minimum.reduceat(codes, starts).tolist()
         high = np.maximum.reduceat(codes, starts).tolist()
         bounds = list(zip(low, high, strict=True))
@@ -361,7 +367,11 @@ class _Categorical:
 
     def span(self, low: int, high: int) -> float:
         total = len(self.tree.leaves) - 1
-        return (self.tree.width(self.tree.common(low, high)) - 1) / total if total else 0.0
+        if not total:
+            return 0.0
+        if self.flat:  # values in sorted order: the range of codes bounds the values held
+            return (high - low) / total
+        return (self.tree.width(self.tree.common(low, high)) - 1) / total
 
     def label(self, low: int, high: int) -> str:
         return self.tree.label(self.tree.common(low, high))
