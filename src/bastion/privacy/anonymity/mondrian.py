@@ -243,8 +243,10 @@ class Mondrian:
             present = np.flatnonzero(np.bincount(which, minlength=len(bounds)))
             return [rows[which == j] for j in present]
         # Numbers, and categories without a hierarchy (released as the set of values a
-        # class holds, so any cut is allowed), split at the median.
-        if self.mode == "relaxed":
+        # class holds, so any cut is allowed), split at the median. Relaxed mode may put
+        # equal numbers on both sides; equal categories stay together (split, both sides
+        # would hold the value and reveal more, not less).
+        if self.mode == "relaxed" and isinstance(axis, _Numeric):
             order = np.argsort(values, kind="stable")
             half = len(rows) // 2
             return [rows[order[:half]], rows[order[half:]]]
