@@ -537,11 +537,11 @@ def test_dp_train_writes_a_model_and_its_claim(tmp_path):
         "--epsilon",
         "4",
         "--epochs",
-        "2",
+        "1",
         "-o",
         str(folder / "model.safetensors"),
     )
     assert "test accuracy" in trained.stdout
     claim = json.loads((folder / "privacy.json").read_text())
-    assert 3.9 < claim["epsilon"] <= 4 and claim["mechanism"].startswith("DP-SGD")
+    assert 3.7 < claim["epsilon"] <= 4 and claim["mechanism"].startswith("DP-SGD")
     assert (folder / "model.safetensors").stat().st_size > 1000

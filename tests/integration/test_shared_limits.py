@@ -31,79 +31,6 @@ def redis_url(request):
     return REDIS_URL
 
 
-@pytest.mark.postgres
-def test_two_gateways_enforce_one_global_rate_limit(tmp_path, postgres_url, redis_url):
-    """With Redis, a burst of 4 is shared: alternating between two gateways, 4 pass in all."""
-    schema = f"bastion_test_{secrets.token_hex(6)}"
-    admin = sa.create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f"create schema {schema}"))
-    database_url = f"{postgres_url}?options=-csearch_path%3D{schema}"
-    try:
-        settings = Settings(
-            home=tmp_path / "ws",
-            passphrase=PASSPHRASE,
-            database_url=database_url,
-            public_url="https://gateway.test",
-        )
-        ws = Workspace.create(settings, force=False)
-        ana = ws.principals.add("ana", role="analyst", attributes={})
-        env = {
-            "BASTION_PASSPHRASE": PASSPHRASE,
-            "BASTION_DATABASE_URL": database_url,
-            "BASTION_REDIS_URL": redis_url,
-            "BASTION_RATE_PER_SECOND": "0.05",
-            "BASTION_RATE_BURST": "4",
-            # Behind one address, gateways share one issuer and accept each other's tokens.
-            "BASTION_PUBLIC_URL": "https://gateway.test",
-        }
-        ports = [free_port(), free_port()]
-        with (
-            ServerProcess(
-                home=ws.paths.home, port=ports[0], log=tmp_path / "a.log", env=env
-            ) as first,
-            ServerProcess(
-                home=ws.paths.home, port=ports[1], log=tmp_path / "b.log", env=env
-            ) as second,
-        ):
-            context = ssl.create_default_context(cafile=str(first.ca))
-            statuses = []
-            with httpx.Client(verify=context, timeout=30) as http:
-                # Tokens are issued by each gateway; they verify on both (one workspace key).
-                token = http.post(
-                    f"{first.url}/oauth2/token",
-                    data={"grant_type": "client_credentials"},
-                    auth=(ana.principal.client_id, ana.secret.get_secret_value()),
-                ).json()["access_token"]
-                headers = {"Authorization": f"Bearer {token}"}
-                for n in range(8):
-                    server = (first, second)[n % 2]
-                    statuses.append(
-                        http.get(f"{server.url}/v2/models/none", headers=headers).status_code
-                    )
-                http.post(
-                    f"{second.url}/oauth2/revoke",
-                    data={"token": token},
-                    auth=(ana.principal.client_id, ana.secret.get_secret_value()),
-                )
-                # The other gateway may reuse the verified token for auth_cache_seconds (2 s).
-                deadline = time.monotonic() + 5
-                while True:
-                    after_revoke = http.get(f"{first.url}/v2/models/none", headers=headers)
-                    if after_revoke.status_code == 401 or time.monotonic() > deadline:
-                        break
-                    time.sleep(0.2)
-        reasons = [e.event.reason for e in ws.audit.tail(12)]
-        assert statuses.count(404) == 4 and statuses.count(429) == 4, (statuses, reasons)
-        assert after_revoke.status_code == 401  # revoked at one gateway, refused by the other
-        assert ws.audit.verify().size >= 10  # one linear log written by both processes
-        ws.close()
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f"drop schema {schema} cascade"))
-        admin.dispose()
-
-
 @pytest.fixture
 def postgres_schema(postgres_url):
     """A database URL on a fresh PostgreSQL schema, dropped afterwards."""
@@ -115,6 +42,66 @@ def postgres_schema(postgres_url):
     with admin.begin() as connection:
         connection.execute(sa.text(f"drop schema {schema} cascade"))
     admin.dispose()
+
+
+@pytest.mark.postgres
+def test_two_gateways_enforce_one_global_rate_limit(tmp_path, postgres_schema, redis_url):
+    """With Redis, a burst of 4 is shared: alternating between two gateways, 4 pass in all."""
+    database_url = postgres_schema
+    settings = Settings(
+        home=tmp_path / "ws",
+        passphrase=PASSPHRASE,
+        database_url=database_url,
+        public_url="https://gateway.test",
+    )
+    ws = Workspace.create(settings, force=False)
+    ana = ws.principals.add("ana", role="analyst", attributes={})
+    env = {
+        "BASTION_PASSPHRASE": PASSPHRASE,
+        "BASTION_DATABASE_URL": database_url,
+        "BASTION_REDIS_URL": redis_url,
+        "BASTION_RATE_PER_SECOND": "0.05",
+        "BASTION_RATE_BURST": "4",
+        # Behind one address, gateways share one issuer and accept each other's tokens.
+        "BASTION_PUBLIC_URL": "https://gateway.test",
+    }
+    ports = [free_port(), free_port()]
+    with (
+        ServerProcess(home=ws.paths.home, port=ports[0], log=tmp_path / "a.log", env=env) as first,
+        ServerProcess(home=ws.paths.home, port=ports[1], log=tmp_path / "b.log", env=env) as second,
+    ):
+        context = ssl.create_default_context(cafile=str(first.ca))
+        statuses = []
+        with httpx.Client(verify=context, timeout=30) as http:
+            # Tokens are issued by each gateway; they verify on both (one workspace key).
+            token = http.post(
+                f"{first.url}/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(ana.principal.client_id, ana.secret.get_secret_value()),
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            for n in range(8):
+                server = (first, second)[n % 2]
+                statuses.append(
+                    http.get(f"{server.url}/v2/models/none", headers=headers).status_code
+                )
+            http.post(
+                f"{second.url}/oauth2/revoke",
+                data={"token": token},
+                auth=(ana.principal.client_id, ana.secret.get_secret_value()),
+            )
+            # The other gateway may reuse the verified token for auth_cache_seconds (2 s).
+            deadline = time.monotonic() + 5
+            while True:
+                after_revoke = http.get(f"{first.url}/v2/models/none", headers=headers)
+                if after_revoke.status_code == 401 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+    reasons = [e.event.reason for e in ws.audit.tail(12)]
+    assert statuses.count(404) == 4 and statuses.count(429) == 4, (statuses, reasons)
+    assert after_revoke.status_code == 401  # revoked at one gateway, refused by the other
+    assert ws.audit.verify().size >= 10  # one linear log written by both processes
+    ws.close()
 
 
 @pytest.mark.postgres

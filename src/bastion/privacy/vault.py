@@ -17,6 +17,7 @@ import os
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
@@ -72,31 +73,31 @@ class TokenVault:
             NotFound: a token is not in the vault for ``field``.
             CryptoError: a stored value does not decrypt (tampered, or moved to another token).
         """
-        rows: dict[str, bytes] = {}
-        for chunk in _chunks(sorted(set(tokens))):
-            with self._db.transaction() as db:
-                found = db.execute(
-                    sa.select(tables.vault_tokens.c.token, tables.vault_tokens.c.ciphertext)
-                    .where(tables.vault_tokens.c.field == field)
-                    .where(tables.vault_tokens.c.token.in_(chunk))
-                )
-                rows.update((token, blob) for token, blob in found)
+        table = tables.vault_tokens
+        rows = self._pairs(table.c.token, table.c.ciphertext, field, set(tokens))
         missing = [t for t in tokens if t not in rows]
         if missing:
             raise NotFound(f"{len(missing)} token(s) are not in the vault for field {field!r}.")
         return [self._decrypt(token, field, rows[token]) for token in tokens]
 
     def _known(self, field: str, lookups: set[str]) -> dict[str, str]:
-        known: dict[str, str] = {}
-        for chunk in _chunks(sorted(lookups)):
+        table = tables.vault_tokens
+        return self._pairs(table.c.lookup, table.c.token, field, lookups)
+
+    def _pairs(
+        self, key: sa.Column[Any], value: sa.Column[Any], field: str, wanted: set[str]
+    ) -> dict[Any, Any]:
+        """``key → value`` for the rows of ``field`` whose key is wanted, in chunks."""
+        found: dict[Any, Any] = {}
+        for chunk in _chunks(sorted(wanted)):
             with self._db.transaction() as db:
-                found = db.execute(
-                    sa.select(tables.vault_tokens.c.lookup, tables.vault_tokens.c.token)
+                rows = db.execute(
+                    sa.select(key, value)
                     .where(tables.vault_tokens.c.field == field)
-                    .where(tables.vault_tokens.c.lookup.in_(chunk))
+                    .where(key.in_(chunk))
                 )
-                known.update((lookup, token) for lookup, token in found)
-        return known
+                found.update((k, v) for k, v in rows)
+        return found
 
     def _store(self, field: str, fresh: dict[str, tuple[str, str]]) -> dict[str, str]:
         now = self._clock()

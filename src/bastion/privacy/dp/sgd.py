@@ -4,8 +4,9 @@ Each step takes a Poisson sample of the training set (every example independentl
 probability q = batch / n, as the accountant assumes), computes every example's gradient
 with ``torch.func`` (``vmap`` over ``grad``), clips each to norm C, adds Gaussian noise of
 standard deviation σ·C to the sum and divides by the expected batch size. The noise
-multiplier σ is the smallest that keeps the RDP accountant's ε at the target after all
-steps. Needs the ``robustness`` extra (PyTorch).
+multiplier σ is the smallest (searched over the accountant's integer orders, so the ε
+reached is at most the target and usually within 2 % of it) that keeps ε at the target
+after all steps. Needs the ``robustness`` extra (PyTorch).
 
 >>> import torch
 >>> from bastion.robustness.networks import Architecture
