@@ -42,6 +42,7 @@ from bastion.privacy.vault import TokenVault
 Progress = Callable[[int, int], None]  # (done, total), in bytes or rows
 _BATCH_ROWS = 65_536
 _BLOCK_BYTES = 8 << 20
+_MEMO_VALUES = 200_000  # masks remembered per column
 
 
 @dataclass
@@ -104,6 +105,7 @@ class _Masker:
         self._policy = policy
         self._scanner = scanner
         self.summaries: dict[str, ColumnSummary] = {}
+        self._memo: dict[str, dict[str, tuple[str | None, tuple[str, ...]]]] = {}
 
     def mask(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         names, arrays = [], []
@@ -127,24 +129,49 @@ class _Masker:
             minlength=len(distinct),
         )
         counts[0] -= encoded.indices.null_count
-        operator = plan.operator
-        if operator is None:
-            raise ValueError("a mask or scan plan has an operator")
-        if plan.action == "scan":
-            masked: list[str | None] = []
-            for value, count in zip(distinct, counts, strict=True):
-                findings = self._scanner.scan(value)
-                for finding in findings:
-                    summary.findings[finding.entity] += int(count)
-                masked.append(mask_text(value, findings, operator=operator))
-        elif isinstance(operator, TokenVault):
-            masked = list(operator.tokenize(distinct, field=summary.name))
-        else:
-            masked = [operator.apply(value, field=summary.name) for value in distinct]
+        results = self._masks(plan, summary.name, distinct)
+        masked = [out for out, _ in results]
+        for (_, entities), count in zip(results, counts, strict=True):
+            for entity in entities:
+                summary.findings[entity] += int(count)
         for value, out, count in zip(distinct, masked, counts, strict=True):
             summary.changed += int(count) if out != value else 0
             summary.suppressed += int(count) if out is None else 0
         return pa.array(masked, pa.string()).take(encoded.indices)
+
+    def _masks(
+        self, plan: ColumnPlan, column: str, distinct: list[str]
+    ) -> list[tuple[str | None, tuple[str, ...]]]:
+        """The mask of each distinct value (and the entities found, for scanned columns).
+
+        Every operator is deterministic, so a value seen in an earlier batch is not masked
+        again: exports repeat their customers, and FF1 or a scan costs far more than a lookup.
+        """
+        memo = self._memo.setdefault(column, {})
+        known = {value: memo[value] for value in distinct if value in memo}
+        missing = [value for value in distinct if value not in known]
+        fresh = dict(zip(missing, self._compute(plan, column, missing), strict=True))
+        if len(memo) + len(fresh) > _MEMO_VALUES:
+            memo.clear()  # bounded: memory stays flat whatever the file holds
+        memo.update(fresh)
+        return [known[value] if value in known else fresh[value] for value in distinct]
+
+    def _compute(
+        self, plan: ColumnPlan, column: str, values: list[str]
+    ) -> list[tuple[str | None, tuple[str, ...]]]:
+        operator = plan.operator
+        if operator is None:
+            raise ValueError("a mask or scan plan has an operator")
+        if plan.action == "scan":
+            out: list[tuple[str | None, tuple[str, ...]]] = []
+            for value in values:
+                findings = self._scanner.scan(value)
+                masked = mask_text(value, findings, operator=operator)
+                out.append((masked, tuple(str(f.entity) for f in findings)))
+            return out
+        if isinstance(operator, TokenVault):
+            return [(token, ()) for token in operator.tokenize(values, field=column)]
+        return [(operator.apply(value, field=column), ()) for value in values]
 
 
 def read_table(path: Path) -> pa.Table:
