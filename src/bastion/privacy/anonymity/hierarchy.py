@@ -87,12 +87,12 @@ class Hierarchy:
 
     @classmethod
     def flat(cls, values: Iterable[str]) -> Hierarchy:
-        """A balanced binary tree over the sorted values, for columns without a hierarchy.
+        """A balanced binary tree over the values in the order given (duplicates ignored).
 
-        Each inner node is labelled with the values it covers (``a|b|c``), so a
-        generalized value still says exactly which values it may be.
+        For columns without a hierarchy. Each inner node is labelled with the values it
+        covers (``a|b|c``), so a generalized value still says exactly which values it may be.
         """
-        leaves = sorted(set(values))
+        leaves = list(dict.fromkeys(values))
         if not leaves:
             raise InvalidInput("A column without values cannot be generalized.")
         nodes: list[Node] = []
