@@ -7,7 +7,9 @@ Run: .venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/privacy.
    for Presidio's pattern recognizers (email, phone, card, IBAN, US SSN, IP, MAC, URL,
    date), called directly as Presidio runs them offline: its AnalyzerEngine needs a spaCy
    model, which cannot be downloaded here, so PERSON is Bastion's alone. Presidio's dates
-   (DATE_TIME) are scored as dates of birth, the entity the corpus labels.
+   (DATE_TIME) are scored as dates of birth, the entity the corpus labels; its Italian fiscal
+   code, Spanish NIF/NIE and UK NHS recognizers count as NATIONAL_ID (it has none for the
+   Dutch BSN the corpus also holds).
 2. Mondrian k = 10 on the synthetic Adult table (30 000 rows, 8 quasi-identifiers, no
    hierarchies: categories generalize to the set of values a class holds, as anonypyx
    does): seconds for the whole release (partition and generalize) and NCP, computed by
@@ -45,9 +47,13 @@ from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
     DateRecognizer,
     EmailRecognizer,
+    EsNieRecognizer,
+    EsNifRecognizer,
     IbanRecognizer,
     IpRecognizer,
+    ItFiscalCodeRecognizer,
     MacAddressRecognizer,
+    NhsRecognizer,
     PhoneRecognizer,
     UrlRecognizer,
     UsSsnRecognizer,
@@ -76,6 +82,10 @@ PRESIDIO_ENTITIES = {
     "MAC_ADDRESS": Entity.MAC_ADDRESS,
     "URL": Entity.URL,
     "DATE_TIME": Entity.DATE_OF_BIRTH,
+    "IT_FISCAL_CODE": Entity.NATIONAL_ID,
+    "ES_NIF": Entity.NATIONAL_ID,
+    "ES_NIE": Entity.NATIONAL_ID,
+    "UK_NHS": Entity.NATIONAL_ID,
 }
 
 
@@ -90,6 +100,10 @@ def presidio_scanner():
         MacAddressRecognizer(),
         UrlRecognizer(),
         DateRecognizer(),
+        ItFiscalCodeRecognizer(),
+        EsNifRecognizer(),
+        EsNieRecognizer(),
+        NhsRecognizer(),
     ]
 
     def scan(text):

@@ -118,6 +118,11 @@ _TEMPLATES: dict[Entity, tuple[str, ...]] = {
         "Date of birth {} confirmed by phone.",
         "His birthday is {}, send a card.",
     ),
+    Entity.NATIONAL_ID: (
+        "National ID number {} on file.",
+        "Her ID number is {}.",
+        "Her personal number {} was verified at the desk.",
+    ),
     Entity.PERSON: (
         "Dear {},",
         "My name is {} and I need help.",
@@ -252,12 +257,27 @@ def _makers(fake: Any, rng: random.Random) -> dict[Entity, Callable[[], str]]:
         Entity.MAC_ADDRESS: lambda: _mac(fake.mac_address(), rng),
         Entity.URL: partial(_one_of, rng, [fake.url, fake.uri]),
         Entity.DATE_OF_BIRTH: lambda: _birth_date(fake.date_of_birth(), rng),
+        Entity.NATIONAL_ID: partial(
+            _one_of,
+            rng,
+            [fake["it_IT"].ssn, fake["es_ES"].nif, fake["nl_NL"].ssn, partial(_nhs, rng)],
+        ),
         Entity.PERSON: lambda: fake.name() if rng.random() < 0.7 else fake.last_name(),  # noqa: PLR2004
     }
 
 
 def _one_of(rng: random.Random, makers: list[Callable[[], str]]) -> str:
     return rng.choice(makers)()
+
+
+def _nhs(rng: random.Random) -> str:
+    """A UK NHS number: nine digits and a mod-11 check digit (never 10), as 3-3-4."""
+    while True:
+        digits = [rng.randint(0, 9) for _ in range(9)]
+        check = 11 - sum(d * (10 - i) for i, d in enumerate(digits)) % 11
+        if check != 10:  # noqa: PLR2004
+            number = "".join(map(str, digits)) + str(check % 11)
+            return f"{number[:3]} {number[3:6]} {number[6:]}"
 
 
 def _phone(rng: random.Random) -> str:

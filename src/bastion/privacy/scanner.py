@@ -39,6 +39,7 @@ class Entity(StrEnum):
     MAC_ADDRESS = "MAC_ADDRESS"
     URL = "URL"
     DATE_OF_BIRTH = "DATE_OF_BIRTH"
+    NATIONAL_ID = "NATIONAL_ID"
     PERSON = "PERSON"
 
 
@@ -75,6 +76,7 @@ _CANDIDATES = re.compile(
     | (?P<ipv6>(?<![:.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}[0-9A-Fa-f]{{0,4}}(?![\w:]))
     | (?P<wdate>(?:\d{{1,2}}\s+{_MONTH}|{_MONTH}\s+\d{{1,2}},?)\s+\d{{4}}\b)
     | (?P<digits>(?<!\.)(?:\+|\(\+?)?\d[\d().\-/ ]{{4,40}}\d(?![\w]|\.\d))
+    | (?P<natid>(?:[A-Z]{{6}}\d{{2}}[A-Z]\d{{2}}[A-Z]\d{{3}}[A-Z]|[XYZ]?\d{{7,8}}[A-Z])\b)
     | (?P<iban>[A-Z]{{2}}\d{{2}}(?:\ ?[A-Z0-9]{{4}}){{2,7}}(?:\ ?[A-Z0-9]{{1,3}})?\b)
     | (?:{_TITLES}\s+(?P<titled>{_NAME}))
     | (?:{_STRONG}:?\s+(?P<named>{_NAME}))
@@ -92,6 +94,8 @@ _CONTEXT: dict[Entity, re.Pattern[str]] = {
         Entity.US_SSN: r"ssn|social\s+security|ss\s*#|taxpayer",
         Entity.DATE_OF_BIRTH: r"born|birth|birthday|birthdate|dob|d\.o\.b|date\s+of\s+birth",
         Entity.IBAN: r"iban|account|bank|transfer|wire",
+        Entity.NATIONAL_ID: r"bsn|burgerservicenummer|nhs|idnr|identifikationsnummer|steuer-?id"
+        r"|national\s+id|identity\s+number|id\s+number|personal\s+number",
     }.items()
 }
 _MAX_PARTS = 12  # space-separated groups of one run tried as separate values
@@ -111,6 +115,7 @@ _FIXED: dict[str, tuple[Entity | None, float]] = {
 _CHECKED: dict[str, tuple[Callable[[str], bool], Entity, float]] = {
     "ipv6": (check.is_ip_address, Entity.IP_ADDRESS, _SCORE_SHAPED),
     "iban": (check.is_iban, Entity.IBAN, _SCORE_VALIDATED),
+    "natid": (check.is_letter_national_id, Entity.NATIONAL_ID, _SCORE_VALIDATED),
 }
 _NAME_SCORES = {"titled": _SCORE_SHAPED, "named": 0.75, "weak": _SCORE_CONTEXT}
 
@@ -231,6 +236,12 @@ class PiiScanner:
             return Entity.IP_ADDRESS, _SCORE_SHAPED
         if check.parse_date(span) is not None:
             return _birth_date(span, before)
+        return self._numbered(span, before)
+
+    def _numbered(self, span: str, before: str) -> tuple[Entity | None, float]:
+        """A national identifier where the words before say so, else maybe a phone number."""
+        if _near(Entity.NATIONAL_ID, before) and check.is_digit_national_id(span):
+            return Entity.NATIONAL_ID, _SCORE_VALIDATED
         return self._phone(span, before)
 
     def _phone(self, span: str, before: str) -> tuple[Entity | None, float]:

@@ -18,6 +18,11 @@ from collections.abc import Iterator
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
 from stdnum import iban
+from stdnum.de import idnr
+from stdnum.es import dni, nie
+from stdnum.gb import nhs
+from stdnum.it import codicefiscale
+from stdnum.nl import bsn
 from stdnum.us import ssn
 
 # Issuer identification ranges (first digits, inclusive) and the lengths each network
@@ -112,6 +117,21 @@ def is_us_ssn(text: str) -> bool:
     if _SSN.fullmatch(text) is None:
         return False
     return bool(ssn.is_valid(digits_of(text)))
+
+
+def is_letter_national_id(text: str) -> bool:
+    """Whether ``text`` is an Italian codice fiscale or a Spanish DNI/NIE (check letters)."""
+    return bool(codicefiscale.is_valid(text) or dni.is_valid(text) or nie.is_valid(text))
+
+
+def is_digit_national_id(text: str) -> bool:
+    """Whether ``text`` passes the checksum of a digits-only national identifier.
+
+    Dutch BSN (9 digits), UK NHS number (10) or German tax IdNr (11). Digits alone prove
+    little, so callers also need a context word.
+    """
+    number = digits_of(text)
+    return bool(bsn.is_valid(number) or nhs.is_valid(number) or idnr.is_valid(number))
 
 
 def is_iban(text: str) -> bool:

@@ -25,6 +25,12 @@ def found(text, **options):
         ("See https://example.org/a?b=1.", Entity.URL, "https://example.org/a?b=1"),
         ("She was born on 17.05.1990 in Lyon", Entity.DATE_OF_BIRTH, "17.05.1990"),
         ("DOB: March 5, 1990", Entity.DATE_OF_BIRTH, "March 5, 1990"),
+        ("Codice fiscale RCCMNL83S18D969H ok", Entity.NATIONAL_ID, "RCCMNL83S18D969H"),
+        ("DNI 12345678Z on file", Entity.NATIONAL_ID, "12345678Z"),
+        ("NIE X1234567L.", Entity.NATIONAL_ID, "X1234567L"),
+        ("BSN 111222333 verified", Entity.NATIONAL_ID, "111222333"),
+        ("NHS number 943 476 5919.", Entity.NATIONAL_ID, "943 476 5919"),
+        ("Steuer-IdNr 36574261809", Entity.NATIONAL_ID, "36574261809"),
         ("Dear Zoë O'Brien-Smith,", Entity.PERSON, "Zoë O'Brien-Smith"),
         ("Dr. Vincent van Gogh will see you", Entity.PERSON, "Vincent van Gogh"),
     ],
@@ -41,6 +47,7 @@ def test_context_counts_only_as_whole_words_in_the_same_clause():
     assert found("My SSN is secret. Order 536221234 shipped.") == []
     assert found("born 1990-05-17") == [(Entity.DATE_OF_BIRTH, "1990-05-17")]
     assert found("reborn 1990-05-17") == []
+    assert found("order 111222333 shipped") == []  # a valid BSN checksum, but no context
 
 
 def test_distractors_are_not_findings():

@@ -58,6 +58,16 @@ def test_ssn_rules():
     assert not check.is_us_ssn("536-221234")  # mixed separators
 
 
+def test_national_identifiers():
+    """Check letters and checksums of the IT fiscal code, ES DNI/NIE, NL BSN, UK NHS, DE IdNr."""
+    for good in ("RCCMNL83S18D969H", "12345678Z", "X1234567L"):
+        assert check.is_letter_national_id(good), good
+    assert not check.is_letter_national_id("12345678A")
+    for good in ("111222333", "943 476 5919", "36574261809"):
+        assert check.is_digit_national_id(good), good
+    assert not check.is_digit_national_id("111222334")
+
+
 def test_iban_checksum():
     """A valid IBAN passes in both spellings; one changed digit fails mod 97."""
     assert check.is_iban("DE89370400440532013000")
