@@ -91,12 +91,12 @@ def test_ner_hook_adds_names_and_overlaps_resolve():
 @pytest.mark.parametrize(
     "hostile",
     [
-        "1 " * 200_000,
-        "a@" * 200_000,
-        ":" * 400_000,
-        "Dear " * 80_000,
-        "4" * 400_000,
-        "+(" * 200_000,
+        "1 " * 100_000,
+        "a@" * 100_000,
+        ":" * 100_000,
+        "Dear " * 40_000,
+        "4" * 100_000,
+        "+(" * 100_000,
     ],
 )
 def test_hostile_input_is_scanned_in_linear_time(hostile):
@@ -118,8 +118,8 @@ def test_long_lines_are_scanned_in_windows(monkeypatch):
 
 
 def test_scores_on_the_generated_corpus():
-    """Per-entity F1 on 1500 generated sentences: ≥ 0.97 for pattern entities, ≥ 0.7 names."""
-    scores = evaluate(PiiScanner().scan, generate(1500, seed=11))
+    """Per-entity F1 on 1200 generated sentences: ≥ 0.97 for pattern entities, ≥ 0.7 names."""
+    scores = evaluate(PiiScanner().scan, generate(1200, seed=11))
     for entity, score in scores.items():
         floor = 0.7 if entity is Entity.PERSON else 0.97
         assert score.f1 >= floor, (entity, score)

@@ -22,6 +22,11 @@ def adult():
     return synthetic_adult(30_000, seed=11)
 
 
+@pytest.fixture(scope="module")
+def small_adult():
+    return synthetic_adult(6_000, seed=12)
+
+
 def released(table, requirements, *, hierarchies=None, sensitive="income", **options):
     columns = Columns(QUASI_IDENTIFIERS, sensitive=sensitive, hierarchies=hierarchies or {})
     model = Mondrian(requirements=requirements, columns=columns, random_state=0, **options)
@@ -41,22 +46,23 @@ def verify(output, requirements, sensitive="income"):
     )
 
 
-CASES = [
+CASES = [  # the first two on the 30 000-row table, the rest on 6 000 rows (the same code)
     ("k", Requirements(k=10), "strict", False, "income"),
+    ("t ordered", Requirements(k=5, t=0.1), "strict", True, "hours"),
     ("k relaxed", Requirements(k=10), "relaxed", False, "income"),
     ("k hierarchies", Requirements(k=5), "strict", True, "income"),
     ("distinct l", Requirements(k=5, l=2), "strict", False, "income"),
     ("entropy l", Requirements(k=5, l=3, diversity="entropy"), "relaxed", True, "hours"),
     ("recursive l", Requirements(k=5, l=2, diversity="recursive", c=4), "strict", False, "income"),
     ("t categorical", Requirements(k=5, t=0.15), "relaxed", False, "income"),
-    ("t ordered", Requirements(k=5, t=0.1), "strict", True, "hours"),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_every_release_of_the_adult_table_passes_the_checker(adult, case):
-    """30 000 Adult-like rows, 8 quasi-identifiers: the checker confirms k, l and t."""
+def test_every_release_of_the_adult_table_passes_the_checker(adult, small_adult, case):
+    """Adult-like rows, 8 quasi-identifiers: the checker confirms k, l and t."""
     _, requirements, mode, tree, sensitive = case
+    adult = adult if CASES.index(case) < 2 else small_adult
     hierarchies = adult_hierarchies() if tree else None
     model, output = released(
         adult, requirements, hierarchies=hierarchies, mode=mode, sensitive=sensitive

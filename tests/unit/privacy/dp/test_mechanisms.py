@@ -10,7 +10,7 @@ from scipy import stats
 from bastion.privacy.dp import discrete_gaussian, discrete_laplace, laplace_scale
 from bastion.privacy.dp.mechanisms import _bernoulli_exp
 
-N = 20_000
+N = 12_000
 
 
 def chi_square(samples, weight, support):
