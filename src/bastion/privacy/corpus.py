@@ -27,6 +27,7 @@ from phonenumbers import PhoneNumberType
 
 from bastion.errors import ConfigError
 from bastion.privacy.scanner import Entity, Finding
+from bastion.privacy.validators import is_luhn_valid
 
 Scan = Callable[[str], Iterable[Finding]]
 
@@ -209,7 +210,7 @@ def _sentence(rng: random.Random, makers: dict[Entity, Callable[[], str]]) -> La
 
 def _distractor(rng: random.Random) -> Labelled:
     tracking = str(rng.randrange(10**15, 10**16))
-    while _luhn_ok(tracking):
+    while is_luhn_valid(tracking):
         tracking = str(rng.randrange(10**15, 10**16))
     text = rng.choice(_DISTRACTORS).format(
         order=rng.randrange(10**5, 10**7),
@@ -236,14 +237,6 @@ def _join(parts: list[Labelled]) -> Labelled:
         )
         text += part.text
     return Labelled(text, tuple(spans))
-
-
-def _luhn_ok(number: str) -> bool:
-    total = sum(
-        (d * 2 - 9 if d > 4 else d * 2) if i % 2 else d  # noqa: PLR2004
-        for i, d in enumerate(int(c) for c in reversed(number))
-    )
-    return total % 10 == 0
 
 
 def _makers(fake: Any, rng: random.Random) -> dict[Entity, Callable[[], str]]:

@@ -130,14 +130,12 @@ class _Masker:
         )
         counts[0] -= encoded.indices.null_count
         results = self._masks(plan, summary.name, distinct)
-        masked = [out for out, _ in results]
-        for (_, entities), count in zip(results, counts, strict=True):
-            for entity in entities:
-                summary.findings[entity] += int(count)
-        for value, out, count in zip(distinct, masked, counts, strict=True):
+        for value, (out, entities), count in zip(distinct, results, counts, strict=True):
             summary.changed += int(count) if out != value else 0
             summary.suppressed += int(count) if out is None else 0
-        return pa.array(masked, pa.string()).take(encoded.indices)
+            for entity in entities:
+                summary.findings[entity] += int(count)
+        return pa.array([out for out, _ in results], pa.string()).take(encoded.indices)
 
     def _masks(
         self, plan: ColumnPlan, column: str, distinct: list[str]

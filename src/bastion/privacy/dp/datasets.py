@@ -23,6 +23,7 @@ from bastion.errors import Conflict, InvalidInput, NotFound
 from bastion.privacy.tabular import read_table
 
 _NAMESPACE = "dataset"
+_KEPT = 4  # decrypted datasets kept in memory
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
@@ -40,6 +41,9 @@ class DatasetStore:
 
     def __init__(self, *, blobs: BlobStore) -> None:
         self._blobs = blobs
+        # Datasets never change once registered, so a query need not decrypt and parse one
+        # again; the few most recent stay in memory.
+        self._loaded: dict[str, pa.Table] = {}
 
     def register(self, name: str, path: Path) -> DatasetInfo:
         """Read ``path`` (.csv, .parquet, .jsonl) and store it encrypted as ``name``.
@@ -69,11 +73,17 @@ class DatasetStore:
         Raises:
             NotFound: no such dataset.
         """
+        if name in self._loaded:
+            return self._loaded[name]
         try:
             data = self._blobs.get(_NAMESPACE, name)
         except NotFound:
             raise NotFound(f"No dataset {name!r}.") from None
-        return pq.read_table(io.BytesIO(data))
+        table = pq.read_table(io.BytesIO(data))
+        if len(self._loaded) >= _KEPT:
+            self._loaded.pop(next(iter(self._loaded)))
+        self._loaded[name] = table
+        return table
 
     def describe(self, name: str) -> DatasetInfo:
         """Rows and columns of a dataset."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bastion.privacy.dp.datasets import DatasetStore
 from bastion.privacy.dp.ledger import Budget, BudgetLedger
-from bastion.privacy.dp.mechanisms import _SYSTEM, RandomSource
+from bastion.privacy.dp.mechanisms import SYSTEM_RANDOM, RandomSource
 from bastion.privacy.dp.queries import Answer, Query
 
 
@@ -22,7 +22,7 @@ class DpEngine:
     """Checks the column, charges the ledger, then answers: never an answer without a charge."""
 
     def __init__(
-        self, *, datasets: DatasetStore, ledger: BudgetLedger, rng: RandomSource = _SYSTEM
+        self, *, datasets: DatasetStore, ledger: BudgetLedger, rng: RandomSource = SYSTEM_RANDOM
     ) -> None:
         self._datasets = datasets
         self._ledger = ledger

@@ -32,10 +32,10 @@ class RandomSource(Protocol):
         ...
 
 
-_SYSTEM = secrets.SystemRandom()
+SYSTEM_RANDOM = secrets.SystemRandom()
 
 
-def discrete_laplace(scale: Fraction, *, rng: RandomSource = _SYSTEM) -> int:
+def discrete_laplace(scale: Fraction, *, rng: RandomSource = SYSTEM_RANDOM) -> int:
     """An integer z with probability proportional to exp(-|z| / scale).
 
     Raises:
@@ -58,7 +58,7 @@ def discrete_laplace(scale: Fraction, *, rng: RandomSource = _SYSTEM) -> int:
         return -magnitude if negative else magnitude
 
 
-def discrete_gaussian(sigma: Fraction, *, rng: RandomSource = _SYSTEM) -> int:
+def discrete_gaussian(sigma: Fraction, *, rng: RandomSource = SYSTEM_RANDOM) -> int:
     """An integer z with probability proportional to exp(-z² / (2 sigma²)).
 
     Raises:

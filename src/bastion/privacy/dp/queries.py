@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from bastion.errors import InvalidInput
 from bastion.privacy.dp.mechanisms import (
-    _SYSTEM,
+    SYSTEM_RANDOM,
     RandomSource,
     discrete_laplace,
     laplace_scale,
@@ -110,7 +110,7 @@ class Query:
             return f"histogram({self.column}, {bounds}, {self.bins})"
         return f"{self.kind}({self.column}, {bounds})"
 
-    def run(self, values: NDArray[np.float64], *, rng: RandomSource = _SYSTEM) -> Answer:
+    def run(self, values: NDArray[np.float64], *, rng: RandomSource = SYSTEM_RANDOM) -> Answer:
         """The noisy answer over ``values`` (the column; any array of the row count for count).
 
         Raises:
