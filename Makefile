@@ -25,7 +25,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet --no-deps $(TORCHATTACKS)
 	touch $@ $(VENV)/.demo
 
-demo: $(VENV)/.demo
+demo: system-deps $(VENV)/.demo
 	$(BIN)/bastion demo
 
 lint: $(STAMP)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -103,6 +103,27 @@ class Settings(BaseSettings):
     rate_burst: int = Field(100, ge=1, description="Requests a principal may burst above the rate.")
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body accepted."
+    )
+    sandbox_workers: int = Field(
+        2, ge=1, le=256, description="Sandboxed worker processes per model version."
+    )
+    sandbox_pool_sizes: dict[str, Annotated[int, Field(ge=1, le=256)]] = Field(
+        default_factory=dict,
+        description="Workers per model name, overriding sandbox_workers, e.g. {digits = 4}.",
+    )
+    sandbox_memory_mb: int = Field(
+        2048, ge=256, le=1024 * 1024, description="Address space of each model worker."
+    )
+    sandbox_cpu_seconds: int = Field(
+        10, ge=1, le=3600, description="CPU time one request may use in a model worker."
+    )
+    sandbox_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, description="Wall-clock time one request may take in a worker."
+    )
+    unsafe_in_process_runner: bool = Field(
+        False,
+        description="Run models inside the gateway process, without the bubblewrap sandbox "
+        "(development only: a hostile model then reaches the workspace keys).",
     )
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
     audit_checkpoint_seconds: float = Field(

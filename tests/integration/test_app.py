@@ -16,17 +16,22 @@ from bastion.serving import build_app
 def make_app(make_workspace, digits_file):
     """Factory: an app over a fresh workspace with the digits model and an analyst."""
 
+    apps = []
+
     def make(extra_policy=None, **settings):
         ws = make_workspace(**settings)
         if extra_policy is not None:
             (ws.paths.policies / "extra.cedar").write_text(extra_policy)
         ws.registry.register(digits_file, name="digits", version=None, output_policy=OutputPolicy())
         analyst = ws.principals.add("ana", role="analyst", attributes={})
-        transport = httpx.ASGITransport(app=build_app(ws), client=("10.0.0.7", 5000))
+        apps.append(build_app(ws))
+        transport = httpx.ASGITransport(app=apps[-1], client=("10.0.0.7", 5000))
         client = httpx.AsyncClient(transport=transport, base_url=ws.settings.issuer)
         return ws, analyst, client
 
-    return make
+    yield make
+    for app in apps:  # ASGITransport runs no lifespan: stop the model workers here
+        app.state.runner.close()
 
 
 async def token_for(client, who):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from anyio import to_thread
@@ -28,6 +30,7 @@ from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_r
 from bastion.serving.monitoring import build_monitor
 from bastion.serving.pipeline import Pipelines, build_pipelines
 from bastion.serving.protocol import response_body
+from bastion.serving.runner import Runner, build_runner
 from bastion.workspace import Workspace
 
 logger = logging.getLogger("bastion.serving")
@@ -45,7 +48,8 @@ def build_app(workspace: Workspace) -> Starlette:
     settings = workspace.settings
     metrics = GatewayMetrics(audit_backlog=lambda: workspace.audit.backlog)
     monitor = build_monitor(workspace)
-    pipelines = build_pipelines(workspace, metrics=metrics, monitor=monitor)
+    runner = build_runner(workspace)
+    pipelines = build_pipelines(workspace, metrics=metrics, monitor=monitor, runner=runner)
     server_metadata, oauth_metadata = _discovery(workspace)
 
     async def jwks(_: Request) -> Response:
@@ -130,7 +134,7 @@ def build_app(workspace: Workspace) -> Starlette:
         Route("/.well-known/jwks.json", jwks),
         Route("/v2", static(server_metadata)),
         Route("/v2/health/live", static({"live": True})),
-        Route("/v2/health/ready", static({"ready": True})),
+        Route("/v2/health/ready", _readiness(runner)),
         Route("/metrics", prometheus),
         Route("/audit/checkpoint", audit_checkpoint),
         Route("/audit/proof/{kind}", audit_proof),
@@ -145,9 +149,33 @@ def build_app(workspace: Workspace) -> Starlette:
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
+        lifespan=_stopping(runner),
     )
     app.state.monitor = monitor  # for `drain()` in tests and operators' introspection
+    app.state.runner = runner
     return app
+
+
+def _readiness(runner: Runner) -> Endpoint:
+    """``/v2/health/ready``: 503 while a model's sandboxed workers fail to start."""
+
+    async def ready(_: Request) -> Response:
+        is_ready = runner.is_ready()
+        status = 200 if is_ready else 503
+        return JSONResponse({"ready": is_ready}, status_code=status, headers=_SECURITY_HEADERS)
+
+    return ready
+
+
+def _stopping(runner: Runner) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: stop the model workers when the server shuts down."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        runner.close()
+
+    return lifespan
 
 
 def _dataset_routes(pipelines: Pipelines, *, body_limit: int) -> list[Route]:

@@ -19,7 +19,7 @@ from bastion.serving.cache import TtlCache
 from bastion.serving.call import Call
 from bastion.serving.limits import RateLimiter, TokenBucketLimiter
 from bastion.serving.redis_limits import RedisTokenBucketLimiter
-from bastion.serving.runner import OnnxRunner
+from bastion.serving.runner import Runner
 from bastion.serving.stages.authenticate import Authenticate, Sessions
 from bastion.serving.stages.authorize import Authorize
 from bastion.serving.stages.describe import Describe
@@ -110,7 +110,7 @@ class Pipelines:
 
 
 def build_pipelines(
-    workspace: Workspace, *, metrics: GatewayMetrics, monitor: Monitor
+    workspace: Workspace, *, metrics: GatewayMetrics, monitor: Monitor, runner: Runner
 ) -> Pipelines:
     """Wire the stages from the workspace's components."""
     settings, clock = workspace.settings, workspace.clock
@@ -145,7 +145,7 @@ def build_pipelines(
             [
                 *guard,
                 Validate(registry=workspace.registry),
-                Infer(runner=OnnxRunner(registry=workspace.registry)),
+                Infer(runner=runner),
                 Harden(),
             ],
             record=record,

@@ -1,34 +1,85 @@
-"""Runs registered ONNX models with onnxruntime; decrypted models live in memory only."""
+"""Where models run: jailed worker pools by default, in the gateway only when asked."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from threading import Lock
-from typing import Any
+from typing import Protocol
 
 import onnxruntime as ort
-from numpy.typing import NDArray
+from anyio import to_thread
 
 from bastion.errors import BackendError
 from bastion.registry import ModelRegistry, ModelVersion
+from bastion.sandbox import Jail, SandboxLimits, SandboxRunner, Tensors
+from bastion.workspace import Workspace
 
-Tensors = dict[str, NDArray[Any]]
+
+class Runner(Protocol):
+    """Runs a registered model version on validated inputs."""
+
+    async def run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
+        """The named ``outputs`` of ``model`` on ``inputs``; BackendError when it fails."""
+        ...
+
+    def is_ready(self) -> bool:
+        """Whether every model started so far can serve."""
+        ...
+
+    def close(self) -> None:
+        """Stop whatever runs models."""
+        ...
 
 
-class OnnxRunner:
-    """Keeps one inference session per model version and runs it."""
+def build_runner(workspace: Workspace) -> Runner:
+    """The sandboxed runner, or the in-process one when ``unsafe_in_process_runner`` is set.
+
+    Raises:
+        ConfigError: bubblewrap is missing or cannot make its namespaces here.
+    """
+    settings = workspace.settings
+    if settings.unsafe_in_process_runner:
+        return UnsafeInProcessRunner(registry=workspace.registry)
+    limits = SandboxLimits(
+        memory_mb=settings.sandbox_memory_mb,
+        cpu_seconds=settings.sandbox_cpu_seconds,
+        timeout_seconds=settings.sandbox_timeout_seconds,
+    )
+    jail = Jail(limits=limits, hidden=[settings.home])
+    jail.check()
+    return SandboxRunner(
+        jail=jail,
+        load_artifact=workspace.registry.load_artifact,
+        workers=settings.sandbox_workers,
+        pool_sizes=settings.sandbox_pool_sizes,
+    )
+
+
+class UnsafeInProcessRunner:
+    """Runs models inside the gateway process: no isolation, for development only."""
 
     def __init__(self, *, registry: ModelRegistry) -> None:
         self._registry = registry
         self._sessions: dict[tuple[str, str], ort.InferenceSession] = {}
         self._lock = Lock()
 
-    def run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
-        """Run ``model`` on ``inputs`` and return the named ``outputs``.
+    async def run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
+        """Run ``model`` in a thread of the gateway.
 
         Raises:
             BackendError: onnxruntime failed on inputs that passed validation.
         """
+        return await to_thread.run_sync(self._run, model, inputs, outputs)
+
+    def is_ready(self) -> bool:
+        """Always: there is nothing to start."""
+        return True
+
+    def close(self) -> None:
+        """Forget the loaded sessions."""
+        self._sessions.clear()
+
+    def _run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
         session = self._session(model)
         try:
             results = session.run(list(outputs), inputs)

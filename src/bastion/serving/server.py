@@ -36,7 +36,7 @@ def serve(workspace: Workspace) -> None:
         log_level=settings.log_level,
         server_header=False,
         proxy_headers=False,  # client addresses come from the socket, not from headers
-        lifespan="off",
+        lifespan="on",  # stops the model workers on shutdown
     )
     uvicorn.Server(config).run()
 

@@ -6,6 +6,7 @@ from bastion.errors import BastionError
 from bastion.monitor import GatewayMetrics, Monitor
 from bastion.serving.call import Call, Target
 from bastion.serving.pipeline import build_pipelines
+from bastion.serving.runner import build_runner
 
 
 async def no_body():
@@ -27,7 +28,9 @@ def bare_call():
 def stages(make_workspace):
     monitor = Monitor(detectors=[], sinks=[], record=lambda alert: None)
     metrics = GatewayMetrics(audit_backlog=lambda: 0)
-    pipelines = build_pipelines(make_workspace(), metrics=metrics, monitor=monitor)
+    workspace = make_workspace()
+    runner = build_runner(workspace)
+    pipelines = build_pipelines(workspace, metrics=metrics, monitor=monitor, runner=runner)
     return {type(stage).__name__: stage for stage in pipelines.infer.stages}
 
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from anyio import to_thread
-
 from bastion.errors import InvalidInput
 from bastion.serving.call import Call
-from bastion.serving.runner import OnnxRunner
+from bastion.serving.runner import Runner
 from bastion.serving.stages.validate import allowed_outputs
 
 
 class Infer:
     """Runs the model, computing only the outputs that will be returned."""
 
-    def __init__(self, *, runner: OnnxRunner) -> None:
+    def __init__(self, *, runner: Runner) -> None:
         self._runner = runner
 
     async def __call__(self, call: Call) -> None:
@@ -26,4 +24,4 @@ class Infer:
             raise InvalidInput("infer reached without a validated request")  # fail closed
         requested = call.request.outputs
         names = tuple(o.name for o in requested) if requested else allowed_outputs(call.model)
-        call.outputs = await to_thread.run_sync(self._runner.run, call.model, call.inputs, names)
+        call.outputs = await self._runner.run(call.model, call.inputs, names)

@@ -1,0 +1,165 @@
+"""The bubblewrap jail a model worker runs in.
+
+Each worker starts as ``prlimit … bwrap … python -I -m bastion.sandbox.worker``:
+
+- **namespaces**: new user (mapped to ``nobody``, no further user namespaces), network
+  (no interfaces but a downed loopback), PID (the worker is PID 1's only child; killing
+  bubblewrap ends everything inside), IPC, UTS and cgroup; a new session (no terminal
+  injection); every capability dropped; killed with its parent (``--die-with-parent``).
+- **filesystem**: an empty root with read-only binds of the system (``/usr`` and its
+  links) and of the Python installation running Bastion, a private size-capped ``/tmp``,
+  a minimal ``/dev`` and a fresh ``/proc``; nothing else of the host. The workspace folder
+  is hidden under an empty tmpfs even when it lies inside a bound folder. No ``/etc``.
+- **limits** (``prlimit``, inherited and not raisable): address space, open files, core
+  dumps off, largest file; CPU time per request (set by the worker); no new processes
+  (the seccomp filter of :mod:`bastion.sandbox.seccomp`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import bastion
+from bastion.errors import ConfigError
+from bastion.sandbox.seccomp import worker_filter
+
+_NOBODY = "65534"
+_TMP = "/tmp"  # noqa: S108 - the jail's own private tmpfs, not the host's
+_SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """What one worker may use."""
+
+    memory_mb: int = 2048
+    cpu_seconds: int = 10  # per request
+    open_files: int = 64
+    tmp_mb: int = 16  # size of the private /tmp
+    timeout_seconds: float = 10.0  # wall clock per request, enforced by the gateway
+    start_seconds: float = 60.0  # to start and load the model
+
+
+class Jail:
+    """Builds and starts sandboxed commands; one per gateway, shared by its pools."""
+
+    def __init__(self, *, limits: SandboxLimits, hidden: Sequence[Path] = ()) -> None:
+        bwrap, prlimit = shutil.which("bwrap"), shutil.which("prlimit")
+        if bwrap is None or prlimit is None:
+            raise ConfigError(
+                "Models run in a bubblewrap sandbox: install the Debian packages bubblewrap "
+                "and util-linux (`bash .ci/system-deps`), or set unsafe_in_process_runner = "
+                "true for development only."
+            )
+        self.limits = limits
+        self._bwrap, self._prlimit = bwrap, prlimit
+        self._binds = _outermost([Path(sys.base_prefix), Path(sys.prefix), _package_root()])
+        self._hidden = [path.resolve() for path in hidden]
+
+    def command(self, argv: Sequence[str], *, seccomp_fd: int) -> list[str]:
+        """The full command line that runs ``argv`` jailed (the filter read from ``seccomp_fd``)."""
+        limits = self.limits
+        prlimit = [
+            self._prlimit,
+            f"--as={limits.memory_mb * 1024 * 1024}",
+            f"--nofile={limits.open_files}",
+            "--core=0",
+            f"--fsize={limits.tmp_mb * 1024 * 1024}",
+            "--",
+        ]
+        namespaces = ["--unshare-all", "--unshare-user", "--disable-userns"]
+        identity = ["--uid", _NOBODY, "--gid", _NOBODY, "--cap-drop", "ALL"]
+        lifetime = ["--die-with-parent", "--new-session"]
+        filesystem = ["--ro-bind", "/usr", "/usr", *_system_links()]
+        for path in self._binds:
+            filesystem += ["--ro-bind", str(path), str(path)]
+        for path in self._hidden:
+            if any(path.is_relative_to(bound) for bound in self._binds):
+                filesystem += ["--tmpfs", str(path)]
+        filesystem += ["--proc", "/proc", "--dev", "/dev"]
+        filesystem += ["--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", _TMP]
+        environment = ["--clearenv", "--setenv", "PATH", "/usr/bin", "--setenv", "HOME", _TMP]
+        return [
+            *prlimit,
+            self._bwrap,
+            *namespaces,
+            *identity,
+            *lifetime,
+            *filesystem,
+            *environment,
+            "--chdir",
+            _TMP,
+            "--seccomp",
+            str(seccomp_fd),
+            "--",
+            *argv,
+        ]
+
+    def spawn(
+        self, argv: Sequence[str], *, pass_fds: Sequence[int] = (), stdout: int = subprocess.DEVNULL
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in the jail; its errors go to the gateway's standard error."""
+        seccomp = os.memfd_create("bastion-seccomp")
+        try:
+            os.write(seccomp, worker_filter())
+            os.lseek(seccomp, 0, os.SEEK_SET)
+            return subprocess.Popen(  # noqa: S603 - fixed programs, arguments built here
+                self.command(argv, seccomp_fd=seccomp),
+                pass_fds=(seccomp, *pass_fds),
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                start_new_session=True,
+            )
+        finally:
+            os.close(seccomp)
+
+    def check(self) -> None:
+        """Start Python in the jail once, so a broken sandbox stops the gateway at startup.
+
+        Raises:
+            ConfigError: bubblewrap cannot build the jail on this machine.
+        """
+        process = self.spawn(self.python("-c", ""))
+        try:
+            code = process.wait(timeout=self.limits.start_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = None
+        if code != 0:
+            raise ConfigError(
+                "The model sandbox does not start here (bubblewrap needs user namespaces; its "
+                "message is above). Fix the host, or set unsafe_in_process_runner = true for "
+                "development only."
+            )
+
+    def python(self, *arguments: str) -> list[str]:
+        """A command line that runs the gateway's Python, isolated, inside the jail."""
+        return [sys.executable, "-I", *arguments]
+
+
+def _package_root() -> Path:
+    """The folder ``bastion`` is imported from (site-packages, or src/ when editable)."""
+    return Path(bastion.__file__).resolve().parent.parent
+
+
+def _outermost(paths: list[Path]) -> list[Path]:
+    resolved = sorted({path.resolve() for path in paths})
+    return [p for p in resolved if not any(p != o and p.is_relative_to(o) for o in resolved)]
+
+
+def _system_links() -> list[str]:
+    """``/bin``, ``/lib``… as the host has them: links into /usr, or read-only folders."""
+    arguments: list[str] = []
+    for name in _SYSTEM_LINKS:
+        path = Path(name)
+        if path.is_symlink():
+            arguments += ["--symlink", os.readlink(path), name]
+        elif path.is_dir():
+            arguments += ["--ro-bind", name, name]
+    return arguments

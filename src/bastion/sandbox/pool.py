@@ -1,0 +1,208 @@
+"""Sandboxed workers for one model version, and the runner that keeps a pool per version."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import subprocess
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from anyio import to_thread
+
+from bastion.errors import BackendError
+from bastion.sandbox.frames import (
+    FAILED,
+    HEADER,
+    LOAD,
+    READY,
+    RESULT,
+    RUN,
+    FrameError,
+    Tensors,
+    decode_tensors,
+    encode_run,
+    frame,
+)
+from bastion.sandbox.jail import Jail
+
+if TYPE_CHECKING:
+    from bastion.registry import ModelVersion
+
+logger = logging.getLogger("bastion.sandbox")
+_MAX_RESULT_BYTES = 256 * 1024 * 1024
+_STOP_SECONDS = 2.0
+
+
+class WorkerDied(Exception):
+    """The worker closed its socket, broke the protocol or overran its time."""
+
+
+class Worker:
+    """One jailed worker process and the gateway's end of its socket."""
+
+    def __init__(self, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
+        self._process = process
+        self._sock = sock
+
+    @classmethod
+    def start(cls, jail: Jail) -> Worker:
+        """Launch a worker (it waits for its model)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            argv = jail.python(
+                "-m", "bastion.sandbox.worker", str(theirs.fileno()), str(jail.limits.cpu_seconds)
+            )
+            process = jail.spawn(argv, pass_fds=[theirs.fileno()])
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        return cls(process, ours)
+
+    async def load(self, model: bytes, *, timeout: float) -> None:
+        """Send the model and wait until the worker has loaded it."""
+        kind, _ = await self._exchange(frame(LOAD, model), timeout=timeout)
+        if kind != READY:
+            raise WorkerDied("the worker did not load the model")
+
+    async def run(self, inputs: Tensors, outputs: Sequence[str], *, timeout: float) -> Tensors:
+        """Run the model once.
+
+        Raises:
+            BackendError: the model failed on these inputs (the worker lives on).
+            WorkerDied: the worker must be replaced.
+        """
+        kind, payload = await self._exchange(
+            frame(RUN, *encode_run(inputs, outputs)), timeout=timeout
+        )
+        if kind == FAILED:
+            reason = bytes(payload[:64]).decode(errors="replace")
+            raise BackendError("The model failed to run.", detail=f"worker: {reason}")
+        if kind != RESULT:
+            raise WorkerDied("unexpected frame")
+        try:
+            tensors = decode_tensors(payload)
+        except FrameError as exc:
+            raise WorkerDied(str(exc)) from None
+        if list(tensors) != list(outputs):
+            raise WorkerDied("the worker answered with other outputs than asked")
+        return tensors
+
+    @property
+    def exit_code(self) -> int | None:
+        """The jail's exit status once it has ended."""
+        return self._process.poll()
+
+    def is_alive(self) -> bool:
+        """Whether the jail is still running."""
+        return self._process.poll() is None
+
+    def stop(self) -> None:
+        """Close the socket and end the jail (SIGKILL after a short grace)."""
+        self._sock.close()
+        with contextlib.suppress(ProcessLookupError):
+            self._process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=_STOP_SECONDS)
+
+    async def _exchange(self, request: bytes, *, timeout: float) -> tuple[int, memoryview]:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.sock_sendall(self._sock, request)
+                kind, size = HEADER.unpack(await self._read(loop, HEADER.size))
+                if size > _MAX_RESULT_BYTES:
+                    raise WorkerDied("the worker's answer is over the size limit")
+                return kind, memoryview(await self._read(loop, size))
+        except TimeoutError:
+            raise WorkerDied("timed out") from None
+        except OSError as exc:
+            raise WorkerDied(type(exc).__name__) from None
+
+    async def _read(self, loop: asyncio.AbstractEventLoop, size: int) -> bytearray:
+        buffer = bytearray(size)
+        view, got = memoryview(buffer), 0
+        while got < size:
+            count = await loop.sock_recv_into(self._sock, view[got:])
+            if count == 0:
+                raise WorkerDied(f"exited with {self.exit_code}")
+            got += count
+        return buffer
+
+
+class WorkerPool:
+    """``size`` workers of one model version; a dead worker is replaced on next use."""
+
+    def __init__(
+        self, model: ModelVersion, *, jail: Jail, artifact: Callable[[], bytes], size: int
+    ) -> None:
+        self.model = model
+        self._jail = jail
+        self._artifact = artifact  # verifies digest and signature again at every load
+        self._idle: asyncio.Queue[Worker | None] = asyncio.Queue()
+        for _ in range(size):
+            self._idle.put_nowait(None)  # started on first use
+        self._workers: set[Worker] = set()
+        self.starts = 0  # workers started so far (the first ones and their replacements)
+        self.failing = False  # the last start failed: the model cannot be served now
+
+    async def run(self, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
+        """Run on an idle worker, starting or replacing it first when needed.
+
+        Raises:
+            BackendError: the model failed, timed out or its worker died.
+        """
+        worker = await self._idle.get()
+        try:
+            if worker is not None and not worker.is_alive():  # died while idle
+                self._retire(worker, reason=f"exited with {worker.exit_code}")
+                worker = None
+            if worker is None:
+                worker = await self._start()
+            return await worker.run(inputs, outputs, timeout=self._jail.limits.timeout_seconds)
+        except WorkerDied as exc:
+            self._retire(worker, reason=str(exc))
+            worker = None
+            raise BackendError(
+                "The model's worker failed; it is being restarted.",
+                detail=f"{self.model.ref}: {exc}",
+            ) from None
+        finally:
+            self._idle.put_nowait(worker)
+
+    def close(self) -> None:
+        """Stop every worker of the pool."""
+        for worker in list(self._workers):
+            self._retire(worker, reason="closed")
+
+    async def _start(self) -> Worker:
+        limits = self._jail.limits
+        try:
+            worker = await to_thread.run_sync(Worker.start, self._jail)
+        except OSError as exc:
+            self.failing = True
+            raise BackendError(
+                "The model's sandbox could not start.", detail=f"{self.model.ref}: {exc}"
+            ) from None
+        self._workers.add(worker)
+        try:
+            artifact = await to_thread.run_sync(self._artifact)
+            await worker.load(artifact, timeout=limits.start_seconds)
+        except BaseException:
+            self.failing = True
+            self._retire(worker, reason="failed to load the model")
+            raise
+        self.failing = False
+        self.starts += 1
+        return worker
+
+    def _retire(self, worker: Worker | None, *, reason: str) -> None:
+        if worker is not None:
+            self._workers.discard(worker)
+            worker.stop()
+            logger.warning("model worker of %s stopped: %s", self.model.ref, reason)

@@ -1,0 +1,96 @@
+"""The program that runs one model inside the sandbox.
+
+``python -I -m bastion.sandbox.worker FD CPU_SECONDS``: FD is this worker's end of the
+socket pair made by the gateway. The worker reads the model (``LOAD``), answers
+``READY``, then serves ``RUN`` frames one at a time until the socket closes. Before each
+run it sets its CPU-time limit to what it has used plus ``CPU_SECONDS``, so a run that
+spins is killed by SIGXCPU even if the gateway's wall-clock timeout has not yet fired.
+It imports only numpy, onnxruntime and the frame codec; it never sees keys, the database
+or the network.
+"""
+
+from __future__ import annotations
+
+import resource
+import socket
+import sys
+
+import onnxruntime as ort
+
+from bastion.sandbox.frames import (
+    FAILED,
+    HEADER,
+    LOAD,
+    READY,
+    RESULT,
+    RUN,
+    decode_run,
+    encode_tensors,
+    frame,
+)
+
+
+def main(argv: list[str]) -> int:
+    """Serve until the gateway closes the socket; 0 then, 2 on a protocol error."""
+    sock = socket.socket(fileno=int(argv[1]))
+    cpu_seconds = int(argv[2])
+    kind, model = _receive(sock)
+    if kind != LOAD:
+        return 2
+    session = _session(model)
+    del model
+    sock.sendall(frame(READY))
+    while True:
+        try:
+            kind, payload = _receive(sock)
+        except EOFError:
+            return 0
+        if kind != RUN:
+            return 2
+        sock.sendall(_run(session, payload, cpu_seconds))
+
+
+def _session(model: bytearray) -> ort.InferenceSession:
+    ort.disable_telemetry_events()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1  # one thread a worker: the pool is the parallelism
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(
+        bytes(model), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+def _run(session: ort.InferenceSession, payload: bytearray, cpu_seconds: int) -> bytes:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(
+        resource.RLIMIT_CPU, (int(used.ru_utime + used.ru_stime) + cpu_seconds, hard)
+    )
+    try:
+        names, inputs = decode_run(memoryview(payload))
+        results = session.run(names, inputs)
+        return frame(RESULT, *encode_tensors(dict(zip(names, results, strict=True))))
+    except Exception as exc:  # the model failed: name the kind only, its text may echo inputs
+        return frame(FAILED, type(exc).__name__.encode())
+
+
+def _receive(sock: socket.socket) -> tuple[int, bytearray]:
+    header = _read(sock, HEADER.size)
+    kind, size = HEADER.unpack(header)
+    return kind, _read(sock, size)
+
+
+def _read(sock: socket.socket, size: int) -> bytearray:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        count = sock.recv_into(view[got:])
+        if count == 0:
+            raise EOFError
+        got += count
+    return buffer
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,74 @@
+"""A real gateway whose models run in bubblewrap: a hostile model cannot take it down."""
+
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from bastion.registry import OutputPolicy
+from bastion.samples import DIGITS_INPUT
+from bastion.serving import ServerProcess, free_port
+from bastion.settings import Settings
+from bastion.workspace import Workspace
+from tests.hostile_models import spinner
+
+PASSPHRASE = "sandbox test passphrase"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, digits_file):
+    home = tmp_path_factory.mktemp("sandbox") / "ws"
+    port = free_port()
+    settings = Settings(home=home, port=port, passphrase=PASSPHRASE)
+    workspace = Workspace.create(settings, force=False)
+    (home / "bastion.toml").write_text(
+        "sandbox_timeout_seconds = 1.0\nsandbox_workers = 1\n[sandbox_pool_sizes]\ndigits = 2\n"
+    )
+    spin = home.parent / "spinner.onnx"
+    spin.write_bytes(spinner())
+    workspace.registry.register(spin, name="spinner", version="1", output_policy=OutputPolicy())
+    workspace.registry.register(
+        digits_file, name="digits", version="1", output_policy=OutputPolicy()
+    )
+    analyst = workspace.principals.add("ana", role="analyst", attributes={})
+    env = {"BASTION_PASSPHRASE": PASSPHRASE}
+    log = home.parent / "server.log"
+    with ServerProcess(home=home, port=port, log=log, env=env) as process:
+        context = ssl.create_default_context(cafile=process.ca)
+        with httpx.Client(base_url=process.url, verify=context, timeout=30) as http:
+            token = http.post(
+                "/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(analyst.principal.client_id, analyst.secret.get_secret_value()),
+            ).json()["access_token"]
+            http.headers["Authorization"] = f"Bearer {token}"
+            yield http, log
+    workspace.close()
+
+
+def spin(http, count):
+    body = {"inputs": [{"name": "n", "shape": [1], "datatype": "INT64", "data": [count]}]}
+    return http.post("/v2/models/spinner/infer", json=body)
+
+
+def digits(http):
+    body = {
+        "inputs": [{"name": DIGITS_INPUT, "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]
+    }
+    return http.post("/v2/models/digits/infer", json=body)
+
+
+def test_a_spinning_model_is_stopped_while_other_models_keep_serving(server):
+    http, log = server
+    assert spin(http, 3).json()["outputs"][0]["data"] == [3]
+    with ThreadPoolExecutor(4) as pool:
+        hostile = [pool.submit(spin, http, 10**15) for _ in range(2)]
+        honest = [pool.submit(digits, http) for _ in range(40)]
+        assert [f.result().status_code for f in honest] == [200] * 40
+        refused = [f.result() for f in hostile]
+    assert [r.status_code for r in refused] == [503, 503]
+    assert refused[0].json()["error"] == "The model's worker failed; it is being restarted."
+    assert spin(http, 4).json()["outputs"][0]["data"] == [4]  # a fresh worker serves
+    assert http.get("/v2/health/ready").json() == {"ready": True}
+    assert "model worker of spinner@1 stopped: timed out" in log.read_text()

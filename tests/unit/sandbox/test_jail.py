@@ -1,0 +1,102 @@
+"""A hostile program inside the real bubblewrap jail: every escape attempt fails."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bastion.errors import ConfigError
+from bastion.sandbox import Jail, SandboxLimits
+from bastion.sandbox.seccomp import worker_filter
+
+# Runs inside the jail; prints one JSON object: attempt → the error it met (or "ok").
+HOSTILE = r"""
+import json, os, socket, sys, threading
+port, keys = int(sys.argv[1]), sys.argv[2]
+def attempt(action):
+    try:
+        action()
+        return "ok"
+    except BaseException as exc:
+        return type(exc).__name__
+def fork_bomb():
+    while True:
+        if os.fork() == 0:
+            os._exit(0)
+def thread():
+    worker = threading.Thread(target=lambda: None)
+    worker.start()
+    worker.join()
+report = {
+    "connect": attempt(lambda: socket.create_connection(("127.0.0.1", port), timeout=2)),
+    "read_keys": attempt(lambda: open(keys, "rb").read()),
+    "read_etc": attempt(lambda: open("/etc/passwd").read()),
+    "write_usr": attempt(lambda: open("/usr/planted", "w")),
+    "write_python": attempt(lambda: open(os.path.join(sys.prefix, "planted"), "w")),
+    "fill_tmp": attempt(lambda: open("/tmp/big", "wb").write(b"x" * 64 * 1024 * 1024)),
+    "fork_bomb": attempt(fork_bomb),
+    "spawn": attempt(lambda: __import__("subprocess").run(["/usr/bin/true"])),
+    "memory": attempt(lambda: bytearray(3 * 1024**3)),
+    "open_files": attempt(lambda: [open("/proc/self/stat") for _ in range(1000)]),
+    "thread": attempt(thread),
+    "write_tmp": attempt(lambda: open("/tmp/small", "w").write("fine")),
+    "uid": os.getuid(),
+}
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def jail():
+    return Jail(limits=SandboxLimits(memory_mb=1024, tmp_mb=16))
+
+
+def test_a_hostile_program_can_do_nothing_outside_its_jail(jail, make_workspace):
+    workspace = make_workspace()
+    keys = next(p for p in workspace.settings.home.rglob("*") if p.is_file())
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # a service on the host
+        port = listener.getsockname()[1]
+        process = jail.spawn(
+            jail.python("-c", HOSTILE, str(port), str(keys)), stdout=subprocess.PIPE
+        )
+        out, _ = process.communicate(timeout=60)
+    report = json.loads(out)
+    assert report == {
+        "connect": "ConnectionRefusedError",  # its own network namespace: no host services
+        "read_keys": "FileNotFoundError",  # the workspace is not in the jail
+        "read_etc": "FileNotFoundError",
+        "write_usr": "OSError",  # read-only
+        "write_python": "OSError",
+        "fill_tmp": "OSError",  # the private /tmp is size-capped
+        "fork_bomb": "PermissionError",  # the first fork fails (seccomp)
+        "spawn": "PermissionError",
+        "memory": "MemoryError",  # address-space limit
+        "open_files": "OSError",  # EMFILE
+        "thread": "ok",  # threads stay allowed
+        "write_tmp": "ok",
+        "uid": 65534,
+    }
+    assert list(Path(sys.prefix).glob("planted")) == []
+
+
+def test_the_workspace_is_hidden_even_inside_a_bound_folder(tmp_path):
+    hidden = Path(sys.prefix) / "ws"  # as if the workspace lived in the Python prefix
+    command = Jail(limits=SandboxLimits(), hidden=[hidden, tmp_path]).command(["x"], seccomp_fd=9)
+    joined = " ".join(command)
+    assert f"--tmpfs {hidden}" in joined
+    assert str(tmp_path) not in joined  # not bound, so nothing to hide
+
+
+def test_the_filter_covers_both_architectures_and_refuses_others():
+    for machine in ("x86_64", "aarch64"):
+        program = worker_filter(machine)
+        assert len(program) % 8 == 0 and len(program) > 8 * 20
+    with pytest.raises(ConfigError):
+        worker_filter("riscv64")
+
+
+def test_the_jail_starts_python(jail):
+    jail.check()

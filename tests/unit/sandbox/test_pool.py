@@ -1,0 +1,94 @@
+"""Worker pools on real jails: hostile models are stopped, and the pool serves on."""
+
+import asyncio
+import os
+import signal
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bastion.errors import BackendError
+from bastion.sandbox import Jail, SandboxLimits, WorkerPool
+from tests.hostile_models import hoarder, spinner
+
+pytestmark = pytest.mark.anyio
+LIMITS = SandboxLimits(memory_mb=1024, cpu_seconds=5, timeout_seconds=1.0)
+
+
+def n(value):
+    return {"n": np.array([value], dtype=np.int64)}
+
+
+@pytest.fixture
+def make_pool():
+    pools = []
+
+    def make(artifact, *, size=1, limits=LIMITS):
+        model = SimpleNamespace(name="m", version="1", ref="m@1")
+        pools.append(
+            WorkerPool(model, jail=Jail(limits=limits), artifact=lambda: artifact, size=size)
+        )
+        return pools[-1]
+
+    yield make
+    for pool in pools:
+        pool.close()
+
+
+async def test_a_spinning_model_is_killed_at_its_timeout_and_replaced(make_pool):
+    pool = make_pool(spinner())
+    assert (await pool.run(n(5), ["out"]))["out"].tolist() == [5]
+    started = time.monotonic()
+    with pytest.raises(BackendError) as caught:
+        await pool.run(n(10**15), ["out"])
+    assert time.monotonic() - started < 5
+    assert "timed out" in caught.value.detail
+    assert (await pool.run(n(7), ["out"]))["out"].tolist() == [7]
+    assert pool.starts == 2
+
+
+async def test_cpu_time_is_limited_per_request_even_without_the_timeout(make_pool):
+    limits = SandboxLimits(memory_mb=1024, cpu_seconds=1, timeout_seconds=60)
+    pool = make_pool(spinner(), limits=limits)
+    started = time.monotonic()
+    with pytest.raises(BackendError) as caught:
+        await pool.run(n(10**15), ["out"])
+    assert time.monotonic() - started < 30  # SIGXCPU, long before the 60 s timeout
+    assert "exited" in caught.value.detail
+    assert (await pool.run(n(3), ["out"]))["out"].tolist() == [3]
+
+
+async def test_a_memory_bomb_fails_and_the_pool_serves_on(make_pool):
+    pool = make_pool(hoarder())
+    with pytest.raises(BackendError):
+        await pool.run(n(2**40), ["out"])  # 4 TiB of floats
+    assert (await pool.run(n(10), ["out"]))["out"].tolist() == [10.0]
+
+
+async def test_a_worker_killed_while_idle_is_replaced_without_failing_a_request(make_pool):
+    pool = make_pool(spinner())
+    await pool.run(n(1), ["out"])
+    for worker in pool._workers:
+        os.killpg(worker._process.pid, signal.SIGKILL)
+        worker._process.wait()
+    assert (await pool.run(n(2), ["out"]))["out"].tolist() == [2]
+    assert pool.starts == 2
+
+
+async def test_a_pool_runs_requests_in_parallel_on_its_workers(make_pool):
+    pool = make_pool(spinner(), size=2)
+    await asyncio.gather(pool.run(n(1), ["out"]), pool.run(n(1), ["out"]))  # start both
+    started = time.monotonic()
+    results = await asyncio.gather(*(pool.run(n(i), ["out"]) for i in range(20)))
+    assert [r["out"][0] for r in results] == list(range(20))
+    assert time.monotonic() - started < 5
+    assert pool.starts == 2
+
+
+async def test_a_model_that_does_not_load_makes_the_pool_fail_and_say_so(make_pool):
+    pool = make_pool(b"not an onnx model")
+    with pytest.raises(BackendError):
+        await pool.run(n(1), ["out"])
+    assert pool.failing
