@@ -15,7 +15,6 @@ from bastion.serving import build_app
 @pytest.fixture
 def make_app(make_workspace, digits_file):
     """Factory: an app over a fresh workspace with the digits model and an analyst."""
-
     apps = []
 
     def make(extra_policy=None, **settings):
