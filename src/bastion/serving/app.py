@@ -28,6 +28,7 @@ from bastion.serving import binary
 from bastion.serving.call import Call, Target
 from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_response
 from bastion.serving.monitoring import build_monitor
+from bastion.serving.openapi import openapi_document
 from bastion.serving.pipeline import Pipelines, build_pipelines
 from bastion.serving.protocol import response_body
 from bastion.serving.runner import Runner, build_runner
@@ -133,6 +134,7 @@ def build_app(workspace: Workspace) -> Starlette:
         Route("/.well-known/oauth-authorization-server", static(oauth_metadata)),
         Route("/.well-known/jwks.json", jwks),
         Route("/v2", static(server_metadata)),
+        Route("/openapi.json", static(openapi_document(settings.issuer))),
         Route("/v2/health/live", static({"live": True})),
         Route("/v2/health/ready", _readiness(runner)),
         Route("/metrics", prometheus),

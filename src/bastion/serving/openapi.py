@@ -1,0 +1,328 @@
+"""The gateway's OpenAPI 3.1 document, served at ``/openapi.json``.
+
+It describes every route of :mod:`bastion.serving.app` — the OAuth 2.0 endpoints, the Open
+Inference Protocol (V2) routes, the audit and metrics routes and differentially private
+queries — with each status a route can answer and the JSON of every answer, so clients can
+be generated from it and schemathesis can fuzz the gateway against it
+(``tests/integration/test_openapi.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bastion
+
+_NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
+_VERSION = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+_DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"]
+_DATATYPES += ["FP16", "FP32", "FP64"]
+_ERRORS = {
+    400: "The request is malformed; the message says what to fix.",
+    401: "Authentication failed (always the same answer).",
+    403: "Policy denied the action.",
+    404: "No such model, version, dataset or route.",
+    405: "Method not allowed on this route.",
+    409: "Conflict.",
+    413: "The body is over the size limit.",
+    429: "Too many requests; see Retry-After.",
+    503: "A backend (database, audit log, model worker) is unavailable.",
+}
+_GUARDED = (401, 403, 404, 405, 429, 503)  # what the authenticate-authorize-throttle guard answers
+
+
+def openapi_document(issuer: str) -> dict[str, Any]:
+    """The document, with ``issuer`` as the server URL."""
+    versioned = "/v2/models/{name}/versions/{version}"
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Bastion gateway", "version": bastion.__version__},
+        "servers": [{"url": issuer}],
+        "paths": {
+            "/oauth2/token": _oauth("Get an access token.", "Token", _TOKEN_FORM),
+            "/oauth2/revoke": _oauth("Revoke a token (RFC 7009).", None, _TOKEN_OF_FORM),
+            "/oauth2/introspect": _oauth(
+                "Introspect a token (RFC 7662).", "Introspection", _TOKEN_OF_FORM
+            ),
+            "/.well-known/oauth-authorization-server": _public("Server metadata (RFC 8414)."),
+            "/.well-known/jwks.json": _public("The token-signing public keys.", "Jwks"),
+            "/v2": _public("V2 server metadata.", "ServerMetadata"),
+            "/openapi.json": _public("This document."),
+            "/v2/health/live": _public("Liveness.", "Live"),
+            "/v2/health/ready": _public(
+                "Readiness: 503 while model workers fail to start.", "Ready", 503
+            ),
+            "/metrics": _guarded(
+                "Prometheus metrics (action read_metrics).", None, text="text/plain"
+            ),
+            "/audit/checkpoint": _guarded("The signed audit checkpoint.", None, text="text/plain"),
+            "/audit/proof/{kind}": _guarded(
+                "An inclusion or consistency proof of the audit log.",
+                "Proof",
+                params=[_path("kind", {"type": "string", "enum": ["inclusion", "consistency"]})]
+                + [_query(n) for n in ("index", "size", "first", "second")],
+                errors=(400,),
+            ),
+            "/v2/models/{name}": _model("Model metadata.", "ModelMetadata"),
+            versioned: _model("Model metadata of one version.", "ModelMetadata", version=True),
+            "/v2/models/{name}/ready": _model("Model readiness.", "ModelReady"),
+            f"{versioned}/ready": _model("Readiness of one version.", "ModelReady", version=True),
+            "/v2/models/{name}/infer": _infer(version=False),
+            f"{versioned}/infer": _infer(version=True),
+            "/v1/datasets/{dataset}/query": _dp_query(),
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "client": {"type": "http", "scheme": "basic"},
+            },
+            "schemas": _SCHEMAS,
+        },
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: str | None) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(schema) if schema else {"type": "object"}}}
+
+
+def _answers(ok: str | None, errors: tuple[int, ...], *, text: str | None = None) -> dict[str, Any]:
+    success = {"text/plain": {"schema": {"type": "string"}}} if text else _json(ok)
+    answers: dict[str, Any] = {"200": {"description": "OK", "content": success}}
+    for status in sorted(set(errors)):
+        answers[str(status)] = {"description": _ERRORS[status], "content": _json("Error")}
+    return answers
+
+
+def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _query(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": {"type": "integer", "minimum": 0}}
+
+
+def _public(summary: str, ok: str | None = None, *errors: int) -> dict[str, Any]:
+    return {"get": {"summary": summary, "security": [], "responses": _answers(ok, (405, *errors))}}
+
+
+def _guarded(
+    summary: str,
+    ok: str | None,
+    *,
+    params: list[dict[str, Any]] | None = None,
+    errors: tuple[int, ...] = (),
+    text: str | None = None,
+) -> dict[str, Any]:
+    operation = {
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "parameters": params or [],
+        "responses": _answers(ok, (*_GUARDED, *errors), text=text),
+    }
+    return {"get": operation}
+
+
+def _model(summary: str, ok: str, *, version: bool = False) -> dict[str, Any]:
+    params = [_path("name", _NAME)] + ([_path("version", _VERSION)] if version else [])
+    return _guarded(summary, ok, params=params)
+
+
+def _infer(*, version: bool) -> dict[str, Any]:
+    params = [_path("name", _NAME)] + ([_path("version", _VERSION)] if version else [])
+    body = {
+        "required": True,
+        "content": {
+            **_json("InferenceRequest"),
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+    answers = _answers("InferenceResponse", (*_GUARDED, 400, 413))
+    answers["200"]["content"]["application/octet-stream"] = {
+        "schema": {"type": "string", "format": "binary"}
+    }
+    operation = {
+        "summary": "Run the model (V2 inference, JSON or binary tensors).",
+        "security": [{"bearer": []}],
+        "parameters": params,
+        "requestBody": body,
+        "responses": answers,
+    }
+    return {"post": operation}
+
+
+def _dp_query() -> dict[str, Any]:
+    operation = {
+        "summary": "A differentially private query on a registered dataset.",
+        "security": [{"bearer": []}],
+        "parameters": [_path("dataset", _NAME)],
+        "requestBody": {"required": True, "content": _json("DpQuery")},
+        "responses": _answers("DpAnswer", (*_GUARDED, 400, 413)),
+    }
+    return {"post": operation}
+
+
+_CLIENT_FIELDS = {"client_id": {"type": "string"}, "client_secret": {"type": "string"}}
+_TOKEN_FORM = {
+    "type": "object",
+    "required": ["grant_type"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+        "scope": {"type": "string"},
+        **_CLIENT_FIELDS,
+    },
+}
+_TOKEN_OF_FORM = {
+    "type": "object",
+    "required": ["token"],
+    "properties": {
+        "token": {"type": "string"},
+        "token_type_hint": {"type": "string"},
+        **_CLIENT_FIELDS,
+    },
+}
+
+
+def _oauth(summary: str, ok: str | None, form: dict[str, Any]) -> dict[str, Any]:
+    answers = _answers(ok, (400, 401, 405, 413, 429, 503))
+    if ok is None:  # revocation answers 200 with an empty body
+        del answers["200"]["content"]
+    for status in ("400", "401", "429"):
+        answers[status]["content"] = _json("OAuthError")
+    operation = {
+        "summary": summary,
+        "security": [{"client": []}],
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": form}},
+        },
+        "responses": answers,
+    }
+    return {"post": operation}
+
+
+_TENSOR = {
+    "type": "object",
+    "required": ["name", "shape", "datatype"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string", "enum": _DATATYPES},
+        "parameters": {"type": "object"},
+        "data": {"type": "array"},
+    },
+}
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+    },
+    "OAuthError": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+    },
+    "Token": {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in"],
+        "properties": {
+            "access_token": {"type": "string"},
+            "token_type": {"type": "string"},
+            "expires_in": {"type": "integer"},
+        },
+    },
+    "Introspection": {
+        "type": "object",
+        "required": ["active"],
+        "properties": {"active": {"type": "boolean"}},
+    },
+    "Jwks": {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array"}}},
+    "ServerMetadata": {
+        "type": "object",
+        "required": ["name", "version", "extensions"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "extensions": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Live": {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}},
+    "Ready": {
+        "type": "object",
+        "required": ["ready"],
+        "properties": {"ready": {"type": "boolean"}},
+    },
+    "ModelReady": {
+        "type": "object",
+        "required": ["name", "ready"],
+        "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
+    },
+    "ModelMetadata": {
+        "type": "object",
+        "required": ["name", "versions", "platform", "inputs", "outputs"],
+        "properties": {
+            "name": {"type": "string"},
+            "versions": {"type": "array", "items": {"type": "string"}},
+            "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": {"type": "object"}},
+            "outputs": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "InferenceRequest": {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "items": _TENSOR},
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+                },
+            },
+        },
+    },
+    "InferenceResponse": {
+        "type": "object",
+        "required": ["model_name", "outputs"],
+        "properties": {
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+            "outputs": {"type": "array", "items": _TENSOR},
+        },
+    },
+    "Proof": {
+        "type": "object",
+        "required": ["proof"],
+        "properties": {"proof": {"type": "array", "items": {"type": "string"}}},
+    },
+    "DpQuery": {
+        "type": "object",
+        "required": ["query", "epsilon"],
+        "additionalProperties": False,
+        "properties": {
+            "query": {"type": "string", "examples": ["mean(age, 0, 100)", "count"]},
+            "epsilon": {"type": "number", "exclusiveMinimum": 0},
+        },
+    },
+    "DpAnswer": {
+        "type": "object",
+        "required": ["dataset", "query", "value", "epsilon", "epsilon_left"],
+        "properties": {
+            "dataset": {"type": "string"},
+            "query": {"type": "string"},
+            "value": {},
+            "epsilon": {"type": "number"},
+            "noise_scale": {"type": "number"},
+            "epsilon_left": {"type": "number"},
+        },
+    },
+}

@@ -1,0 +1,130 @@
+"""schemathesis fuzzes a real gateway against its own OpenAPI document.
+
+Every operation gets positive (schema-valid) and negative (schema-violating) cases, sent
+over TLS with a valid token, half of the model calls aimed at the registered model so
+bodies reach validation and the sandboxed worker. No answer may be a 5xx, and every answer
+must have a documented status, content type and schema.
+"""
+
+import ssl
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from bastion.registry import OutputPolicy
+from bastion.serving import ServerProcess, free_port
+from bastion.serving.openapi import openapi_document
+from bastion.settings import Settings
+from bastion.workspace import Workspace
+
+PASSPHRASE = "openapi test passphrase"
+CASES_PER_MODE = 50  # 19 operations, 11 of them in 2 modes: about 1200 distinct requests
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, digits_file):
+    home = tmp_path_factory.mktemp("openapi") / "ws"
+    port = free_port()
+    workspace = Workspace.create(Settings(home=home, port=port, passphrase=PASSPHRASE), force=False)
+    (home / "bastion.toml").write_text(
+        "rate_per_second = 100000\nrate_burst = 100000\nlockout_failures = 1000\n"
+    )
+    workspace.registry.register(
+        digits_file, name="digits", version="1", output_policy=OutputPolicy()
+    )
+    analyst = workspace.principals.add("ana", role="analyst", attributes={})
+    env = {"BASTION_PASSPHRASE": PASSPHRASE}
+    with ServerProcess(home=home, port=port, log=home.parent / "server.log", env=env) as server:
+        yield server, analyst
+    workspace.close()
+
+
+def faults_beyond_credentials(case) -> bool:
+    """Whether a case is at fault beyond its Authorization header.
+
+    Every call carries valid credentials, so a case whose only fault is a missing or broken
+    Authorization header is left out (tests/integration/test_gateway.py attacks the
+    credentials themselves).
+    """
+    phase = case.meta.phase.data if case.meta is not None else None
+    return getattr(phase, "parameter_location", None) != ParameterLocation.HEADER
+
+
+def test_the_served_document_is_the_documented_one(gateway):
+    server, _ = gateway
+    context = ssl.create_default_context(cafile=server.ca)
+    served = httpx.get(f"{server.url}/openapi.json", verify=context).json()
+    assert served == openapi_document(server.url)
+
+
+def test_fuzzing_finds_no_server_error_and_no_schema_violation(gateway):
+    server, analyst = gateway
+    document = openapi_document(server.url)
+    schema = schemathesis.openapi.from_dict(document)
+    session = requests.Session()
+    session.verify = str(server.ca)
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the workspace CA
+    client = (analyst.principal.client_id, analyst.secret.get_secret_value())
+    token = session.post(
+        f"{server.url}/oauth2/token", data={"grant_type": "client_credentials"}, auth=client
+    ).json()["access_token"]
+    sent = 0
+
+    def send(case, bearer: bool) -> None:
+        nonlocal sent
+        headers = {"Authorization": f"Bearer {token}"} if bearer else None
+        kwargs = {"verify": str(server.ca)} | ({} if bearer else {"auth": client})
+        case.call_and_validate(
+            base_url=server.url, session=session, headers=headers, checks=CHECKS, **kwargs
+        )
+        sent += 1
+
+    operations = [result.ok() for result in schema.get_all_operations()]
+    for operation in operations:
+        bearer = not operation.path.startswith("/oauth2/")
+        raw = operation.definition.raw
+        negative = bool(raw.get("parameters") or raw.get("requestBody"))  # else only headers
+        modes = list(schemathesis.GenerationMode)[: 2 if negative else 1]
+        for mode in modes:
+            strategy = operation.as_strategy(generation_mode=mode)
+            if "{name}" in operation.path:  # half of the calls reach the registered model
+                fixed = operation.as_strategy(
+                    generation_mode=mode, path_parameters={"name": "digits"}
+                )
+                strategy = st.one_of(strategy, fixed)
+            strategy = strategy.filter(faults_beyond_credentials)
+
+            @settings(
+                max_examples=CASES_PER_MODE,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=strategy)
+            def fuzz(case):
+                send(case, bearer)  # noqa: B023 - run at once, inside this iteration
+
+            fuzz()
+    assert len(operations) == len(document["paths"])  # every route, one method each
+    print(f"{sent} requests, {len(operations)} operations")  # seen with -s
+    assert sent >= 1000
