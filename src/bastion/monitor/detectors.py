@@ -175,18 +175,21 @@ class ExtractionWatch:
         if seen.queries is None or not seen.predicted or seen.principal == "-":
             return []
         key = (seen.principal, seen.model)
+        if key in self._alerted:
+            return []  # alerted once; the state is not needed any more
         state = self._states.setdefault(key, Prada(delta=self.delta, min_queries=self.min_queries))
         flagged = False
         for row, label in zip(seen.queries, seen.predicted, strict=False):
             flagged = state.observe(row, label) or flagged
-        if flagged and key not in self._alerted:
+        if flagged:
             self._alerted.add(key)
+            del self._states[key]
             return [
                 Alert(
                     "model_extraction",
                     seen.principal,
                     f"{seen.model}: Shapiro-Wilk W={state.statistic_:.3f} < {self.delta} "
-                    f"after {len(state.distances_)} queries",
+                    f"after {state.queries_} queries",
                     seen.time,
                 )
             ]

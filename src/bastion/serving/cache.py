@@ -1,9 +1,14 @@
-"""A small bounded cache with per-entry expiry, for the authentication hot path."""
+"""Small bounded caches with per-entry expiry, for the request path."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Generic, TypeVar
+
+from anyio import to_thread
+
+from bastion.registry import ModelRegistry, ModelVersion
+from bastion.types import Clock
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -37,3 +42,35 @@ class TtlCache(Generic[K, V]):
     def discard(self, key: K) -> None:
         """Forget ``key`` now."""
         self._entries.pop(key, None)
+
+
+_MODELS = 10_000
+# A named version never changes, but "the newest version" does when one is registered:
+# a new version is served (and its labels apply) within this many seconds.
+MODEL_SECONDS = 2.0
+
+
+class ModelCache:
+    """Registered versions for the request path, so a request costs no database read.
+
+    Shared by the stages that need the model (authorize, validate, describe). Lookups
+    that fail are not kept, so a registration is seen at once.
+    """
+
+    def __init__(self, *, registry: ModelRegistry, clock: Clock) -> None:
+        self._registry = registry
+        self._clock = clock
+        self._entries: TtlCache[tuple[str, str | None], ModelVersion] = TtlCache(size=_MODELS)
+
+    async def get(self, name: str, version: str | None) -> ModelVersion:
+        """The version (the newest when ``version`` is None).
+
+        Raises:
+            NotFound: no such model or version.
+        """
+        now = self._clock()
+        model = self._entries.get((name, version), now=now)
+        if model is None:
+            model = await to_thread.run_sync(self._registry.get, name, version)
+            self._entries.put((name, version), model, expires=now + MODEL_SECONDS)
+        return model

@@ -15,7 +15,7 @@ from bastion.errors import BastionError
 from bastion.identity import Lockout
 from bastion.monitor import GatewayMetrics, Monitor
 from bastion.policy import ReloadingAuthorizer
-from bastion.serving.cache import TtlCache
+from bastion.serving.cache import ModelCache, TtlCache
 from bastion.serving.call import Call
 from bastion.serving.limits import RateLimiter, TokenBucketLimiter
 from bastion.serving.redis_limits import RedisTokenBucketLimiter
@@ -132,7 +132,8 @@ def build_pipelines(
         lock_seconds=settings.lockout_seconds,
         clock=clock,
     )
-    authorize = Authorize(authorizer=_policies(workspace), registry=workspace.registry, clock=clock)
+    models = ModelCache(registry=workspace.registry, clock=clock)
+    authorize = Authorize(authorizer=_policies(workspace), models=models, clock=clock)
     throttle = Throttle(limiter=_limiter(workspace))
     guard = (authenticate, authorize, throttle)
     return Pipelines(
@@ -144,13 +145,13 @@ def build_pipelines(
         infer=Pipeline(
             [
                 *guard,
-                Validate(registry=workspace.registry),
+                Validate(models=models),
                 Infer(runner=runner),
                 Harden(),
             ],
             record=record,
         ),
-        describe=Pipeline([*guard, Describe(registry=workspace.registry)], record=record),
+        describe=Pipeline([*guard, Describe(models=models)], record=record),
         metrics=Pipeline(guard, record=record),
         audit=Pipeline(guard, record=record),
         dp_query=Pipeline([*guard, AnswerQuery(engine=workspace.dp_engine())], record=record),

@@ -8,7 +8,7 @@ from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bastion.crypto import server_context
 from bastion.serving.app import build_app
@@ -32,6 +32,7 @@ def serve(workspace: Workspace) -> None:
         host=settings.host,
         port=settings.port,
         http=_TlsAwareProtocol,
+        loop="uvloop",
         ssl_context_factory=tls,
         log_level=settings.log_level,
         server_header=False,
@@ -41,7 +42,7 @@ def serve(workspace: Workspace) -> None:
     uvicorn.Server(config).run()
 
 
-class _TlsAwareProtocol(H11Protocol):
+class _TlsAwareProtocol(HttpToolsProtocol):
     """HTTP/1.1 that hands the verified client certificate to the app.
 
     uvicorn does not implement the ASGI TLS extension; this fills in its

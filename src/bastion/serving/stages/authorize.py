@@ -7,8 +7,6 @@ it may not use exists: an unregistered name gets the most restrictive labels.
 
 from __future__ import annotations
 
-from anyio import to_thread
-
 from bastion.errors import AuthError, Forbidden, NotFound
 from bastion.policy import (
     GATEWAY,
@@ -19,15 +17,11 @@ from bastion.policy import (
     Decision,
     ModelLabels,
 )
-from bastion.registry import ModelRegistry
-from bastion.serving.cache import TtlCache
+from bastion.serving.cache import ModelCache, TtlCache
 from bastion.serving.call import Call, Target
 from bastion.types import Clock
 
 _CACHED = 10_000
-# Labels of a version never change, but "the newest version" does when one is registered:
-# a new version's labels apply within this many seconds.
-_LABELS_SECONDS = 2.0
 _POLICY_ACTIONS: dict[str, Action] = {
     "infer": "infer",
     "describe": "describe",
@@ -40,11 +34,10 @@ _POLICY_ACTIONS: dict[str, Action] = {
 class Authorize:
     """Decides the call's action on its resource with Cedar."""
 
-    def __init__(self, *, authorizer: Authorizer, registry: ModelRegistry, clock: Clock) -> None:
+    def __init__(self, *, authorizer: Authorizer, models: ModelCache, clock: Clock) -> None:
         self._authorizer = authorizer
-        self._registry = registry
+        self._models = models
         self._clock = clock
-        self._labels: TtlCache[tuple[str, str | None], ModelLabels] = TtlCache(size=_CACHED)
         # The same request in the same second gets the same decision: policies are fixed
         # while the gateway runs and the context's time has a one-second resolution.
         self._decisions: TtlCache[tuple[object, ...], Decision] = TtlCache(size=_CACHED)
@@ -64,7 +57,7 @@ class Authorize:
             raise Forbidden(detail="outside the api key's scope")
         now = self._clock()
         principal, resource = call.principal, call.target.resource or GATEWAY
-        labels = await self._labels_of(call.target, now) if call.target.model else UNREGISTERED
+        labels = await self._labels_of(call.target) if call.target.model else UNREGISTERED
         key = (
             self._authorizer.version,
             principal.client_id,
@@ -86,16 +79,8 @@ class Authorize:
         if not decision.allowed:
             raise Forbidden(detail="; ".join(decision.errors) or "no policy permits")
 
-    async def _labels_of(self, target: Target, now: float) -> ModelLabels:
-        key = (target.model, target.version)
-        labels = self._labels.get(key, now=now)
-        if labels is None:
-            labels = await to_thread.run_sync(self._lookup, target.model, target.version)
-            self._labels.put(key, labels, expires=now + _LABELS_SECONDS)
-        return labels
-
-    def _lookup(self, name: str, version: str | None) -> ModelLabels:
+    async def _labels_of(self, target: Target) -> ModelLabels:
         try:
-            return self._registry.get(name, version).labels
+            return (await self._models.get(target.model, target.version)).labels
         except NotFound:
             return UNREGISTERED

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from anyio import to_thread
-
-from bastion.registry import ModelRegistry
+from bastion.serving.cache import ModelCache
 from bastion.serving.call import Call
 
 
 class Describe:
     """Looks up the model version the call names."""
 
-    def __init__(self, *, registry: ModelRegistry) -> None:
-        self._registry = registry
+    def __init__(self, *, models: ModelCache) -> None:
+        self._models = models
 
     async def __call__(self, call: Call) -> None:
         """Set ``call.model``.
@@ -21,4 +19,4 @@ class Describe:
             NotFound: the model or version is not registered.
         """
         target = call.target
-        call.model = await to_thread.run_sync(self._registry.get, target.model, target.version)
+        call.model = await self._models.get(target.model, target.version)

@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from anyio import to_thread
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from bastion.errors import InvalidInput
-from bastion.registry import NUMPY_TYPES, ModelRegistry, ModelVersion, TensorSpec
+from bastion.registry import NUMPY_TYPES, ModelVersion, TensorSpec
 from bastion.serving import binary
+from bastion.serving.cache import ModelCache
 from bastion.serving.call import Call, Tensors
 from bastion.serving.protocol import InferenceRequest, RequestInput, as_array
 
@@ -22,8 +22,8 @@ from bastion.serving.protocol import InferenceRequest, RequestInput, as_array
 class Validate:
     """Resolves the model and turns a V2 request into checked input arrays."""
 
-    def __init__(self, *, registry: ModelRegistry) -> None:
-        self._registry = registry
+    def __init__(self, *, models: ModelCache) -> None:
+        self._models = models
 
     async def __call__(self, call: Call) -> None:
         """Set ``call.model``, ``call.request``, ``call.inputs`` and ``call.input_sha256``.
@@ -34,7 +34,7 @@ class Validate:
             PayloadTooLarge: the body is over the size limit.
         """
         target = call.target
-        call.model = await to_thread.run_sync(self._registry.get, target.model, target.version)
+        call.model = await self._models.get(target.model, target.version)
         body = await call.read_body()
         call.input_sha256 = hashlib.sha256(body).hexdigest()
         call.input_bytes = len(body)
