@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 
 import jwt
@@ -299,6 +300,7 @@ BAD_BODIES = {
     "out of range": (pixels([1, 64], data=[1e39] * 64), "out of range"),
     "unknown input": (pixels([1], name="image"), "Unknown input"),
     "unknown output": (pixels([1, 64], outputs=[{"name": "logits"}]), "not available"),
+    "other model named": (pixels([1, 64], model_name="fraud"), "not the URL's model"),
 }
 
 
@@ -415,6 +417,32 @@ def test_tritonclient_gets_correct_predictions(gateway, digits, binary):
     )
     assert np.array_equal(result.as_numpy("label"), expected_label)
     np.testing.assert_allclose(result.as_numpy("probabilities"), expected_probs, rtol=1e-6)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+async def test_kserve_rest_client_gets_correct_predictions(gateway, digits, binary):
+    """KServe's InferenceRESTClient (V2 protocol), unchanged, talks to Bastion."""
+    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+    context = ssl.create_default_context(cafile=str(gateway.server.ca))
+    config = RESTConfig(protocol="v2", verify=context, retries=0)
+    client = InferenceRESTClient(config)
+    headers = auth(gateway.token(gateway.analyst))
+    images = digits.images[:8]
+    tensor = InferInput(DIGITS_INPUT, list(images.shape), "FP32")
+    tensor.set_data_from_numpy(images, binary_data=binary)
+    request = InferRequest(model_name="digits", infer_inputs=[tensor], request_id="k1")
+    try:
+        assert await client.is_server_live(gateway.url)
+        assert await client.is_model_ready(gateway.url, "digits", headers=headers)
+        result = await client.infer(gateway.url, request, model_name="digits", headers=headers)
+    finally:
+        await client.close()
+    expected_label, _ = ort.InferenceSession(digits.onnx).run(None, {DIGITS_INPUT: images})
+    outputs = {output.name: output.as_numpy() for output in result.outputs}
+    assert np.array_equal(outputs["label"], expected_label)
+    assert result.id == "k1"
 
 
 def test_metrics_need_the_operator_role(gateway, promtool):

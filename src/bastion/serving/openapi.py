@@ -277,6 +277,8 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["inputs"],
         "properties": {
             "id": {"type": "string"},
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
             "parameters": {"type": "object"},
             "inputs": {"type": "array", "items": _TENSOR},
             "outputs": {

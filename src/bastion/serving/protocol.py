@@ -40,6 +40,9 @@ class InferenceRequest(_Frozen):
     """The body of ``POST /v2/models/{name}/infer``."""
 
     id: str | None = Field(None, max_length=128)
+    # KServe's clients repeat the model in the body; when given, it must be the URL's.
+    model_name: str | None = Field(None, max_length=128)
+    model_version: str | None = Field(None, max_length=64)
     parameters: dict[str, Any] | None = None
     inputs: tuple[RequestInput, ...] = Field(min_length=1, max_length=64)
     outputs: tuple[RequestOutput, ...] | None = Field(None, max_length=64)

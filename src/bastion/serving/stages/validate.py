@@ -45,6 +45,9 @@ class Validate:
             raw = binary.binary_inputs(call.request, tail)
         else:
             call.request = parse_request(body)
+        named = (call.request.model_name, call.request.model_version)
+        if named[0] not in (None, call.model.name) or named[1] not in (None, call.model.version):
+            raise InvalidInput("The body's model_name or model_version is not the URL's model.")
         sanitizer = call.model.input_policy
         call.inputs = {
             name: sanitizer.apply(array)
