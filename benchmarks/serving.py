@@ -1,13 +1,13 @@
 """Requests per second and latency of V2 inference on the digits model, under wrk.
 
-Run: .venv/bin/python benchmarks/serving.py [--seconds 15] [--connections 16]
+Run: .venv/bin/python -m benchmarks.serving [--seconds 15] [--connections 16]
 
 Three servers answer the same V2 JSON request for the same ONNX model, one after the
 other, each loaded by ``wrk`` (Debian package) with 16 connections:
 
-- **MLServer** (no security), in its own virtual environment (made on first run under
-  ``benchmarks/.venv-mlserver``), ``parallel_workers: 0``, with a small custom runtime that
-  runs the model with onnxruntime — the same engine as the others;
+- **MLServer** (no security), in its own virtual environment (``tests/mlserver.py`` makes
+  it on first run under ``.venv-mlserver``), ``parallel_workers: 0``, with a small custom
+  runtime that runs the model with onnxruntime — the same engine as the others;
 - **bare**: a Starlette + onnxruntime V2 endpoint in one uvicorn process, nothing else;
 - **Bastion** with everything on: TLS 1.3, an access token checked on every request, Cedar,
   rate limit, schema validation, the model in a bubblewrap-jailed worker pool, output
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import ssl
@@ -34,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from tests.mlserver import mlserver
 
 from bastion.registry import OutputPolicy
 from bastion.samples import DIGITS_INPUT, train_digits
@@ -41,8 +41,6 @@ from bastion.serving import ServerProcess, free_port
 from bastion.settings import Settings
 from bastion.workspace import Workspace
 
-HERE = Path(__file__).parent
-MLSERVER_VENV = HERE / ".venv-mlserver"
 PASSPHRASE = "serving benchmark passphrase"
 
 BARE_APP = """
@@ -73,27 +71,6 @@ app = Starlette(routes=[
     Route("/v2/health/ready", ready),
 ])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
-"""
-
-MLSERVER_RUNTIME = """
-import numpy as np, onnxruntime as ort
-from mlserver import MLModel
-from mlserver.codecs import NumpyCodec
-from mlserver.types import InferenceRequest, InferenceResponse
-from mlserver.utils import get_model_uri
-
-class OnnxRuntime(MLModel):
-    async def load(self):
-        uri = await get_model_uri(self._settings)
-        self._session = ort.InferenceSession(uri, providers=["CPUExecutionProvider"])
-        return True
-
-    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        inputs = {t.name: NumpyCodec.decode_input(t).astype(np.float32) for t in payload.inputs}
-        label, probabilities = self._session.run(None, inputs)
-        return InferenceResponse(model_name=self.name, outputs=[
-            NumpyCodec.encode_output("label", label),
-            NumpyCodec.encode_output("probabilities", probabilities)])
 """
 
 
@@ -167,47 +144,6 @@ def process(command: list[str], log: Path, **kwargs) -> Iterator[None]:
             child.kill()
 
 
-def mlserver_python() -> Path:
-    """MLServer's own virtual environment, made once (pip, from PyPI)."""
-    python = MLSERVER_VENV / "bin" / "python"
-    if not python.exists():
-        print("making MLServer's virtual environment (once) …", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
-        pip = [str(python), "-m", "pip", "install", "-q", "mlserver", "onnxruntime", "numpy"]
-        subprocess.run(pip, check=True)
-    return python
-
-
-@contextmanager
-def mlserver(folder: Path, model: Path) -> Iterator[str]:
-    port = free_port()
-    models = folder / "mlserver"
-    (models / "digits").mkdir(parents=True)
-    shutil.copy(model, models / "digits" / "model.onnx")
-    (models / "onnx_runtime.py").write_text(MLSERVER_RUNTIME)
-    settings = {
-        "parallel_workers": 0,
-        "http_port": port,
-        "grpc_port": free_port(),
-        "metrics_port": free_port(),
-        "metrics_endpoint": None,
-    }
-    (models / "settings.json").write_text(json.dumps(settings))
-    model_settings = {
-        "name": "digits",
-        "implementation": "onnx_runtime.OnnxRuntime",
-        "parameters": {"uri": "./model.onnx"},
-    }
-    (models / "digits" / "model-settings.json").write_text(json.dumps(model_settings))
-    bin_dir = mlserver_python().parent
-    env = os.environ | {"PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(models)}
-    with process(
-        [str(bin_dir / "mlserver"), "start", str(models)], folder / "mlserver.log", env=env
-    ):
-        wait_for(f"http://127.0.0.1:{port}/v2/models/digits/ready")
-        yield f"http://127.0.0.1:{port}/v2/models/digits/infer"
-
-
 @contextmanager
 def bare(folder: Path, model: Path) -> Iterator[str]:
     port = free_port()
@@ -257,8 +193,8 @@ def main() -> None:
         folder = Path(tmp)
         model = folder / "digits.onnx"
         model.write_bytes(train_digits().onnx)
-        mlserver_python()  # made before anything is timed
-        with mlserver(folder, model) as url:
+        with mlserver(folder, model.read_bytes()) as base:
+            url = f"{base}/v2/models/digits/infer"
             results["MLServer (no security)"] = measure(url, body, token=None, **load)
         with bare(folder, model) as url:
             results["bare Starlette + onnxruntime"] = measure(url, body, token=None, **load)

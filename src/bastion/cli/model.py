@@ -18,7 +18,13 @@ from bastion.cli.policy import model_labels
 from bastion.cli.state import state
 from bastion.crypto.keys import SigningKey, public_jwk
 from bastion.errors import InvalidInput
-from bastion.registry import ModelVersion, OutputPolicy, RobustnessClaim, TensorSpec
+from bastion.registry import (
+    ModelVersion,
+    OutputPolicy,
+    RobustnessClaim,
+    TensorSpec,
+    UpstreamEndpoint,
+)
 from bastion.registry.claims import PrivacyClaim
 from bastion.registry.manifest import (
     MANIFEST_NAME,
@@ -124,6 +130,63 @@ def register(
         f"[green]✓[/] Registered [bold]{registered.ref}[/] "
         f"(sha256 {registered.sha256[:16]}…, encrypted at rest)"
     )
+    _signature_table(registered.signature.inputs + registered.signature.outputs)
+
+
+@app.command("register-upstream")
+def register_upstream(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="Model name clients use on the gateway.")],
+    url: Annotated[str, typer.Option(help="The upstream V2 server, https://host:port.")],
+    ca: Annotated[Path, typer.Option(help="CA certificate of the upstream (PEM).", exists=True)],
+    cert: Annotated[
+        Path, typer.Option(help="Bastion's client certificate for it (PEM).", exists=True)
+    ],
+    key: Annotated[Path, typer.Option(help="That certificate's private key (PEM).", exists=True)],
+    upstream_model: Annotated[
+        str | None, typer.Option(help="The model's name upstream; default: --name.")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Version label; default: the next whole number.")
+    ] = None,
+    output: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this output is returned to clients (repeat for more)."),
+    ] = None,
+    risk_tier: Annotated[
+        str, typer.Option(help="For policies: unassessed, low, medium or high.")
+    ] = "unassessed",
+    classification: Annotated[
+        str, typer.Option(help="For policies: public, internal, confidential or restricted.")
+    ] = "internal",
+) -> None:
+    """Serve a model that runs on another V2 server (KServe, Triton, MLServer) through Bastion.
+
+    Bastion reads the model's inputs and outputs from the upstream over mutual TLS, and from
+    then on authenticates, authorizes, validates and audits every call before forwarding it.
+
+    Example: `bastion model register-upstream --name fraud --url https://mlserver:8443
+    --ca upstream-ca.pem --cert gateway.pem --key gateway.key`
+    """
+    endpoint = UpstreamEndpoint(
+        url=url,
+        model=upstream_model or name,
+        ca=ca.resolve(),
+        certificate=cert.resolve(),
+        key=key.resolve(),
+    )
+    registered = (
+        state(ctx)
+        .workspace()
+        .registry.register_upstream(
+            endpoint,
+            name=name,
+            version=version,
+            output_policy=OutputPolicy(outputs=tuple(output) if output else None),
+            labels=model_labels(risk_tier, classification),
+        )
+    )
+    console.print(f"[green]✓[/] Registered [bold]{registered.ref}[/] → {url} (mutual TLS)")
     _signature_table(registered.signature.inputs + registered.signature.outputs)
 
 

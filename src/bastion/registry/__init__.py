@@ -9,10 +9,13 @@ from bastion.registry.claims import Budget, RobustnessClaim
 from bastion.registry.input_policy import InputPolicy
 from bastion.registry.output_policy import OutputPolicy
 from bastion.registry.signature import NUMPY_TYPES, V2_TYPES, ModelSignature, TensorSpec
-from bastion.registry.store import ModelRegistry, ModelVersion
+from bastion.registry.store import ONNX_FORMAT, ModelRegistry, ModelVersion
+from bastion.registry.upstream import UPSTREAM_FORMAT, UpstreamEndpoint
 
 __all__ = [
     "NUMPY_TYPES",
+    "ONNX_FORMAT",
+    "UPSTREAM_FORMAT",
     "V2_TYPES",
     "Budget",
     "InputPolicy",
@@ -22,4 +25,5 @@ __all__ = [
     "OutputPolicy",
     "RobustnessClaim",
     "TensorSpec",
+    "UpstreamEndpoint",
 ]

@@ -26,6 +26,7 @@ from bastion.registry.input_policy import InputPolicy
 from bastion.registry.manifest import SignedManifest, verify_manifest, verify_signature
 from bastion.registry.output_policy import OutputPolicy
 from bastion.registry.signature import ModelSignature
+from bastion.registry.upstream import UPSTREAM_FORMAT, UpstreamEndpoint
 from bastion.storage import Database, tables
 from bastion.types import Clock
 
@@ -100,10 +101,7 @@ class ModelRegistry:
         manifest of the file's folder), registration verifies it against the trusted
         signers and keeps it: every load verifies its signature again.
         """
-        if not _NAME.fullmatch(name):
-            raise InvalidInput(f"Model name {name!r} is not allowed; use letters, digits, . _ -")
-        if version is not None and not _VERSION.fullmatch(version):
-            raise InvalidInput(f"Version {version!r} is not allowed; use letters, digits, . _ -")
+        _check_names(name, version)
         artifact = path.read_bytes()
         if manifest is not None:
             self._check_manifest(path, artifact, manifest)
@@ -122,6 +120,62 @@ class ModelRegistry:
             "signer": manifest.signer if manifest is not None else None,
             "created_at": self._clock(),
         }
+        extras = {}
+        if reference is not None:
+            extras["model-reference"] = _npy(reference)
+        if manifest is not None:
+            extras["model-manifest"] = manifest.to_json().encode()
+        return self._store(row, version, artifact, extras)
+
+    def register_upstream(
+        self,
+        endpoint: UpstreamEndpoint,
+        *,
+        name: str,
+        version: str | None,
+        output_policy: OutputPolicy,
+        input_policy: InputPolicy | None = None,
+        labels: ModelLabels | None = None,
+    ) -> ModelVersion:
+        """Record a model served by another V2 server; its signature is read from it.
+
+        Raises:
+            InvalidInput: a name is malformed or the upstream's metadata is not V2.
+            BackendError: the upstream cannot be reached over mutual TLS.
+            Conflict: this version exists already.
+        """
+        _check_names(name, version)
+        signature = endpoint.read_signature()
+        config = endpoint.to_json()
+        labels = labels or UNLABELLED
+        row = {
+            "name": name,
+            "format": UPSTREAM_FORMAT,
+            "sha256": hashlib.sha256(config).hexdigest(),
+            "signature": signature.to_json(),
+            "output_policy": output_policy.to_json(),
+            "input_policy": (input_policy or InputPolicy()).to_json(),
+            "robustness": None,
+            "risk_tier": labels.risk_tier,
+            "classification": labels.classification,
+            "signer": None,
+            "created_at": self._clock(),
+        }
+        return self._store(row, version, config, {})
+
+    def load_upstream(self, model: ModelVersion) -> UpstreamEndpoint:
+        """The endpoint of an upstream version (decrypted, digest checked).
+
+        Raises:
+            IntegrityError: the stored endpoint does not match its digest.
+        """
+        return UpstreamEndpoint.from_json(self.load_artifact(model))
+
+    def _store(
+        self, row: dict[str, Any], version: str | None, artifact: bytes, extras: dict[str, bytes]
+    ) -> ModelVersion:
+        """Number the version, store its artifact and extras, then its row."""
+        name = row["name"]
         with self._db.transaction() as db:
             query = sa.select(tables.models.c.version).where(tables.models.c.name == name)
             taken = db.execute(query).scalars().all()
@@ -135,10 +189,8 @@ class ModelRegistry:
             self._blobs.put("model", f"{name}@{version}", artifact)
         except Conflict:
             raise immutable from None
-        if reference is not None:
-            self._blobs.put("model-reference", f"{name}@{version}", _npy(reference))
-        if manifest is not None:
-            self._blobs.put("model-manifest", f"{name}@{version}", manifest.to_json().encode())
+        for kind, data in extras.items():
+            self._blobs.put(kind, f"{name}@{version}", data)
         with self._db.transaction() as db:
             db.execute(tables.models.insert().values(version=version, **row))
         return self.get(name, version)
@@ -212,6 +264,13 @@ def _npy(reference: NDArray[Any]) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, sample, allow_pickle=False)
     return buffer.getvalue()
+
+
+def _check_names(name: str, version: str | None) -> None:
+    if not _NAME.fullmatch(name):
+        raise InvalidInput(f"Model name {name!r} is not allowed; use letters, digits, . _ -")
+    if version is not None and not _VERSION.fullmatch(version):
+        raise InvalidInput(f"Version {version!r} is not allowed; use letters, digits, . _ -")
 
 
 def _check_onnx(artifact: bytes) -> ModelSignature:

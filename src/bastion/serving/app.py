@@ -42,6 +42,7 @@ _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 Endpoint = Callable[[Request], Awaitable[Response]]
+_PLATFORMS = {"onnx": "onnxruntime_onnx", "v2-upstream": "upstream_v2"}
 
 
 def build_app(workspace: Workspace) -> Starlette:
@@ -77,7 +78,7 @@ def build_app(workspace: Workspace) -> Starlette:
             {
                 "name": model.name,
                 "versions": [model.version],
-                "platform": "onnxruntime_onnx",
+                "platform": _PLATFORMS.get(model.format, model.format),
                 "inputs": [spec.to_json() for spec in model.signature.inputs],
                 "outputs": [spec.to_json() for spec in model.signature.outputs],
             },

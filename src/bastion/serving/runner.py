@@ -1,8 +1,8 @@
-"""Where models run: jailed worker pools by default, in the gateway only when asked."""
+"""Where models run: jailed worker pools, upstream V2 servers, or (when asked) in the gateway."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from threading import Lock
 from typing import Protocol
 
@@ -10,8 +10,9 @@ import onnxruntime as ort
 from anyio import to_thread
 
 from bastion.errors import BackendError
-from bastion.registry import ModelRegistry, ModelVersion
+from bastion.registry import ONNX_FORMAT, UPSTREAM_FORMAT, ModelRegistry, ModelVersion
 from bastion.sandbox import Jail, SandboxLimits, SandboxRunner, Tensors
+from bastion.serving.upstream import UpstreamRunner
 from bastion.workspace import Workspace
 
 
@@ -32,11 +33,40 @@ class Runner(Protocol):
 
 
 def build_runner(workspace: Workspace) -> Runner:
-    """The sandboxed runner, or the in-process one when ``unsafe_in_process_runner`` is set.
+    """The runner of every model format: ONNX and upstream V2 servers.
+
+    ONNX models run in the sandbox, or in process when ``unsafe_in_process_runner`` is set.
 
     Raises:
         ConfigError: bubblewrap is missing or cannot make its namespaces here.
     """
+    upstream = UpstreamRunner(
+        registry=workspace.registry, timeout=workspace.settings.sandbox_timeout_seconds
+    )
+    return RunnerByFormat({ONNX_FORMAT: _local_runner(workspace), UPSTREAM_FORMAT: upstream})
+
+
+class RunnerByFormat:
+    """Sends each model version to the runner of its format."""
+
+    def __init__(self, runners: Mapping[str, Runner]) -> None:
+        self._runners = dict(runners)
+
+    async def run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
+        """Run ``model`` with the runner of its format."""
+        return await self._runners[model.format].run(model, inputs, outputs)
+
+    def is_ready(self) -> bool:
+        """Whether every runner is ready."""
+        return all(runner.is_ready() for runner in self._runners.values())
+
+    def close(self) -> None:
+        """Close every runner."""
+        for runner in self._runners.values():
+            runner.close()
+
+
+def _local_runner(workspace: Workspace) -> Runner:
     settings = workspace.settings
     if settings.unsafe_in_process_runner:
         return UnsafeInProcessRunner(registry=workspace.registry)
