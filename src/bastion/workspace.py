@@ -40,10 +40,9 @@ from bastion.identity import (
     TokenService,
     TokenVerifier,
 )
-from bastion.policy import BASELINE_POLICY, CedarAuthorizer
+from bastion.policy import BASELINE_POLICY, CedarAuthorizer, Guard
 from bastion.privacy import MaskKeys, Reidentifier, TokenVault
 from bastion.privacy.dp import BudgetLedger, DatasetStore, DpEngine
-from bastion.privacy.guard import Guard
 from bastion.privacy.vault import KEY_BYTES as VAULT_KEY_BYTES
 from bastion.registry import ModelRegistry
 from bastion.registry.manifest import load_trusted

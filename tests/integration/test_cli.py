@@ -435,6 +435,36 @@ def test_model_keygen_sign_and_verify(home, tmp_path, digits_file):
     assert refused.returncode == 7 and "does not match" in refused.stderr
 
 
+def test_model_promote_is_gated_authorized_and_audited(home, tmp_path, digits_file):
+    """Only a signed version goes to production, only for an admin; every attempt is audited."""
+    folder = tmp_path / "fraud"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(digits_file.read_bytes())
+    key = tmp_path / "signer.pem"
+    bastion(home, "model", "keygen", str(key))
+    bastion(home, "model", "sign", str(folder), "--key", str(key), "--name", "fraud",
+            "--owner", "risk-team")  # fmt: skip
+    bastion(home, "model", "trust", str(key.with_suffix(".pub.json")))
+    model = str(folder / "model.onnx")
+    bastion(home, "model", "register", model, "--name", "fraud", "--signed")
+    bastion(home, "model", "register", model, "--name", "fraud")  # 2: unsigned
+    added = [
+        json.loads(bastion(home, "principal", "add", who, "--role", role, "--json").stdout)
+        for who, role in (("root", "admin"), ("ana", "analyst"))
+    ]
+    admin, analyst = (created["client_id"] for created in added)
+    denied = bastion(home, "model", "promote", "fraud", "1", "--principal", analyst, check=False)
+    assert denied.returncode == 3 and "denied" in denied.stderr
+    unsigned = bastion(home, "model", "promote", "fraud", "2", "--principal", admin, check=False)
+    assert unsigned.returncode == 2 and "no signed manifest" in unsigned.stderr
+    promoted = bastion(home, "model", "promote", "fraud", "1", "--principal", admin)
+    assert "fraud@1 is in production" in promoted.stdout
+    listing = bastion(home, "model", "list").stdout
+    assert "production" in listing and "staging" in listing
+    tail = bastion(home, "audit", "tail", "-n", "3").stdout
+    assert "model_promote" in tail and tail.count("authz_fail") == 1
+
+
 def test_robustness_without_pytorch_says_how_to_install_it(monkeypatch):
     """Without torch the robustness commands stop with the install line, not a traceback."""
     import importlib.util

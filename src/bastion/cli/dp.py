@@ -118,7 +118,7 @@ def query(
         lambda: ws.dp_engine().ask(dataset, parsed, principal=who.client_id),
         principal=who,
         action="query_data",
-        dataset=dataset,
+        resource=dataset,
         audited_as=dataset,
         reason=f"{parsed.describe()} at epsilon {parsed.epsilon:g}",
         context={"ip": "127.0.0.1"},

@@ -190,14 +190,45 @@ def register_upstream(
     _signature_table(registered.signature.inputs + registered.signature.outputs)
 
 
+@app.command("promote")
+def promote(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The model.")],
+    version: Annotated[str, typer.Argument(help="The version to put in production.")],
+    principal: Annotated[str, typer.Option(help="Client id of who promotes (Cedar decides).")],
+) -> None:
+    """Make a version the production one: what calls without a version then reach.
+
+    Cedar must allow the principal the action `promote` on the model (the baseline allows
+    role `admin`), and the version must pass the checks: a manifest signed by a trusted
+    signer that still verifies, an artifact that scans clean, and for a high-risk model a
+    robustness report. The previous production version is archived. Every attempt is
+    audited. Example: `bastion model promote fraud 3 --principal bcl_…`
+    """
+    ws = state(ctx).workspace()
+    model = ws.registry.get(name, version)
+    promoted = ws.guard().run(
+        lambda: ws.registry.promote(model),
+        principal=ws.principals.get(principal),
+        action="promote",
+        resource=name,
+        labels=model.labels,
+        audited_as=model.ref,
+        reason=f"promote {model.ref} from {model.labels.stage}",
+        context={"ip": "127.0.0.1"},
+    )
+    console.print(f"[green]✓[/] {promoted.ref} is in production")
+
+
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
     """Show every registered model version."""
-    table = Table("model", "version", "inputs", "outputs", "sha256", "registered")
+    table = Table("model", "version", "stage", "inputs", "outputs", "sha256", "registered")
     for m in state(ctx).workspace().registry.list():
         table.add_row(
             m.name,
             m.version,
+            m.labels.stage,
             ", ".join(f"{t.name} {t.datatype}{list(t.shape)}" for t in m.signature.inputs),
             ", ".join(f"{t.name} {t.datatype}{list(t.shape)}" for t in m.signature.outputs),
             m.sha256[:12] + "…",

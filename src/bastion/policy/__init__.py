@@ -17,14 +17,17 @@ from bastion.policy.authorizer import (
     CedarAuthorizer,
     Decision,
 )
+from bastion.policy.guard import Guard
 from bastion.policy.labels import (
     CLASSIFICATIONS,
     RISK_TIERS,
+    STAGES,
     UNLABELLED,
     UNREGISTERED,
     Classification,
     ModelLabels,
     RiskTier,
+    Stage,
 )
 from bastion.policy.reloading import ReloadingAuthorizer
 
@@ -33,6 +36,7 @@ __all__ = [
     "CLASSIFICATIONS",
     "GATEWAY",
     "RISK_TIERS",
+    "STAGES",
     "UNLABELLED",
     "UNREGISTERED",
     "AccessRequest",
@@ -41,7 +45,9 @@ __all__ = [
     "CedarAuthorizer",
     "Classification",
     "Decision",
+    "Guard",
     "ModelLabels",
     "ReloadingAuthorizer",
     "RiskTier",
+    "Stage",
 ]

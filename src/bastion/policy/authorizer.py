@@ -16,7 +16,9 @@ from bastion.errors import ConfigError
 from bastion.identity import Principal
 from bastion.policy.labels import UNLABELLED, ModelLabels, clearance_level
 
-Action = Literal["infer", "describe", "read_metrics", "read_audit", "reidentify", "query_data"]
+Action = Literal[
+    "infer", "describe", "promote", "read_metrics", "read_audit", "reidentify", "query_data"
+]
 BASELINE_POLICY = files("bastion.policy").joinpath("baseline.cedar")
 SCHEMA = files("bastion.policy").joinpath("schema.cedarschema")
 GATEWAY = "gateway"
@@ -143,6 +145,7 @@ def _resource_attributes(kind: str, request: AccessRequest) -> dict[str, Any]:
         "risk_tier": labels.risk_tier,
         "classification": labels.classification,
         "classification_level": labels.classification_level,
+        "stage": labels.stage,
     }
 
 

@@ -5,7 +5,8 @@
 name = "analysts may infer"
 principal = { role = "analyst", attributes = { team = "fraud" } }
 action = "infer"
-resource = "digits"    # or { name = "fraud", risk_tier = "high", classification = "restricted" }
+resource = "digits"    # or a table: { name = "fraud", risk_tier = "high",
+                       #   classification = "restricted", stage = "production" }
 context = { ip = "10.0.0.7", time = 1800000000 }
 expect = "allow"
 policies = ["analyst-use-models"]   # optional: the deciding policy ids
@@ -109,4 +110,5 @@ def _resource(raw: Any) -> tuple[str, ModelLabels]:
     return str(raw["name"]), ModelLabels(
         risk_tier=raw.get("risk_tier", UNLABELLED.risk_tier),
         classification=raw.get("classification", UNLABELLED.classification),
+        stage=raw.get("stage", UNLABELLED.stage),
     )

@@ -1,4 +1,4 @@
-"""Labels policies decide on: a model's risk tier and classification, a principal's clearance.
+"""Labels policies decide on: a model's risk tier, classification and stage; clearances.
 
 Classifications are ordered, so policies compare levels (``classification_level``,
 ``clearance_level``: public 0, internal 1, confidential 2, restricted 3). A principal's
@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 RiskTier = Literal["unassessed", "low", "medium", "high"]
+# staging on registration, production once promoted, archived when a newer one is promoted.
+Stage = Literal["staging", "production", "archived"]
+STAGES: tuple[Stage, ...] = get_args(Stage)
 Classification = Literal["public", "internal", "confidential", "restricted"]
 RISK_TIERS: tuple[RiskTier, ...] = get_args(RiskTier)
 CLASSIFICATIONS: tuple[Classification, ...] = get_args(Classification)
@@ -30,12 +33,15 @@ class ModelLabels:
 
     risk_tier: RiskTier = "unassessed"
     classification: Classification = "internal"
+    stage: Stage = "staging"  # kept by the registry, not by the signed manifest
 
     def __post_init__(self) -> None:
         if self.risk_tier not in RISK_TIERS:
             raise ValueError(f"risk tier must be one of {', '.join(RISK_TIERS)}")
         if self.classification not in CLASSIFICATIONS:
             raise ValueError(f"classification must be one of {', '.join(CLASSIFICATIONS)}")
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}")
 
     @property
     def classification_level(self) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from bastion.identity import Principal
-from bastion.privacy.guard import Guard
+from bastion.policy import Guard
 from bastion.privacy.operators import FormatPreserving
 from bastion.privacy.vault import TokenVault, check_token
 
@@ -64,7 +64,7 @@ class Reidentifier:
             work,
             principal=principal,
             action="reidentify",
-            dataset=dataset,
+            resource=dataset,
             audited_as=f"{dataset}/{field}",
             reason=f"{len(values)} value(s) by {method}",
             context=context,

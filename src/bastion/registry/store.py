@@ -19,12 +19,13 @@ from numpy.typing import NDArray
 from onnx.external_data_helper import uses_external_data
 
 from bastion.crypto import BlobStore
-from bastion.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from bastion.errors import Conflict, CryptoError, IntegrityError, InvalidInput, NotFound
 from bastion.policy import UNLABELLED, ModelLabels
 from bastion.registry.claims import RobustnessClaim
 from bastion.registry.input_policy import InputPolicy
 from bastion.registry.manifest import SignedManifest, verify_manifest, verify_signature
 from bastion.registry.output_policy import OutputPolicy
+from bastion.registry.scan import scan_bytes
 from bastion.registry.signature import ModelSignature
 from bastion.registry.upstream import UPSTREAM_FORMAT, UpstreamEndpoint
 from bastion.storage import Database, tables
@@ -163,6 +164,53 @@ class ModelRegistry:
         }
         return self._store(row, version, config, {})
 
+    def promote(self, model: ModelVersion) -> ModelVersion:
+        """Make ``model`` the production version of its name; the previous one is archived.
+
+        Raises:
+            InvalidInput: a promotion check fails; the message lists every failure.
+        """
+        problems = self.promotion_problems(model)
+        if problems:
+            raise InvalidInput(f"{model.ref} cannot be promoted: {'; '.join(problems)}.")
+        models = tables.models
+        same_name = models.c.name == model.name
+        with self._db.transaction() as db:
+            db.execute(
+                models.update()
+                .where(same_name, models.c.stage == "production")
+                .values(stage="archived")
+            )
+            db.execute(
+                models.update()
+                .where(same_name, models.c.version == model.version)
+                .values(stage="production")
+            )
+        return self.get(model.name, model.version)
+
+    def promotion_problems(self, model: ModelVersion) -> list[str]:
+        """What stops ``model`` from going to production (empty when nothing does).
+
+        A production version must carry a manifest signed by a signer trusted now, whose
+        digests and signature still verify; its artifact must scan clean; a high-risk
+        version needs a robustness report.
+        """
+        problems = []
+        if model.signer is None:
+            problems.append("it has no signed manifest (sign it, then register with --signed)")
+        else:
+            try:
+                artifact = self.load_artifact(model)
+            except (IntegrityError, CryptoError):
+                problems.append("its signature or digest no longer verifies")
+            else:
+                report = scan_bytes(artifact, name=f"{model.ref}.{model.format}")
+                if not report.is_safe:
+                    problems.append("its artifact does not scan clean (`bastion scan`)")
+        if model.labels.risk_tier == "high" and model.robustness is None:
+            problems.append("a high-risk model needs a robustness report (--robustness)")
+        return problems
+
     def load_upstream(self, model: ModelVersion) -> UpstreamEndpoint:
         """The endpoint of an upstream version (decrypted, digest checked).
 
@@ -204,16 +252,22 @@ class ModelRegistry:
             return [_version(row) for row in rows]
 
     def get(self, name: str, version: str | None = None) -> ModelVersion:
-        """A version of a model; the newest when ``version`` is None.
+        """A version of a model; when ``version`` is None, the default one.
+
+        The default is the production version; a model never promoted has none, and then
+        its newest version is the default (the development flow). Once a version is
+        promoted, registering new ones does not change what the default is.
 
         Raises:
             NotFound: no such model or version.
         """
-        query = sa.select(*_METADATA).where(tables.models.c.name == name)
+        models = tables.models
+        query = sa.select(*_METADATA).where(models.c.name == name)
         if version is not None:
-            query = query.where(tables.models.c.version == version)
+            query = query.where(models.c.version == version)
+        promoted_first = sa.case((models.c.stage == "production", 0), else_=1)
         with self._db.transaction() as db:
-            row = db.execute(query.order_by(tables.models.c.id.desc()).limit(1)).first()
+            row = db.execute(query.order_by(promoted_first, models.c.id.desc()).limit(1)).first()
         if row is None:
             what = f"{name}@{version}" if version else name
             raise NotFound(f"Model {what} is not registered.")
@@ -302,6 +356,8 @@ def _version(row: sa.Row[tuple[object, ...]]) -> ModelVersion:
         robustness=RobustnessClaim.from_json(row.robustness) if row.robustness else None,
         signer=row.signer,
         labels=ModelLabels(
-            risk_tier=row.risk_tier or "unassessed", classification=row.classification or "internal"
+            risk_tier=row.risk_tier or "unassessed",
+            classification=row.classification or "internal",
+            stage=row.stage,
         ),
     )

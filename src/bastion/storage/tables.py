@@ -52,6 +52,7 @@ models = Table(
     Column("risk_tier", String(16), nullable=True),
     Column("classification", String(16), nullable=True),
     Column("signer", String(64), nullable=True),
+    Column("stage", String(16), nullable=False, server_default="staging"),
     UniqueConstraint("name", "version", name="uq_models_name_version"),
 )
 

@@ -93,3 +93,25 @@ def test_from_folder_needs_policy_files(tmp_path):
         .decide(AccessRequest(ANALYST, "infer", "digits", CONTEXT))
         .allowed
     )
+
+
+def test_policies_see_the_stage_of_a_version():
+    """A forbid on staging keeps analysts on production versions; admins may promote."""
+    from bastion.policy import ModelLabels
+
+    policy = BASELINE_POLICY.read_text() + (
+        '@id("production-only")\nforbid (principal in Bastion::Role::"analyst", '
+        'action == Bastion::Action::"infer", resource) when { resource.stage != "production" };'
+    )
+    authorizer = CedarAuthorizer(policies=policy)
+
+    def infer(stage):
+        labels = ModelLabels(stage=stage)
+        return authorizer.decide(AccessRequest(ANALYST, "infer", "digits", CONTEXT, labels))
+
+    assert infer("production").allowed
+    assert not infer("staging").allowed and infer("staging").policy_ids == ("production-only",)
+    admin = Principal(client_id="bcl_r", name="root", role="admin")
+    promote = AccessRequest(admin, "promote", "digits", CONTEXT)
+    assert authorizer.decide(promote).policy_ids == ("admin-promote-models",)
+    assert not authorizer.decide(AccessRequest(ANALYST, "promote", "digits", CONTEXT)).allowed

@@ -1,8 +1,9 @@
-"""Privacy actions run outside the gateway still go through Cedar and the audit log.
+"""Actions run outside the gateway still go through Cedar and the audit log.
 
 The gateway's pipeline authorizes and records every request; the CLI and library calls
-that re-identify data or query it with differential privacy use :class:`Guard` for the
-same two steps: one policy decision, then one audit entry per attempt with its outcome.
+that promote a model, re-identify data or query it with differential privacy use
+:class:`Guard` for the same two steps: one policy decision, then one audit entry per attempt
+with its outcome.
 """
 
 from __future__ import annotations
@@ -13,14 +14,21 @@ from typing import TypeVar
 from bastion.audit import AuditEvent, AuditLog
 from bastion.errors import BastionError, Forbidden
 from bastion.identity import Principal
-from bastion.policy import AccessRequest, Action, Authorizer
+from bastion.policy.authorizer import AccessRequest, Action, Authorizer
+from bastion.policy.labels import UNLABELLED, ModelLabels
 from bastion.types import Clock
 
 T = TypeVar("T")
+# The OWASP-style event names of allowed actions.
+_EVENTS = {
+    "reidentify": "privacy_reidentify",
+    "query_data": "privacy_query_data",
+    "promote": "model_promote",
+}
 
 
 class Guard:
-    """Decides a privacy action with Cedar and audits it, allowed or not."""
+    """Decides an action with Cedar and audits it, allowed or not."""
 
     def __init__(self, *, authorizer: Authorizer, audit: AuditLog, clock: Clock) -> None:
         self._authorizer = authorizer
@@ -33,22 +41,26 @@ class Guard:
         *,
         principal: Principal,
         action: Action,
-        dataset: str,
+        resource: str,
         audited_as: str,
         reason: str,
         context: Mapping[str, str | int],
+        labels: ModelLabels = UNLABELLED,
     ) -> T:
-        """``work()`` if the policies let ``principal`` do ``action`` on ``dataset``.
+        """``work()`` if the policies let ``principal`` do ``action`` on ``resource``.
 
-        ``audited_as`` names the resource in the audit entry (``dataset/field``) and
-        ``reason`` says what was asked, never with the values.
+        ``audited_as`` names the resource in the audit entry (``dataset/field``,
+        ``model@version``); ``reason`` says what was asked, never with the values; the
+        entry's event is ``<action>`` when allowed (``authz_fail`` when not); ``labels``
+        are the model's, for model actions.
 
         Raises:
             Forbidden: the policies deny it (or the principal is disabled).
             BastionError: whatever ``work`` raised; it is audited with its code.
         """
         started = self._clock()
-        request = AccessRequest(principal, action, dataset, {**context, "time": int(started)})
+        context = {**context, "time": int(started)}
+        request = AccessRequest(principal, action, resource, context, labels)
         decision = self._authorizer.decide(request)
         allowed = decision.allowed and not principal.disabled
         error: BastionError | None = None
@@ -62,7 +74,7 @@ class Guard:
         finally:
             self._audit.append(
                 AuditEvent(
-                    event=f"privacy_{action}" if allowed else "authz_fail",
+                    event=_EVENTS.get(action, action) if allowed else "authz_fail",
                     time=started,
                     request_id="",
                     principal=principal.client_id,
