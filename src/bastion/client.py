@@ -18,7 +18,6 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-import numpy as np
 from numpy.typing import NDArray
 from pydantic import SecretStr
 
@@ -33,7 +32,7 @@ from bastion.errors import (
     PayloadTooLarge,
     RateLimited,
 )
-from bastion.registry import NUMPY_TYPES, V2_TYPES
+from bastion.registry import tensor_from_json, tensor_to_json
 from bastion.types import Clock
 
 _REFRESH_MARGIN_SECONDS = 30
@@ -100,25 +99,12 @@ class Client:
             BastionError: the gateway refused the call; the subclass says why.
         """
         request: dict[str, Any] = {
-            "inputs": [
-                {
-                    "name": name,
-                    "shape": list(array.shape),
-                    "datatype": V2_TYPES[array.dtype],
-                    "data": array.ravel().tolist(),
-                }
-                for name, array in inputs.items()
-            ]
+            "inputs": [tensor_to_json(name, array) for name, array in inputs.items()]
         }
         if outputs is not None:
             request["outputs"] = [{"name": name} for name in outputs]
         body = self._send("POST", f"{_model_path(model, version)}/infer", json=request)
-        return {
-            out["name"]: np.asarray(out["data"], dtype=NUMPY_TYPES[out["datatype"]]).reshape(
-                out["shape"]
-            )
-            for out in body["outputs"]
-        }
+        return {out["name"]: tensor_from_json(out) for out in body["outputs"]}
 
     def model_metadata(self, model: str, *, version: str | None = None) -> dict[str, Any]:
         """The V2 metadata of a model: versions, inputs and outputs."""

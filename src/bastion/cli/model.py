@@ -40,15 +40,29 @@ app = typer.Typer(
 )
 console = Console()
 
+# Options that `register` and `register-upstream` share.
+Version = Annotated[str | None, typer.Option(help="Version label; default: the next whole number.")]
+Outputs = Annotated[
+    list[str] | None,
+    typer.Option(help="Only this output is returned to clients (repeat for more)."),
+]
+RiskTierOption = Annotated[
+    str, typer.Option("--risk-tier", help="For policies: unassessed, low, medium or high.")
+]
+ClassificationOption = Annotated[
+    str,
+    typer.Option(
+        "--classification", help="For policies: public, internal, confidential or restricted."
+    ),
+]
+
 
 @app.command("register")
 def register(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="An ONNX model file.", exists=True, dir_okay=False)],
     name: Annotated[str, typer.Option(help="Model name used in /v2/models/{name}.")],
-    version: Annotated[
-        str | None, typer.Option(help="Version label; default: the next whole number.")
-    ] = None,
+    version: Version = None,
     top_k: Annotated[
         int | None, typer.Option(help="Reveal only the k highest scores per row.", min=1)
     ] = None,
@@ -56,10 +70,7 @@ def register(
         int | None,
         typer.Option("--round", help="Round scores to this many decimals.", min=0, max=8),
     ] = None,
-    output: Annotated[
-        list[str] | None,
-        typer.Option(help="Only this output is returned to clients (repeat for more)."),
-    ] = None,
+    output: Outputs = None,
     reference: Annotated[
         Path | None,
         typer.Option(
@@ -73,12 +84,8 @@ def register(
     median: sanitizer.Median = None,
     image: sanitizer.Image = None,
     bounds: sanitizer.Bounds = None,
-    risk_tier: Annotated[
-        str, typer.Option(help="For policies: unassessed, low, medium or high.")
-    ] = "unassessed",
-    classification: Annotated[
-        str, typer.Option(help="For policies: public, internal, confidential or restricted.")
-    ] = "internal",
+    risk_tier: RiskTierOption = "unassessed",
+    classification: ClassificationOption = "internal",
     signed: Annotated[
         bool,
         typer.Option(
@@ -146,19 +153,10 @@ def register_upstream(
     upstream_model: Annotated[
         str | None, typer.Option(help="The model's name upstream; default: --name.")
     ] = None,
-    version: Annotated[
-        str | None, typer.Option(help="Version label; default: the next whole number.")
-    ] = None,
-    output: Annotated[
-        list[str] | None,
-        typer.Option(help="Only this output is returned to clients (repeat for more)."),
-    ] = None,
-    risk_tier: Annotated[
-        str, typer.Option(help="For policies: unassessed, low, medium or high.")
-    ] = "unassessed",
-    classification: Annotated[
-        str, typer.Option(help="For policies: public, internal, confidential or restricted.")
-    ] = "internal",
+    version: Version = None,
+    output: Outputs = None,
+    risk_tier: RiskTierOption = "unassessed",
+    classification: ClassificationOption = "internal",
 ) -> None:
     """Serve a model that runs on another V2 server (KServe, Triton, MLServer) through Bastion.
 

@@ -8,7 +8,14 @@
 from bastion.registry.claims import Budget, RobustnessClaim
 from bastion.registry.input_policy import InputPolicy
 from bastion.registry.output_policy import OutputPolicy
-from bastion.registry.signature import NUMPY_TYPES, V2_TYPES, ModelSignature, TensorSpec
+from bastion.registry.signature import (
+    NUMPY_TYPES,
+    V2_TYPES,
+    ModelSignature,
+    TensorSpec,
+    tensor_from_json,
+    tensor_to_json,
+)
 from bastion.registry.store import ONNX_FORMAT, ModelRegistry, ModelVersion
 from bastion.registry.upstream import UPSTREAM_FORMAT, UpstreamEndpoint
 
@@ -26,4 +33,6 @@ __all__ = [
     "RobustnessClaim",
     "TensorSpec",
     "UpstreamEndpoint",
+    "tensor_from_json",
+    "tensor_to_json",
 ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
+from numpy.typing import NDArray
 
 from bastion.errors import InvalidInput
 
@@ -40,6 +42,22 @@ NUMPY_TYPES: dict[str, type[np.generic]] = {
     "FP64": np.float64,
 }
 V2_TYPES = {np.dtype(t): name for name, t in NUMPY_TYPES.items()}
+
+
+def tensor_to_json(name: str, array: NDArray[Any]) -> dict[str, Any]:
+    """A tensor as V2 JSON: name, datatype, shape and the values flattened in row order."""
+    return {
+        "name": name,
+        "datatype": V2_TYPES[array.dtype],
+        "shape": list(array.shape),
+        "data": array.ravel().tolist(),
+    }
+
+
+def tensor_from_json(value: Mapping[str, Any]) -> NDArray[Any]:
+    """Inverse of :func:`tensor_to_json` (KeyError, TypeError or ValueError when malformed)."""
+    array: NDArray[Any] = np.asarray(value["data"], dtype=NUMPY_TYPES[value["datatype"]])
+    return array.reshape([int(d) for d in value["shape"]])
 
 
 @dataclass(frozen=True)

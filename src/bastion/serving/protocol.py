@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from bastion.registry import V2_TYPES
+from bastion.registry import tensor_to_json
 
 _NAME = r"^[A-Za-z0-9_.:/-]{1,128}$"
 MAX_DIMENSIONS = 8
@@ -55,15 +55,7 @@ def response_body(
     body: dict[str, Any] = {
         "model_name": model,
         "model_version": version,
-        "outputs": [
-            {
-                "name": name,
-                "datatype": V2_TYPES[array.dtype],
-                "shape": list(array.shape),
-                "data": array.ravel().tolist(),
-            }
-            for name, array in outputs.items()
-        ],
+        "outputs": [tensor_to_json(name, array) for name, array in outputs.items()],
     }
     if request_id is not None:
         body["id"] = request_id

@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import numpy as np
 from anyio import to_thread
 
 from bastion.errors import BackendError
-from bastion.registry import NUMPY_TYPES, V2_TYPES, ModelRegistry, ModelVersion
+from bastion.registry import ModelRegistry, ModelVersion, tensor_from_json, tensor_to_json
 from bastion.sandbox import Tensors
 
 _TIMEOUT = 10.0
@@ -32,15 +31,7 @@ class UpstreamRunner:
         """
         url, client = await self._client(model)
         body = {
-            "inputs": [
-                {
-                    "name": name,
-                    "shape": list(array.shape),
-                    "datatype": V2_TYPES[array.dtype],
-                    "data": array.ravel().tolist(),
-                }
-                for name, array in inputs.items()
-            ],
+            "inputs": [tensor_to_json(name, array) for name, array in inputs.items()],
             "outputs": [{"name": name} for name in outputs],
         }
         try:
@@ -76,11 +67,7 @@ def _outputs(response: httpx.Response, wanted: Sequence[str]) -> Tensors:
     """The requested outputs of a V2 JSON response, checked like any untrusted input."""
     try:
         answered: dict[str, Any] = {o["name"]: o for o in response.json()["outputs"]}
-        tensors = {}
-        for name in wanted:
-            output = answered[name]
-            array = np.asarray(output["data"], dtype=NUMPY_TYPES[output["datatype"]])
-            tensors[name] = array.reshape([int(d) for d in output["shape"]])
+        tensors = {name: tensor_from_json(answered[name]) for name in wanted}
     except (ValueError, KeyError, TypeError):
         raise BackendError(
             "The upstream model server answered outside the V2 protocol.", detail="bad response"

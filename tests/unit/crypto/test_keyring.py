@@ -76,7 +76,10 @@ def test_retired_versions_no_longer_unwrap(blobs, keyring):
     [
         lambda w: WrappedKey("other", w.version, w.ciphertext),
         lambda w: WrappedKey(w.key_id, 9, w.ciphertext),
-        lambda w: WrappedKey(w.key_id, w.version, w.ciphertext[:-1] + b"\0"),
+        # one flipped bit (replacing the last byte by 0 was a no-op 1 time in 256)
+        lambda w: WrappedKey(
+            w.key_id, w.version, w.ciphertext[:-1] + bytes([w.ciphertext[-1] ^ 1])
+        ),
         lambda w: WrappedKey(w.key_id, w.version, b""),
     ],
 )
