@@ -1,6 +1,6 @@
 """Requests per second and latency of V2 inference on the digits model, under wrk.
 
-Run: .venv/bin/python -m benchmarks.serving [--seconds 15] [--connections 16]
+Run: .venv/bin/python benchmarks/serving.py [--seconds 15] [--connections 16]
 
 Three servers answer the same V2 JSON request for the same ONNX model, one after the
 other, each loaded by ``wrk`` (Debian package) with 16 connections:
@@ -33,13 +33,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from tests.mlserver import mlserver
 
 from bastion.registry import OutputPolicy
 from bastion.samples import DIGITS_INPUT, train_digits
 from bastion.serving import ServerProcess, free_port
 from bastion.settings import Settings
 from bastion.workspace import Workspace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests/
+from tests.mlserver import mlserver  # the MLServer peer, shared with the tests
 
 PASSPHRASE = "serving benchmark passphrase"
 
