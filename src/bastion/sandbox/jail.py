@@ -76,14 +76,16 @@ class Jail:
         namespaces = ["--unshare-all", "--unshare-user", "--disable-userns"]
         identity = ["--uid", _NOBODY, "--gid", _NOBODY, "--cap-drop", "ALL"]
         lifetime = ["--die-with-parent", "--new-session"]
-        filesystem = ["--ro-bind", "/usr", "/usr", *_system_links()]
+        # The private /tmp comes first: Bastion itself may live under /tmp, and a later
+        # tmpfs would cover its binds.
+        filesystem = ["--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", _TMP]
+        filesystem += ["--ro-bind", "/usr", "/usr", *_system_links()]
         for path in self._binds:
             filesystem += ["--ro-bind", str(path), str(path)]
         for path in self._hidden:
             if any(path.is_relative_to(bound) for bound in self._binds):
                 filesystem += ["--tmpfs", str(path)]
         filesystem += ["--proc", "/proc", "--dev", "/dev"]
-        filesystem += ["--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", _TMP]
         environment = ["--clearenv", "--setenv", "PATH", "/usr/bin", "--setenv", "HOME", _TMP]
         return [
             *prlimit,

@@ -100,3 +100,11 @@ def test_the_filter_covers_both_architectures_and_refuses_others():
 
 def test_the_jail_starts_python(jail):
     jail.check()
+
+
+def test_bastion_under_tmp_stays_visible_above_the_private_tmp():
+    """The private /tmp is mounted before the binds, so a checkout under /tmp still runs."""
+    command = Jail(limits=SandboxLimits()).command(["x"], seccomp_fd=9)
+    tmpfs = command.index("--tmpfs")
+    assert command[tmpfs + 1] == "/tmp"  # noqa: S108 - the jail's own /tmp
+    assert tmpfs < command.index("--ro-bind")
