@@ -46,6 +46,7 @@ from bastion.privacy.dp import BudgetLedger, DatasetStore, DpEngine
 from bastion.privacy.vault import KEY_BYTES as VAULT_KEY_BYTES
 from bastion.registry import ModelRegistry
 from bastion.registry.manifest import load_trusted
+from bastion.sandbox import Jail, SandboxLimits
 from bastion.settings import Settings
 from bastion.storage import Database
 from bastion.types import Clock
@@ -151,11 +152,13 @@ class Workspace:
         self.api_keys = ApiKeyStore(
             database=self.database, principals=self.principals, hash_key=hash_key, clock=clock
         )
+        self._jail: Jail | None = None
         self.registry = ModelRegistry(
             database=self.database,
             blobs=self.blobs,
             clock=clock,
             trusted_signers=lambda: load_trusted(self.paths.signers),
+            load_check=self._load_check(),
         )
         self.datasets = DatasetStore(blobs=self.blobs)
         self.privacy_budgets = BudgetLedger(database=self.database, clock=clock)
@@ -253,8 +256,30 @@ class Workspace:
         key = self.privacy_key("vault-key")
         return TokenVault(database=self.database, key=key, clock=self.clock)
 
+    def jail(self) -> Jail:
+        """The bubblewrap jail models run in, with the limits of the settings (made once).
+
+        Raises:
+            ConfigError: bubblewrap or prlimit is missing.
+        """
+        if self._jail is None:
+            settings = self.settings
+            limits = SandboxLimits(
+                memory_mb=settings.sandbox_memory_mb,
+                cpu_seconds=settings.sandbox_cpu_seconds,
+                timeout_seconds=settings.sandbox_timeout_seconds,
+            )
+            self._jail = Jail(limits=limits, hidden=[settings.home])
+        return self._jail
+
+    def _load_check(self) -> Callable[[bytes], None] | None:
+        """How registration proves a model loads: in a jail, unless models run in process."""
+        if self.settings.unsafe_in_process_runner:
+            return None  # the registry's own in-process check
+        return lambda artifact: self.jail().check_loads(artifact)
+
     def guard(self) -> Guard:
-        """Cedar decisions and audit entries for privacy actions run outside the gateway."""
+        """Cedar decisions and audit entries for actions run outside the gateway."""
         return Guard(authorizer=self.authorizer(), audit=self.audit, clock=self.clock)
 
     def reidentifier(self) -> Reidentifier:

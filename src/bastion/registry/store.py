@@ -68,11 +68,14 @@ class ModelRegistry:
         blobs: BlobStore,
         clock: Clock,
         trusted_signers: Callable[[], Mapping[str, Ed25519PublicKey]] = dict,
+        load_check: Callable[[bytes], None] | None = None,
     ) -> None:
         self._db = database
         self._blobs = blobs
         self._clock = clock
         self._trusted = trusted_signers
+        # Proves a new model loads; the workspace passes a sandboxed check (Jail.check_loads).
+        self._load_check = load_check or _load_in_process
 
     def register(
         self,
@@ -107,6 +110,7 @@ class ModelRegistry:
         if manifest is not None:
             self._check_manifest(path, artifact, manifest)
         signature = _check_onnx(artifact)
+        self._load_check(artifact)
         labels = labels or UNLABELLED
         row = {
             "name": name,
@@ -335,12 +339,14 @@ def _check_onnx(artifact: bytes) -> ModelSignature:
         raise InvalidInput("The file is not a valid ONNX model.") from None
     if any(uses_external_data(t) for t in model.graph.initializer):
         raise InvalidInput("Models with external data files are not supported yet.")
-    signature = ModelSignature.from_onnx(model)
+    return ModelSignature.from_onnx(model)
+
+
+def _load_in_process(artifact: bytes) -> None:
     try:
         ort.InferenceSession(artifact, providers=["CPUExecutionProvider"])
     except Exception:  # onnxruntime raises its own untyped errors
         raise InvalidInput("onnxruntime cannot load this model.") from None
-    return signature
 
 
 def _version(row: sa.Row[tuple[object, ...]]) -> ModelVersion:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bastion
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, InvalidInput
+from bastion.sandbox.frames import HEADER, LOAD, READY, frame
 from bastion.sandbox.seccomp import worker_filter
 
 _NOBODY = "65534"
@@ -120,6 +122,41 @@ class Jail:
             )
         finally:
             os.close(seccomp)
+
+    def spawn_worker(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
+        """A jailed ``bastion.sandbox.worker`` and the gateway's end of its socket pair."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            argv = self.python(
+                "-m", "bastion.sandbox.worker", str(theirs.fileno()), str(self.limits.cpu_seconds)
+            )
+            process = self.spawn(argv, pass_fds=[theirs.fileno()])
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return process, ours
+
+    def check_loads(self, model: bytes) -> None:
+        """Load ``model`` in a throwaway jailed worker, never in the registering process.
+
+        Raises:
+            InvalidInput: onnxruntime cannot load it (or the worker died trying).
+        """
+        process, sock = self.spawn_worker()
+        try:
+            sock.settimeout(self.limits.start_seconds)
+            sock.sendall(frame(LOAD, model))
+            answer = sock.recv(HEADER.size)
+        except OSError:
+            answer = b""
+        finally:
+            sock.close()
+            process.kill()
+            process.wait()
+        if len(answer) != HEADER.size or HEADER.unpack(answer)[0] != READY:
+            raise InvalidInput("onnxruntime cannot load this model (checked in the sandbox).")
 
     def check(self) -> None:
         """Start Python in the jail once, so a broken sandbox stops the gateway at startup.

@@ -50,17 +50,7 @@ class Worker:
     @classmethod
     def start(cls, jail: Jail) -> Worker:
         """Launch a worker (it waits for its model)."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            argv = jail.python(
-                "-m", "bastion.sandbox.worker", str(theirs.fileno()), str(jail.limits.cpu_seconds)
-            )
-            process = jail.spawn(argv, pass_fds=[theirs.fileno()])
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
+        process, ours = jail.spawn_worker()
         ours.setblocking(False)
         return cls(process, ours)
 

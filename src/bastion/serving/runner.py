@@ -11,7 +11,7 @@ from anyio import to_thread
 
 from bastion.errors import BackendError
 from bastion.registry import ONNX_FORMAT, UPSTREAM_FORMAT, ModelRegistry, ModelVersion
-from bastion.sandbox import Jail, SandboxLimits, SandboxRunner, Tensors
+from bastion.sandbox import SandboxRunner, Tensors
 from bastion.serving.upstream import UpstreamRunner
 from bastion.workspace import Workspace
 
@@ -70,12 +70,7 @@ def _local_runner(workspace: Workspace) -> Runner:
     settings = workspace.settings
     if settings.unsafe_in_process_runner:
         return UnsafeInProcessRunner(registry=workspace.registry)
-    limits = SandboxLimits(
-        memory_mb=settings.sandbox_memory_mb,
-        cpu_seconds=settings.sandbox_cpu_seconds,
-        timeout_seconds=settings.sandbox_timeout_seconds,
-    )
-    jail = Jail(limits=limits, hidden=[settings.home])
+    jail = workspace.jail()
     jail.check()
     return SandboxRunner(
         jail=jail,

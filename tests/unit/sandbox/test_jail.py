@@ -108,3 +108,30 @@ def test_bastion_under_tmp_stays_visible_above_the_private_tmp():
     tmpfs = command.index("--tmpfs")
     assert command[tmpfs + 1] == "/tmp"  # noqa: S108 - the jail's own /tmp
     assert tmpfs < command.index("--ro-bind")
+
+
+def test_registration_loads_the_model_in_the_jail_not_in_process(make_workspace, tmp_path):
+    """A model onnx accepts but onnxruntime cannot load is refused by the jailed check."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from bastion.errors import InvalidInput
+    from bastion.registry import OutputPolicy
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    graph = helper.make_graph(
+        [helper.make_node("Mystery", ["x"], ["y"], domain="com.example")],
+        "g",
+        [value],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    path = tmp_path / "mystery.onnx"
+    path.write_bytes(model.SerializeToString())
+    onnx.checker.check_model(model)
+    with pytest.raises(InvalidInput, match="checked in the sandbox"):
+        make_workspace().registry.register(
+            path, name="m", version=None, output_policy=OutputPolicy()
+        )
