@@ -1,4 +1,4 @@
-"""Sandboxed workers for one model version, and the runner that keeps a pool per version."""
+"""Jailed worker processes, and the pool of them that serves one model version."""
 
 from __future__ import annotations
 
