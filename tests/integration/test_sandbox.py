@@ -2,6 +2,7 @@
 
 import ssl
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -43,7 +44,7 @@ def server(tmp_path_factory, digits_file):
                 auth=(analyst.principal.client_id, analyst.secret.get_secret_value()),
             ).json()["access_token"]
             http.headers["Authorization"] = f"Bearer {token}"
-            yield http, log
+            yield http, log, process
     workspace.close()
 
 
@@ -59,8 +60,16 @@ def digits(http):
     return http.post("/v2/models/digits/infer", json=body)
 
 
+def test_the_default_versions_are_warm_when_the_gateway_is_ready(server):
+    """Ready means started: spinner's one worker and digits' two are already running."""
+    _, _, process = server
+    tasks = Path(f"/proc/{process.pid}/task").iterdir()
+    children = [pid for task in tasks for pid in (task / "children").read_text().split()]
+    assert len(children) == 3
+
+
 def test_a_spinning_model_is_stopped_while_other_models_keep_serving(server):
-    http, log = server
+    http, log, _ = server
     assert spin(http, 3).json()["outputs"][0]["data"] == [3]
     with ThreadPoolExecutor(4) as pool:
         hostile = [pool.submit(spin, http, 10**15) for _ in range(2)]

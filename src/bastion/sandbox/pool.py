@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from anyio import to_thread
 
-from bastion.errors import BackendError
+from bastion.errors import BackendError, BastionError
 from bastion.sandbox.frames import (
     FAILED,
     HEADER,
@@ -163,6 +163,22 @@ class WorkerPool:
                 detail=f"{self.model.ref}: {exc}",
             ) from None
         finally:
+            self._idle.put_nowait(worker)
+
+    async def warm(self) -> None:
+        """Start every worker not started yet, all at once, so no request waits for one.
+
+        A worker that fails to start leaves its slot empty and the pool ``failing``.
+        """
+        slots = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
+
+        async def started(worker: Worker | None) -> Worker | None:
+            if worker is None:
+                with contextlib.suppress(BastionError, WorkerDied):
+                    return await self._start()
+            return worker
+
+        for worker in await asyncio.gather(*(started(slot) for slot in slots)):
             self._idle.put_nowait(worker)
 
     def close(self) -> None:

@@ -36,6 +36,7 @@ class SandboxRunner:
         self._sizes = dict(pool_sizes or {})
         self._pools: dict[tuple[str, str], WorkerPool] = {}
         self._lock = asyncio.Lock()
+        self._warming = False
 
     async def run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
         """Run ``model`` on ``inputs`` in a sandboxed worker; return the named ``outputs``.
@@ -49,9 +50,18 @@ class SandboxRunner:
             pool = await self._pool(model)
         return await pool.run(inputs, outputs)
 
+    async def warm(self, models: Sequence[ModelVersion]) -> None:
+        """Start the pools of ``models`` now (the gateway warms its default versions)."""
+        self._warming = True
+        try:
+            pools = [await self._pool(model) for model in models]
+            await asyncio.gather(*(pool.warm() for pool in pools))
+        finally:
+            self._warming = False
+
     def is_ready(self) -> bool:
-        """False while a model's workers fail to start (a crash loop or a broken artifact)."""
-        return not any(pool.failing for pool in self._pools.values())
+        """False while warming up, or while a model's workers fail to start."""
+        return not self._warming and not any(pool.failing for pool in self._pools.values())
 
     def pools(self) -> list[WorkerPool]:
         """The pools started so far."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
@@ -23,7 +24,7 @@ from bastion.crypto.tls import certificate_thumbprint, client_id_of
 from bastion.errors import BastionError, InvalidInput, NotFound, PayloadTooLarge
 from bastion.identity import ClientCertificate
 from bastion.monitor import CONTENT_TYPE, GatewayMetrics
-from bastion.registry import ModelVersion
+from bastion.registry import ModelRegistry, ModelVersion
 from bastion.serving import binary
 from bastion.serving.call import Call, Target
 from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_response
@@ -31,7 +32,7 @@ from bastion.serving.monitoring import build_monitor
 from bastion.serving.openapi import openapi_document
 from bastion.serving.pipeline import Pipelines, build_pipelines
 from bastion.serving.protocol import response_body
-from bastion.serving.runner import Runner, build_runner
+from bastion.serving.runner import Runner, build_runner, default_versions
 from bastion.workspace import Workspace
 
 logger = logging.getLogger("bastion.serving")
@@ -152,7 +153,7 @@ def build_app(workspace: Workspace) -> Starlette:
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
-        lifespan=_stopping(runner),
+        lifespan=_lifespan(runner, workspace.registry),
     )
     app.state.monitor = monitor  # for `drain()` in tests and operators' introspection
     app.state.runner = runner
@@ -170,12 +171,17 @@ def _readiness(runner: Runner) -> Endpoint:
     return ready
 
 
-def _stopping(runner: Runner) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """The app's lifespan: stop the model workers when the server shuts down."""
+def _lifespan(
+    runner: Runner, registry: ModelRegistry
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """Start the default versions' workers at startup (not ready until then), stop them last."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        models = await to_thread.run_sync(default_versions, registry)
+        warming = asyncio.create_task(runner.warm(models))
         yield
+        warming.cancel()
         runner.close()
 
     return lifespan

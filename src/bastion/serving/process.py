@@ -42,6 +42,11 @@ class ServerProcess:
         return f"https://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def ca(self) -> Path:
         """The workspace CA, for clients to verify the server."""
         return self.home / "tls" / "ca.pem"

@@ -23,6 +23,10 @@ class Runner(Protocol):
         """The named ``outputs`` of ``model`` on ``inputs``; BackendError when it fails."""
         ...
 
+    async def warm(self, models: Sequence[ModelVersion]) -> None:
+        """Get ready to run ``models`` (start their workers) before the first request."""
+        ...
+
     def is_ready(self) -> bool:
         """Whether every model started so far can serve."""
         ...
@@ -46,6 +50,11 @@ def build_runner(workspace: Workspace) -> Runner:
     return RunnerByFormat({ONNX_FORMAT: _local_runner(workspace), UPSTREAM_FORMAT: upstream})
 
 
+def default_versions(registry: ModelRegistry) -> list[ModelVersion]:
+    """The version each registered model name answers with when no version is named."""
+    return [registry.get(name) for name in sorted({model.name for model in registry.list()})]
+
+
 class RunnerByFormat:
     """Sends each model version to the runner of its format."""
 
@@ -55,6 +64,11 @@ class RunnerByFormat:
     async def run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
         """Run ``model`` with the runner of its format."""
         return await self._runners[model.format].run(model, inputs, outputs)
+
+    async def warm(self, models: Sequence[ModelVersion]) -> None:
+        """Warm each runner with the models of its format."""
+        for kind, runner in self._runners.items():
+            await runner.warm([model for model in models if model.format == kind])
 
     def is_ready(self) -> bool:
         """Whether every runner is ready."""
@@ -95,6 +109,9 @@ class UnsafeInProcessRunner:
             BackendError: onnxruntime failed on inputs that passed validation.
         """
         return await to_thread.run_sync(self._run, model, inputs, outputs)
+
+    async def warm(self, models: Sequence[ModelVersion]) -> None:
+        """Nothing to start: sessions load on first use."""
 
     def is_ready(self) -> bool:
         """Always: there is nothing to start."""

@@ -46,6 +46,9 @@ class UpstreamRunner:
             )
         return _outputs(response, outputs)
 
+    async def warm(self, models: Sequence[ModelVersion]) -> None:
+        """Nothing to start: connections open on first use."""
+
     def is_ready(self) -> bool:
         """Upstreams report their own health; the gateway does not poll them."""
         return True

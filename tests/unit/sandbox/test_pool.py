@@ -92,3 +92,11 @@ async def test_a_model_that_does_not_load_makes_the_pool_fail_and_say_so(make_po
     with pytest.raises(BackendError):
         await pool.run(n(1), ["out"])
     assert pool.failing
+
+
+async def test_warming_starts_every_worker_before_the_first_request(make_pool):
+    pool = make_pool(spinner(), size=3)
+    await pool.warm()
+    assert pool.starts == 3
+    await asyncio.gather(*(pool.run(n(i), ["out"]) for i in range(6)))
+    assert pool.starts == 3  # no request had to start one
