@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     sandbox_workers: int = Field(
         2, ge=1, le=256, description="Sandboxed worker processes per model version."
     )
+    sandbox_max_workers: int = Field(
+        64, ge=1, le=4096, description="Most model worker processes a gateway runs at once."
+    )
     sandbox_pool_sizes: dict[str, Annotated[int, Field(ge=1, le=256)]] = Field(
         default_factory=dict,
         description="Workers per model name, overriding sandbox_workers, e.g. {digits = 4}.",

@@ -132,6 +132,7 @@ class WorkerPool:
         self, model: ModelVersion, *, jail: Jail, artifact: Callable[[], bytes], size: int
     ) -> None:
         self.model = model
+        self.size = size
         self._jail = jail
         self._artifact = artifact  # verifies digest and signature again at every load
         self._idle: asyncio.Queue[Worker | None] = asyncio.Queue()
@@ -140,6 +141,11 @@ class WorkerPool:
         self._workers: set[Worker] = set()
         self.starts = 0  # workers started so far (the first ones and their replacements)
         self.failing = False  # the last start failed: the model cannot be served now
+
+    @property
+    def is_idle(self) -> bool:
+        """Whether no request is using the pool right now."""
+        return self._idle.qsize() == self.size
 
     async def run(self, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
         """Run on an idle worker, starting or replacing it first when needed.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from bastion.errors import BackendError
 from bastion.sandbox.frames import Tensors
 from bastion.sandbox.jail import Jail
 from bastion.sandbox.pool import WorkerPool
@@ -19,7 +21,10 @@ class SandboxRunner:
 
     ``load_artifact`` decrypts and verifies a version's artifact (it is called again for
     every worker started, so a tampered artifact never reaches a new worker).
-    ``pool_sizes`` overrides ``workers`` per model name.
+    ``pool_sizes`` overrides ``workers`` per model name. At most ``max_workers`` worker
+    processes run at once: a version called for the first time evicts the least recently
+    used idle pools to make room, or is refused (503) while every pool is busy — so calls
+    to many versions cannot fill the host with processes.
     """
 
     def __init__(
@@ -28,13 +33,15 @@ class SandboxRunner:
         jail: Jail,
         load_artifact: Callable[[ModelVersion], bytes],
         workers: int,
+        max_workers: int,
         pool_sizes: Mapping[str, int] | None = None,
     ) -> None:
         self._jail = jail
         self._load = load_artifact
         self._workers = workers
+        self._max_workers = max_workers
         self._sizes = dict(pool_sizes or {})
-        self._pools: dict[tuple[str, str], WorkerPool] = {}
+        self._pools: OrderedDict[tuple[str, str], WorkerPool] = OrderedDict()  # LRU first
         self._lock = asyncio.Lock()
         self._warming = False
 
@@ -45,9 +52,11 @@ class SandboxRunner:
             BackendError: the model failed, overran its time or its worker died.
             IntegrityError: the artifact no longer matches its digest or signature.
         """
-        pool = self._pools.get((model.name, model.version))
+        key = (model.name, model.version)
+        pool = self._pools.get(key)
         if pool is None:
             pool = await self._pool(model)
+        self._pools.move_to_end(key)
         return await pool.run(inputs, outputs)
 
     async def warm(self, models: Sequence[ModelVersion]) -> None:
@@ -76,10 +85,30 @@ class SandboxRunner:
         key = (model.name, model.version)
         async with self._lock:
             if key not in self._pools:
+                size = min(self._sizes.get(model.name, self._workers), self._max_workers)
+                self._make_room(size, for_model=model)
                 self._pools[key] = WorkerPool(
-                    model,
-                    jail=self._jail,
-                    artifact=lambda: self._load(model),
-                    size=self._sizes.get(model.name, self._workers),
+                    model, jail=self._jail, artifact=lambda: self._load(model), size=size
                 )
             return self._pools[key]
+
+    def _make_room(self, size: int, *, for_model: ModelVersion) -> None:
+        """Close least recently used idle pools until ``size`` more workers fit.
+
+        Raises:
+            BackendError: every pool is busy, so none can make room.
+        """
+        used = sum(pool.size for pool in self._pools.values())
+        for key in list(self._pools):
+            if used + size <= self._max_workers:
+                return
+            pool = self._pools[key]
+            if pool.is_idle:
+                pool.close()
+                del self._pools[key]
+                used -= pool.size
+        if used + size > self._max_workers:
+            raise BackendError(
+                "The gateway runs as many model workers as it may; try again shortly.",
+                detail=f"sandbox_max_workers reached for {for_model.ref}",
+            )

@@ -90,6 +90,7 @@ def _local_runner(workspace: Workspace) -> Runner:
         jail=jail,
         load_artifact=workspace.registry.load_artifact,
         workers=settings.sandbox_workers,
+        max_workers=settings.sandbox_max_workers,
         pool_sizes=settings.sandbox_pool_sizes,
     )
 

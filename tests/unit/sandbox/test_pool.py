@@ -100,3 +100,33 @@ async def test_warming_starts_every_worker_before_the_first_request(make_pool):
     assert pool.starts == 3
     await asyncio.gather(*(pool.run(n(i), ["out"]) for i in range(6)))
     assert pool.starts == 3  # no request had to start one
+
+
+async def test_the_runner_bounds_its_workers_evicting_idle_pools_first():
+    """At most max_workers processes: an idle pool makes room; busy ones are never killed."""
+    from bastion.errors import BackendError
+    from bastion.sandbox import SandboxRunner
+
+    models = {v: SimpleNamespace(name="m", version=v, ref=f"m@{v}") for v in "abc"}
+    limits = SandboxLimits(memory_mb=1024, cpu_seconds=5, timeout_seconds=3.0)
+    runner = SandboxRunner(
+        jail=Jail(limits=limits), load_artifact=lambda model: spinner(), workers=1, max_workers=2
+    )
+    try:
+        await runner.run(models["a"], n(1), ["out"])
+        await runner.run(models["b"], n(1), ["out"])
+        await runner.run(models["c"], n(1), ["out"])  # evicts a, the least recently used
+        assert [pool.model.version for pool in runner.pools()] == ["b", "c"]
+        busy = asyncio.ensure_future(runner.run(models["b"], n(10**15), ["out"]))
+        await asyncio.sleep(0.5)  # b is now busy spinning; c is idle
+        await runner.run(models["a"], n(2), ["out"])  # evicts c, not the busy b
+        assert sorted(pool.model.version for pool in runner.pools()) == ["a", "b"]
+        other = asyncio.ensure_future(runner.run(models["a"], n(10**15), ["out"]))
+        await asyncio.sleep(0.5)  # both pools busy: no room for c
+        with pytest.raises(BackendError, match="as many model workers"):
+            await runner.run(models["c"], n(1), ["out"])
+        for spinning in (busy, other):
+            with pytest.raises(BackendError):  # each ends at its timeout
+                await spinning
+    finally:
+        runner.close()
