@@ -3,7 +3,7 @@
 Each worker starts as ``prlimit … bwrap … python -I -m bastion.sandbox.worker``:
 
 - **namespaces**: new user (mapped to ``nobody``, no further user namespaces), network
-  (no interfaces but a downed loopback), PID (the worker is PID 1's only child; killing
+  (no interface but its own loopback), PID (the worker is PID 1's only child; killing
   bubblewrap ends everything inside), IPC, UTS and cgroup; a new session (no terminal
   injection); every capability dropped; killed with its parent (``--die-with-parent``).
 - **filesystem**: an empty root with read-only binds of the system (``/usr`` and its
