@@ -18,6 +18,18 @@ from bastion.workspace import Workspace
 PASSPHRASE = "gateway test passphrase"
 
 
+def access_token(http: httpx.Client, who: NewClient) -> str:
+    """A client_credentials token for ``who`` from the gateway ``http`` points at."""
+    response = http.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(who.principal.client_id, who.secret.get_secret_value()),
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
 @dataclass
 class Gateway:
     """A running ``bastion serve`` with a registered model and three principals."""
@@ -42,13 +54,7 @@ class Gateway:
     def token(self, who: NewClient) -> str:
         """A fresh access token for ``who`` (remembered for the secret-leak scan)."""
         with self.http() as http:
-            response = http.post(
-                "/oauth2/token",
-                data={"grant_type": "client_credentials"},
-                auth=(who.principal.client_id, who.secret.get_secret_value()),
-            )
-        response.raise_for_status()
-        token: str = response.json()["access_token"]
+            token = access_token(http, who)
         self.tokens.append(token)
         return token
 

@@ -13,6 +13,7 @@ from bastion.serving import ServerProcess, free_port
 from bastion.settings import Settings
 from bastion.workspace import Workspace
 from tests.hostile_models import spinner
+from tests.integration.conftest import access_token
 
 PASSPHRASE = "sandbox test passphrase"
 
@@ -38,11 +39,7 @@ def server(tmp_path_factory, digits_file):
     with ServerProcess(home=home, port=port, log=log, env=env) as process:
         context = ssl.create_default_context(cafile=process.ca)
         with httpx.Client(base_url=process.url, verify=context, timeout=30) as http:
-            token = http.post(
-                "/oauth2/token",
-                data={"grant_type": "client_credentials"},
-                auth=(analyst.principal.client_id, analyst.secret.get_secret_value()),
-            ).json()["access_token"]
+            token = access_token(http, analyst)
             http.headers["Authorization"] = f"Bearer {token}"
             yield http, log, process
     workspace.close()

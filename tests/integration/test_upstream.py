@@ -14,6 +14,7 @@ from bastion.samples import DIGITS_INPUT
 from bastion.serving import ServerProcess, free_port
 from bastion.settings import Settings
 from bastion.workspace import Workspace
+from tests.integration.conftest import access_token
 from tests.mlserver import ServerTls, mlserver
 
 PASSPHRASE = "upstream test passphrase"
@@ -83,11 +84,7 @@ def test_mlserver_behind_bastion_answers_through_the_whole_pipeline(
     with ServerProcess(home=home, port=port, log=home.parent / "server.log", env=env) as server:
         context = ssl.create_default_context(cafile=server.ca)
         with httpx.Client(base_url=server.url, verify=context, timeout=30) as http:
-            token = http.post(
-                "/oauth2/token",
-                data={"grant_type": "client_credentials"},
-                auth=(analyst.principal.client_id, analyst.secret.get_secret_value()),
-            ).json()["access_token"]
+            token = access_token(http, analyst)
             headers = {"Authorization": f"Bearer {token}"}
             tensor = {"name": DIGITS_INPUT, "shape": [16, 64], "datatype": "FP32"}
             body = {"inputs": [tensor | {"data": images.ravel().tolist()}]}

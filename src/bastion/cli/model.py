@@ -16,9 +16,9 @@ from bastion.cli.policy import model_labels
 from bastion.cli.state import state
 from bastion.errors import InvalidInput
 from bastion.registry import (
+    ModelSignature,
     ModelVersion,
     OutputPolicy,
-    TensorSpec,
     UpstreamEndpoint,
 )
 
@@ -124,7 +124,7 @@ def register(
         f"[green]✓[/] Registered [bold]{registered.ref}[/] "
         f"(sha256 {registered.sha256[:16]}…, encrypted at rest)"
     )
-    _signature_table(registered.signature.inputs + registered.signature.outputs)
+    _signature_table(registered.signature)
 
 
 @app.command("register-upstream")
@@ -172,7 +172,7 @@ def register_upstream(
         )
     )
     console.print(f"[green]✓[/] Registered [bold]{registered.ref}[/] → {url} (mutual TLS)")
-    _signature_table(registered.signature.inputs + registered.signature.outputs)
+    _signature_table(registered.signature)
 
 
 @app.command("promote")
@@ -233,7 +233,7 @@ def inspect(
     name, _, version = model.partition("@")
     found = state(ctx).workspace().registry.get(name, version or None)
     console.print(f"[bold]{found.ref}[/]  {found.format}  sha256 {found.sha256}")
-    _signature_table(found.signature.inputs + found.signature.outputs)
+    _signature_table(found.signature)
     console.print(
         f"risk tier: {found.labels.risk_tier}, classification: {found.labels.classification}"
     )
@@ -267,9 +267,9 @@ def _describe(policy: dict[str, object]) -> str:
     return ", ".join(f"{k}={v}" for k, v in chosen.items()) or "none (pass-through)"
 
 
-def _signature_table(specs: tuple[TensorSpec, ...]) -> None:
+def _signature_table(signature: ModelSignature) -> None:
     table = Table("tensor", "datatype", "shape")
-    for spec in specs:
+    for spec in signature.inputs + signature.outputs:
         table.add_row(spec.name, spec.datatype, str(list(spec.shape)))
     console.print(table)
 

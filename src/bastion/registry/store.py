@@ -111,19 +111,10 @@ class ModelRegistry:
             self._check_manifest(path, artifact, manifest)
         signature = _check_onnx(artifact)
         self._load_check(artifact)
-        labels = labels or UNLABELLED
-        row = {
-            "name": name,
+        row = self._row(name, artifact, signature, (output_policy, input_policy), labels) | {
             "format": ONNX_FORMAT,
-            "sha256": hashlib.sha256(artifact).hexdigest(),
-            "signature": signature.to_json(),
-            "output_policy": output_policy.to_json(),
-            "input_policy": (input_policy or InputPolicy()).to_json(),
             "robustness": robustness.to_json() if robustness is not None else None,
-            "risk_tier": labels.risk_tier,
-            "classification": labels.classification,
             "signer": manifest.signer if manifest is not None else None,
-            "created_at": self._clock(),
         }
         extras = {}
         if reference is not None:
@@ -152,19 +143,10 @@ class ModelRegistry:
         _check_names(name, version)
         signature = endpoint.read_signature()
         config = endpoint.to_json()
-        labels = labels or UNLABELLED
-        row = {
-            "name": name,
+        row = self._row(name, config, signature, (output_policy, input_policy), labels) | {
             "format": UPSTREAM_FORMAT,
-            "sha256": hashlib.sha256(config).hexdigest(),
-            "signature": signature.to_json(),
-            "output_policy": output_policy.to_json(),
-            "input_policy": (input_policy or InputPolicy()).to_json(),
             "robustness": None,
-            "risk_tier": labels.risk_tier,
-            "classification": labels.classification,
             "signer": None,
-            "created_at": self._clock(),
         }
         return self._store(row, version, config, {})
 
@@ -222,6 +204,32 @@ class ModelRegistry:
             IntegrityError: the stored endpoint does not match its digest.
         """
         return UpstreamEndpoint.from_json(self.load_artifact(model))
+
+    def default_versions(self) -> list[ModelVersion]:
+        """The version each registered name answers with when no version is named."""
+        return [self.get(name) for name in sorted({model.name for model in self.list()})]
+
+    def _row(
+        self,
+        name: str,
+        artifact: bytes,
+        signature: ModelSignature,
+        policies: tuple[OutputPolicy, InputPolicy | None],
+        labels: ModelLabels | None,
+    ) -> dict[str, Any]:
+        """The columns every format fills the same way."""
+        output_policy, input_policy = policies
+        labels = labels or UNLABELLED
+        return {
+            "name": name,
+            "sha256": hashlib.sha256(artifact).hexdigest(),
+            "signature": signature.to_json(),
+            "output_policy": output_policy.to_json(),
+            "input_policy": (input_policy or InputPolicy()).to_json(),
+            "risk_tier": labels.risk_tier,
+            "classification": labels.classification,
+            "created_at": self._clock(),
+        }
 
     def _store(
         self, row: dict[str, Any], version: str | None, artifact: bytes, extras: dict[str, bytes]

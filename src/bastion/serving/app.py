@@ -32,7 +32,7 @@ from bastion.serving.monitoring import build_monitor
 from bastion.serving.openapi import openapi_document
 from bastion.serving.pipeline import Pipelines, build_pipelines
 from bastion.serving.protocol import response_body
-from bastion.serving.runner import Runner, build_runner, default_versions
+from bastion.serving.runner import Runner, build_runner
 from bastion.workspace import Workspace
 
 logger = logging.getLogger("bastion.serving")
@@ -178,7 +178,7 @@ def _lifespan(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        models = await to_thread.run_sync(default_versions, registry)
+        models = await to_thread.run_sync(registry.default_versions)
         warming = asyncio.create_task(runner.warm(models))
         yield
         warming.cancel()

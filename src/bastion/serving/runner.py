@@ -50,11 +50,6 @@ def build_runner(workspace: Workspace) -> Runner:
     return RunnerByFormat({ONNX_FORMAT: _local_runner(workspace), UPSTREAM_FORMAT: upstream})
 
 
-def default_versions(registry: ModelRegistry) -> list[ModelVersion]:
-    """The version each registered model name answers with when no version is named."""
-    return [registry.get(name) for name in sorted({model.name for model in registry.list()})]
-
-
 class RunnerByFormat:
     """Sends each model version to the runner of its format."""
 
