@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/authz.py [--requests 20000]
 - Bastion warm: the gateway's authenticate and authorize stages on a token they have seen
   (verified-token cache and decision cache hit), as for a client that reuses its token.
 - Bastion cold: every request with a token the gateway has not seen, from a new address
-  (signature check, principal and revocation lookup in SQLite, Cedar evaluation).
+  (signature check, revocation and principal checks, Cedar evaluation).
 - Peers: PyJWT's EdDSA decode with the same checks, plus cedarpy's is_authorized with the
   policy text parsed on every call (what a naive integration does).
 """
@@ -23,8 +23,11 @@ import jwt
 
 from bastion.monitor import GatewayMetrics, Monitor
 from bastion.policy import BASELINE_POLICY
+from bastion.registry import OutputPolicy
+from bastion.samples import train_digits
 from bastion.serving.call import Call, Target
 from bastion.serving.pipeline import build_pipelines
+from bastion.serving.runner import build_runner
 from bastion.settings import Settings
 from bastion.workspace import Workspace
 
@@ -95,6 +98,9 @@ def main() -> None:
             Settings(home=Path(folder) / "ws", passphrase="benchmark passphrase"), force=False
         )
         ana = ws.principals.add("ana", role="analyst", attributes={})
+        model = Path(folder) / "digits.onnx"
+        model.write_bytes(train_digits().onnx)
+        ws.registry.register(model, name="digits", version=None, output_policy=OutputPolicy())
         issuer = ws.token_issuer()
         fresh = [
             issuer.issue(ana.principal, certificate_thumbprint=None).value.get_secret_value()
@@ -102,7 +108,10 @@ def main() -> None:
         ]
         monitor = Monitor(detectors=[], sinks=[], record=lambda alert: None)
         pipelines = build_pipelines(
-            ws, metrics=GatewayMetrics(audit_backlog=lambda: 0), monitor=monitor
+            ws,
+            metrics=GatewayMetrics(audit_backlog=lambda: 0),
+            monitor=monitor,
+            runner=build_runner(ws),
         )
         stages = pipelines.infer.stages[:2]
         warm_token = fresh[0]
@@ -111,7 +120,7 @@ def main() -> None:
             bastion(stages, [warm_token] * args.requests, ["127.0.0.1"] * args.requests)
         )
         cold_ips = [f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}" for i in range(args.cold)]
-        cold = asyncio.run(bastion(stages, fresh[1:] + [fresh[0]], cold_ips))
+        cold = asyncio.run(bastion(stages, [*fresh[1:], fresh[0]], cold_ips))
         public = ws.signing_keys.current().public_key
         peer = peers(
             fresh[: min(args.cold, 2000)], public, ws.settings.issuer, ana.principal.client_id

@@ -94,8 +94,9 @@ class Settings(BaseSettings):
         2.0,
         ge=0,
         le=60,
-        description="How long a gateway reuses a verified token's principal "
-        "(0: never). Disabling a principal or revoking a token elsewhere takes up to this long.",
+        description="How long a gateway reuses a verified token, a principal it loaded and its "
+        "copy of the revocation list (0: never). Disabling a principal, or revoking a token "
+        "through another gateway, takes up to this long here.",
     )
     rate_per_second: float = Field(
         50.0, gt=0, description="Sustained requests per second allowed to each principal."

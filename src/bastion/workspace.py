@@ -148,7 +148,9 @@ class Workspace:
             "identity", "client-secret-hash-key", lambda: secrets.token_bytes(32)
         )
         self.principals = PrincipalStore(database=self.database, hash_key=hash_key, clock=clock)
-        self.revocations = RevocationList(database=self.database, clock=clock)
+        self.revocations = RevocationList(
+            database=self.database, clock=clock, cache_seconds=settings.auth_cache_seconds
+        )
         self.api_keys = ApiKeyStore(
             database=self.database, principals=self.principals, hash_key=hash_key, clock=clock
         )

@@ -22,6 +22,7 @@ from bastion.crypto.keys import (
     jwk_thumbprint,
     load_public_jwk,
     public_jwk,
+    verify_ed25519,
 )
 from bastion.crypto.stream import (
     decrypt,
@@ -58,4 +59,5 @@ __all__ = [
     "public_jwk",
     "rewrap",
     "server_context",
+    "verify_ed25519",
 ]

@@ -7,9 +7,12 @@ import binascii
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nacl.bindings
+import nacl.exceptions
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -30,7 +33,7 @@ def b64url_decode(text: str) -> bytes:
         ValueError: the text is not base64url, or not its one canonical spelling (so a
             token cannot be re-spelt into a different string that still verifies).
     """
-    if not text or any(c not in _B64URL_ALPHABET for c in text):
+    if not _B64URL.fullmatch(text):
         raise ValueError("not base64url")
     try:
         decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -41,7 +44,7 @@ def b64url_decode(text: str) -> bytes:
     return decoded
 
 
-_B64URL_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def write_private_file(path: Path, data: bytes) -> None:
@@ -121,6 +124,25 @@ def public_jwk(key: Ed25519PublicKey, *, kid: str) -> dict[str, str]:
         "alg": "EdDSA",
         "use": "sig",
     }
+
+
+def verify_ed25519(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    """Whether ``signature`` is ``key``'s Ed25519 signature of ``message``.
+
+    libsodium's verification: about twice as fast as OpenSSL's here, and strict (it
+    refuses non-canonical signatures and small-order keys). Tokens are verified on the
+    request path, so the difference is most of a cold request's cost.
+    """
+    if len(signature) != _SIGNATURE_BYTES:
+        return False
+    try:
+        nacl.bindings.crypto_sign_open(signature + message, _raw(key))
+    except nacl.exceptions.BadSignatureError:
+        return False
+    return True
+
+
+_SIGNATURE_BYTES = 64
 
 
 def jwk_thumbprint(key: Ed25519PublicKey) -> str:

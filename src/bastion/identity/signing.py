@@ -10,6 +10,7 @@ valid token.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from threading import Lock
@@ -21,6 +22,7 @@ from bastion.errors import ConfigError
 from bastion.types import Clock
 
 RETIRED_FOR_SECONDS = 900 + 600  # the longest token lifetime plus the largest clock skew
+_RECHECK_SECONDS = 1.0
 
 
 class SigningKeyring:
@@ -34,6 +36,7 @@ class SigningKeyring:
         self._stamp: tuple[float, float] | None = None
         self._current: SigningKey | None = None
         self._keys: dict[str, Ed25519PublicKey] = {}
+        self._checked = float("-inf")  # monotonic time the key folder was last looked at
 
     def current(self) -> SigningKey:
         """The key that signs new tokens."""
@@ -47,6 +50,19 @@ class SigningKeyring:
         self._refresh()
         return self._keys
 
+    def verification_key(self, kid: str) -> Ed25519PublicKey | None:
+        """The trusted public key named ``kid``, if any.
+
+        On the request path: the key folder is looked at when ``kid`` is unknown (a
+        rotation elsewhere is seen at once) and otherwise at most once a second (a key
+        deleted by hand stops verifying within a second).
+        """
+        now = time.monotonic()
+        if kid not in self._keys or now - self._checked >= _RECHECK_SECONDS:
+            self._refresh()
+            self._checked = now
+        return self._keys.get(kid)
+
     def rotate(self) -> SigningKey:
         """Retire the current key and make a new one current."""
         with self._lock:
@@ -58,7 +74,7 @@ class SigningKeyring:
             for path in self._retired.glob("*.pem"):  # past their window: nothing to verify
                 if self._clock() - _retired_at(path) > RETIRED_FOR_SECONDS:
                     path.unlink()
-            self._stamp = None
+            self._stamp, self._checked = None, float("-inf")
         return fresh
 
     def _refresh(self) -> None:

@@ -15,11 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import SecretStr
 
-from bastion.crypto import SigningKey, b64url, b64url_decode
+from bastion.crypto import SigningKey, b64url, b64url_decode, verify_ed25519
 from bastion.errors import AuthError
 from bastion.identity.principals import Principal
 from bastion.identity.signing import SigningKeyring
@@ -152,15 +151,12 @@ class TokenVerifier:
             raise AuthError(detail="wrong token type")
         if _UNTRUSTED_HEADERS & header.keys():
             raise AuthError(detail="untrusted key header")
-        keys = self._keys
-        trusted = keys.verification_keys() if isinstance(keys, SigningKeyring) else keys
-        key = trusted.get(str(header.get("kid")))
+        kid, keys = str(header.get("kid")), self._keys
+        key = keys.verification_key(kid) if isinstance(keys, SigningKeyring) else keys.get(kid)
         if key is None:
             raise AuthError(detail="unknown key id")
-        try:
-            key.verify(signature, signing_input)
-        except InvalidSignature:
-            raise AuthError(detail="bad signature") from None
+        if not verify_ed25519(key, signature, signing_input):
+            raise AuthError(detail="bad signature")
         self._check_claims(claims)
         if not ignore_binding:
             _check_binding(claims.get("cnf"), certificate_thumbprint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ Action = Literal[
 BASELINE_POLICY = files("bastion.policy").joinpath("baseline.cedar")
 SCHEMA = files("bastion.policy").joinpath("schema.cedarschema")
 GATEWAY = "gateway"
+_ENTITY_SETS = 4096
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class CedarAuthorizer:
     """Evaluates Cedar policies validated against Bastion's schema."""
 
     def __init__(self, *, policies: str) -> None:
-        self._schema = cedarpy.Schema.from_str(SCHEMA.read_text())
+        self._schema = _SCHEMA
         validation = cedarpy.validate_policies(policies, self._schema)
         if not validation.validation_passed:
             problems = "; ".join(str(e) for e in validation.errors)
@@ -90,24 +92,10 @@ class CedarAuthorizer:
         principal = request.principal
         kind = _RESOURCE_KINDS.get(request.action, "Model")
         resource = _uid(kind, request.resource)
-        entities: list[dict[str, Any]] = [
-            {
-                "uid": _uid("Principal", principal.client_id),
-                "attrs": {
-                    "name": principal.name,
-                    "role": principal.role,
-                    "clearance_level": clearance_level(principal.attributes),
-                },
-                "parents": [_uid("Role", principal.role)],
-                "tags": dict(principal.attributes),
-            },
-            {"uid": _uid("Role", principal.role), "attrs": {}, "parents": []},
-            {
-                "uid": resource,
-                "attrs": _resource_attributes(kind, request),
-                "parents": [],
-            },
-        ]
+        who = (principal.client_id, principal.name, principal.role,
+               tuple(sorted(principal.attributes.items())))  # fmt: skip
+        labels = request.labels if kind == "Model" else UNLABELLED
+        entities = _entities(who, kind, request.resource, labels)
         result = cedarpy.is_authorized(
             {
                 "principal": _uid("Principal", principal.client_id),
@@ -126,6 +114,7 @@ class CedarAuthorizer:
         )
 
 
+_SCHEMA = cedarpy.Schema.from_str(SCHEMA.read_text())
 _RESOURCE_KINDS = {
     "read_metrics": "Gateway",
     "read_audit": "Gateway",
@@ -134,14 +123,46 @@ _RESOURCE_KINDS = {
 }
 
 
-def _resource_attributes(kind: str, request: AccessRequest) -> dict[str, Any]:
+@functools.lru_cache(maxsize=_ENTITY_SETS)
+def _entities(
+    who: tuple[str, str, str, tuple[tuple[str, str], ...]],
+    kind: str,
+    resource: str,
+    labels: ModelLabels,
+) -> cedarpy.Entities:
+    """The parsed entities of one principal and one resource (parsing is half of Cedar's cost).
+
+    ``who`` is the principal's client id, name, role and sorted attributes.
+    """
+    client_id, name, role, attributes = who
+    entities = [
+        {
+            "uid": _uid("Principal", client_id),
+            "attrs": {
+                "name": name,
+                "role": role,
+                "clearance_level": clearance_level(dict(attributes)),
+            },
+            "parents": [_uid("Role", role)],
+            "tags": dict(attributes),
+        },
+        {"uid": _uid("Role", role), "attrs": {}, "parents": []},
+        {
+            "uid": _uid(kind, resource),
+            "attrs": _resource_attributes(kind, resource, labels),
+            "parents": [],
+        },
+    ]
+    return cedarpy.Entities.from_json_str(json.dumps(entities), _SCHEMA)
+
+
+def _resource_attributes(kind: str, resource: str, labels: ModelLabels) -> dict[str, Any]:
     if kind == "Gateway":
         return {}
     if kind == "Dataset":
-        return {"name": request.resource}
-    labels = request.labels
+        return {"name": resource}
     return {
-        "name": request.resource,
+        "name": resource,
         "risk_tier": labels.risk_tier,
         "classification": labels.classification,
         "classification_level": labels.classification_level,
@@ -149,18 +170,19 @@ def _resource_attributes(kind: str, request: AccessRequest) -> dict[str, Any]:
     }
 
 
-def cedar_context(given: Mapping[str, str | int]) -> dict[str, Any]:
-    """The Cedar context of a request from its client address and time.
+def cedar_context(given: Mapping[str, str | int]) -> str:
+    """The Cedar context of a request from its client address and time, as JSON.
 
     An address Cedar cannot parse makes the evaluation fail, which denies (fail closed).
     """
     moment = dt.datetime.fromtimestamp(int(given.get("time", 0)), dt.UTC)
-    return {
+    context = {
         "ip": {"__extn": {"fn": "ip", "arg": str(given.get("ip", ""))}},
         "time": int(moment.timestamp()),
         "hour": moment.hour,
         "weekday": moment.weekday(),
     }
+    return json.dumps(context)  # as text, cedarpy passes it on as it is
 
 
 def _uid(kind: str, entity_id: str) -> dict[str, str]:

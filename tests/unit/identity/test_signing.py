@@ -42,3 +42,23 @@ def test_rotation_keeps_issued_tokens_valid_and_retires_old_keys(tmp_path):
     with pytest.raises(AuthError):
         verifier.verify(before, certificate_thumbprint=None)
     assert (tmp_path / "token-signing.retired").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_gateway_trusts_a_key_rotated_in_by_another_process_at_once(tmp_path):
+    """The verifier's keyring looks at the key folder as soon as it meets an unknown kid."""
+    clock = Clock()
+    SigningKey.generate(tmp_path / "token-signing.pem")
+    gateway = SigningKeyring(current=tmp_path / "token-signing.pem", clock=clock)
+    operator = SigningKeyring(current=tmp_path / "token-signing.pem", clock=clock)
+    verifier = TokenVerifier(
+        keys=gateway, issuer="https://x", audience="a", leeway_seconds=0, clock=clock
+    )
+    issuer = TokenIssuer(
+        key=operator, issuer="https://x", audience="a", ttl_seconds=300, clock=clock
+    )
+    verifier.verify(issuer.issue(ANA, certificate_thumbprint=None).value.get_secret_value(),
+                    certificate_thumbprint=None)  # fmt: skip
+    operator.rotate()
+    fresh = issuer.issue(ANA, certificate_thumbprint=None).value.get_secret_value()
+    assert verifier.verify(fresh, certificate_thumbprint=None).client_id == ANA.client_id
+    assert gateway.verification_key("no-such-kid") is None

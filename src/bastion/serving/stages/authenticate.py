@@ -20,6 +20,7 @@ from bastion.types import Clock
 
 # token → (certificate thumbprint, verified claims, principal), for a few seconds at most
 Sessions = TtlCache[str, tuple[str | None, VerifiedToken, Principal]]
+_PRINCIPALS = 100_000
 
 
 class Authenticate:
@@ -43,6 +44,9 @@ class Authenticate:
         self._sessions = sessions
         self._cache_seconds = cache_seconds
         self._clock = clock
+        # client id → enabled principal, for new tokens of a principal seen in the last
+        # cache_seconds (a new token then costs a signature check and no query)
+        self._principals_seen: TtlCache[str, Principal] = TtlCache(size=_PRINCIPALS)
 
     async def __call__(self, call: Call) -> None:
         """Set ``call.principal``.
@@ -68,11 +72,28 @@ class Authenticate:
             _, verified, call.principal = cached  # warm: no signature check, no thread hop
         else:
             verified = self._verifier.verify(token, certificate_thumbprint=certificate)
-            call.principal = await to_thread.run_sync(self._load, verified)
+            call.principal = self._known(verified, now)
+            if call.principal is None:
+                call.principal = await to_thread.run_sync(self._load, verified)
+                if self._cache_seconds > 0:
+                    expires = now + self._cache_seconds
+                    self._principals_seen.put(verified.client_id, call.principal, expires=expires)
             if self._cache_seconds > 0:
                 expires = min(float(verified.expires_at), now + self._cache_seconds)
                 self._sessions.put(token, (certificate, verified, call.principal), expires=expires)
         call.auth_method = "bearer+certificate" if verified.certificate_bound else "bearer"
+
+    def _known(self, verified: VerifiedToken, now: float) -> Principal | None:
+        """The principal from memory when both it and the revocation list are fresh.
+
+        Raises:
+            AuthError: the token is revoked.
+        """
+        revoked = self._revocations.cached(verified.jti)
+        if revoked:
+            raise AuthError(detail="revoked token")
+        principal = self._principals_seen.get(verified.client_id, now=now)
+        return principal if revoked is not None else None
 
     def _load(self, verified: VerifiedToken) -> Principal:
         self._revocations.check(verified.jti)
