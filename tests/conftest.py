@@ -199,7 +199,8 @@ def no_leaks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
 
     def recording_add(self, *args, **kwargs):
         created = add(self, *args, **kwargs)
-        secrets_seen.add(created.secret.get_secret_value())
+        if created.secret.get_secret_value():  # clients with a public key have none
+            secrets_seen.add(created.secret.get_secret_value())
         return created
 
     def recording_issue(self, *args, **kwargs):

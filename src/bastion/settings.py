@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         None, description="URL clients use to reach the gateway; default https://HOST:PORT."
     )
     audience: str = Field("bastion", description="The `aud` claim of access tokens.")
+    resources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Other resource servers a client may ask tokens for (RFC 8707 "
+        "`resource`): resource URI → audience, e.g. "
+        '{"https://scoring.internal" = "scoring"}. This gateway refuses those tokens; '
+        "its own URL (public_url) is always a resource, with audience `audience`.",
+    )
     allow_tls12: bool = Field(
         False, description="Also accept TLS 1.2 (strong AEAD suites only); default TLS 1.3 only."
     )
@@ -150,6 +157,8 @@ class Settings(BaseSettings):
         loopback = ("http://127.0.0.1:", "http://localhost:", "http://[::1]:")
         if webhook is not None and not webhook.startswith(("https://", *loopback)):
             raise ValueError("alert_webhook_url must be https (or http on loopback)")
+        if any(not uri.startswith("https://") or "#" in uri for uri in self.resources):
+            raise ValueError("resources are https URIs without a fragment (RFC 8707)")
         return self
 
     @property

@@ -40,6 +40,7 @@ from bastion.identity import (
     TokenService,
     TokenVerifier,
 )
+from bastion.identity.assertions import ClientAssertions
 from bastion.policy import BASELINE_POLICY, CedarAuthorizer, Guard
 from bastion.privacy import MaskKeys, Reidentifier, TokenVault
 from bastion.privacy.dp import BudgetLedger, DatasetStore, DpEngine
@@ -223,11 +224,30 @@ class Workspace:
 
     def token_service(self) -> TokenService:
         """The OAuth 2.0 token service."""
+        settings = self.settings
+        resources = {settings.issuer: settings.audience, **settings.resources}
+        assertions = ClientAssertions(
+            database=self.database,
+            # RFC 7523 §3: the token endpoint's URL; the issuer is accepted as well.
+            audiences=(f"{settings.issuer}/oauth2/token", settings.issuer),
+            leeway_seconds=settings.clock_skew_seconds,
+            clock=self.clock,
+        )
+        # Clients introspect and revoke their tokens for any of the resources.
+        own_tokens = TokenVerifier(
+            keys=self.signing_keys,
+            issuer=settings.issuer,
+            audience=set(resources.values()),
+            leeway_seconds=settings.clock_skew_seconds,
+            clock=self.clock,
+        )
         return TokenService(
             principals=self.principals,
             issuer=self.token_issuer(),
-            verifier=self.token_verifier(),
+            verifier=own_tokens,
             revocations=self.revocations,
+            assertions=assertions,
+            resources=resources,
         )
 
     def token_verifier(self) -> TokenVerifier:

@@ -65,11 +65,17 @@ class Gateway:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory, digits_file: Path, no_leaks: set[str]):
-    """Start a gateway with the digits model for the whole module."""
+def gateway(request, tmp_path_factory, digits_file: Path, no_leaks: set[str]):
+    """Start a gateway with the digits model for the whole module.
+
+    A test module's ``GATEWAY_CONFIG`` (TOML text), if it has one, is added to the
+    workspace's bastion.toml before the server starts.
+    """
     home = tmp_path_factory.mktemp("gateway") / "ws"
     port = free_port()
     workspace = Workspace.create(Settings(home=home, port=port, passphrase=PASSPHRASE), force=False)
+    config = home / "bastion.toml"
+    config.write_text(config.read_text() + getattr(request.module, "GATEWAY_CONFIG", ""))
     workspace.registry.register(
         digits_file,
         name="digits",

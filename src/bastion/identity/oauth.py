@@ -1,7 +1,10 @@
 """The OAuth 2.0 endpoints' logic, free of any web framework.
 
-The client credentials grant (RFC 6749 §4.4), revocation (RFC 7009) and introspection
-(RFC 7662). ``serving/`` turns HTTP requests into :class:`ClientCredentials` and
+The client credentials grant (RFC 6749 §4.4) with scopes and resource indicators
+(RFC 8707), revocation (RFC 7009) and introspection (RFC 7662). Clients authenticate with
+a secret (``client_secret_basic``, ``client_secret_post``), a signed assertion
+(``private_key_jwt``, RFC 7523) or a client certificate (``tls_client_auth``, RFC 8705).
+``serving/`` turns HTTP requests into :class:`ClientCredentials` and
 :class:`TokenRequest`; this module authenticates clients and acts.
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import unquote
@@ -16,12 +20,18 @@ from urllib.parse import unquote
 from pydantic import SecretStr
 
 from bastion.errors import AuthError, InvalidInput
+from bastion.identity.assertions import ASSERTION_TYPE, ClientAssertions, assertion_subject
 from bastion.identity.principals import Principal, PrincipalStore
 from bastion.identity.revocation import RevocationList
 from bastion.identity.tokens import IssuedToken, TokenIssuer, TokenVerifier, VerifiedToken
 
 GRANT_TYPE = "client_credentials"
-AuthMethod = Literal["client_secret_basic", "client_secret_post", "tls_client_auth"]
+AuthMethod = Literal[
+    "client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"
+]
+# What a token may be used for: the gateway's Cedar actions. A token asked for without
+# a scope gets them all (Cedar still decides); a narrower scope limits it further.
+SCOPES = ("infer", "describe", "query_data", "read_metrics", "read_audit")
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,20 @@ class UnsupportedGrantType(InvalidInput):
     public_message = "Only the client_credentials grant is supported."
 
 
+class InvalidScope(InvalidInput):
+    """The token request asked for a scope Bastion does not know (RFC 6749 §5.2)."""
+
+    code = "invalid_scope"
+    public_message = f"Ask for scopes among: {' '.join(SCOPES)}."
+
+
+class InvalidTarget(InvalidInput):
+    """The token request named a resource this server issues no tokens for (RFC 8707)."""
+
+    code = "invalid_target"
+    public_message = "The resource is not one this server issues tokens for."
+
+
 @dataclass(frozen=True)
 class ClientCredentials:
     """How a client authenticates at the token, revocation and introspection endpoints."""
@@ -47,6 +71,7 @@ class ClientCredentials:
     client_secret: SecretStr | None
     auth_method: AuthMethod
     certificate: ClientCertificate | None = None
+    assertion: SecretStr | None = None  # private_key_jwt
 
     @classmethod
     def from_http(
@@ -62,6 +87,10 @@ class ClientCredentials:
             InvalidInput: two authentication methods are used at once.
             AuthError: no usable client authentication.
         """
+        if "client_assertion" in form or "client_assertion_type" in form:
+            if authorization is not None or "client_secret" in form:
+                raise InvalidInput("Use one client authentication method, not two.")
+            return cls._from_assertion(form, certificate)
         if authorization is not None and authorization[:6].lower() == "basic ":
             if "client_secret" in form:
                 raise InvalidInput("Use one client authentication method, not two.")
@@ -77,6 +106,18 @@ class ClientCredentials:
             return cls(certificate.client_id, None, "tls_client_auth", certificate)
         raise AuthError(detail="no client authentication")
 
+    @classmethod
+    def _from_assertion(
+        cls, form: dict[str, str], certificate: ClientCertificate | None
+    ) -> ClientCredentials:
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise InvalidInput(f"client_assertion_type must be {ASSERTION_TYPE}.")
+        assertion = form.get("client_assertion", "")
+        subject = assertion_subject(assertion)
+        if form.get("client_id", subject) != subject:
+            raise AuthError(detail="client_id and assertion subject differ")
+        return cls(subject, None, "private_key_jwt", certificate, SecretStr(assertion))
+
 
 @dataclass(frozen=True)
 class TokenRequest:
@@ -84,6 +125,8 @@ class TokenRequest:
 
     grant_type: str
     credentials: ClientCredentials
+    scope: str | None = None  # space-separated, RFC 6749 §3.3
+    resource: str | None = None  # RFC 8707 resource indicator
 
     @classmethod
     def from_http(
@@ -105,7 +148,7 @@ class TokenRequest:
         credentials = ClientCredentials.from_http(
             authorization=authorization, form=form, certificate=certificate
         )
-        return cls(grant_type, credentials)
+        return cls(grant_type, credentials, form.get("scope"), form.get("resource"))
 
     @property
     def client_id(self) -> str:
@@ -144,11 +187,20 @@ class TokenService:
         issuer: TokenIssuer,
         verifier: TokenVerifier,
         revocations: RevocationList,
+        assertions: ClientAssertions | None = None,
+        resources: Mapping[str, str] | None = None,
     ) -> None:
+        """Serve the token endpoints.
+
+        ``resources`` maps each RFC 8707 resource URI a client may name to the audience
+        its tokens get; without ``resource`` a token is for the issuer's own audience.
+        """
         self._principals = principals
         self._issuer = issuer
         self._verifier = verifier
         self._revocations = revocations
+        self._assertions = assertions
+        self._resources = dict(resources or {})
 
     def authenticate(self, credentials: ClientCredentials) -> Principal:
         """The enabled principal these credentials prove.
@@ -156,6 +208,15 @@ class TokenService:
         Raises:
             AuthError: unknown, disabled or wrong credentials (one opaque error).
         """
+        if credentials.assertion is not None:
+            if self._assertions is None:
+                raise AuthError(detail="private_key_jwt is not configured")
+            self._assertions.verify(
+                credentials.assertion.get_secret_value(),
+                client_id=credentials.client_id,
+                public_jwk=self._principals.public_jwk,
+            )
+            return self._principals.enabled(credentials.client_id)
         if credentials.client_secret is None:  # tls_client_auth: TLS verified the client
             return self._principals.enabled(credentials.client_id)
         return self._principals.authenticate(credentials.client_id, credentials.client_secret)
@@ -169,10 +230,23 @@ class TokenService:
         """
         if request.grant_type != GRANT_TYPE:
             raise UnsupportedGrantType()
+        scopes = _scopes(request.scope)
+        audience = self._audience(request.resource)
         principal = self.authenticate(request.credentials)
         certificate = request.credentials.certificate
         thumbprint = certificate.thumbprint if certificate else None
-        return principal, self._issuer.issue(principal, certificate_thumbprint=thumbprint)
+        token = self._issuer.issue(
+            principal, certificate_thumbprint=thumbprint, audience=audience, scopes=scopes
+        )
+        return principal, token
+
+    def _audience(self, resource: str | None) -> str:
+        if resource is None:
+            return self._issuer.audience
+        audience = self._resources.get(resource)
+        if audience is None:
+            raise InvalidTarget(detail="unknown resource")
+        return audience
 
     def revoke(self, credentials: ClientCredentials, token: str) -> Principal:
         """Revoke one of the client's own tokens (RFC 7009).
@@ -202,7 +276,8 @@ class TokenService:
         return Introspection(active=True, claims={
             "client_id": verified.client_id, "sub": verified.subject, "jti": verified.jti,
             "iat": verified.issued_at, "exp": verified.expires_at,
-            "iss": self._issuer.issuer, "aud": self._issuer.audience,
+            "iss": self._issuer.issuer, "aud": verified.audience,
+            **({"scope": " ".join(sorted(verified.scopes))} if verified.scopes else {}),
         })  # fmt: skip
 
     def _own_token(self, principal: Principal, token: str) -> VerifiedToken | None:
@@ -212,6 +287,20 @@ class TokenService:
         except AuthError:
             return None
         return verified if verified.client_id == principal.client_id else None
+
+
+def _scopes(requested: str | None) -> frozenset[str]:
+    """The scopes a token request asks for (all of them when it names none).
+
+    Raises:
+        InvalidScope: it names a scope Bastion does not know.
+    """
+    if requested is None:
+        return frozenset(SCOPES)
+    asked = frozenset(requested.split(" ")) - {""}
+    if not asked or not asked <= frozenset(SCOPES):
+        raise InvalidScope(detail="unknown scope")
+    return asked
 
 
 def _decode_basic(encoded: str) -> tuple[str, str]:

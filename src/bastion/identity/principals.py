@@ -50,8 +50,19 @@ class PrincipalStore:
         self._hash_key = hash_key
         self._clock = clock
 
-    def add(self, name: str, *, role: str, attributes: Mapping[str, str]) -> NewClient:
+    def add(
+        self,
+        name: str,
+        *,
+        role: str,
+        attributes: Mapping[str, str],
+        public_jwk: Mapping[str, str] | None = None,
+    ) -> NewClient:
         """Create a principal and return its one-time secret.
+
+        A client registered with a public key (``private_key_jwt``, checked with
+        :func:`~bastion.identity.assertions.client_public_jwk`) gets no usable secret:
+        its ``secret`` is empty and nothing can authenticate with one.
 
         Raises:
             InvalidInput: the name, role or an attribute key is malformed.
@@ -79,11 +90,13 @@ class PrincipalStore:
                         secret_hash=self._hash(secret),
                         disabled=False,
                         created_at=self._clock(),
+                        public_jwk=dict(public_jwk) if public_jwk is not None else None,
                     )
                 )
         except Conflict:
             raise Conflict(f"A principal named {name!r} exists already.") from None
-        return NewClient(principal=principal, secret=SecretStr(secret))
+        shown = secret if public_jwk is None else ""  # a key-only client has no secret
+        return NewClient(principal=principal, secret=SecretStr(shown))
 
     def list(self) -> list[Principal]:
         """Every principal, by name."""
@@ -130,6 +143,36 @@ class PrincipalStore:
                 tables.principals.update()
                 .where(tables.principals.c.name == name)
                 .values(disabled=True)
+            )
+        if done.rowcount == 0:
+            raise NotFound(f"No principal named {name!r}; see `bastion principal list`.")
+        return next(p for p in self.list() if p.name == name)
+
+    def public_jwk(self, client_id: str) -> dict[str, str]:
+        """The registered public key of a ``private_key_jwt`` client.
+
+        Raises:
+            AuthError: no such enabled client, or it has no public key (one opaque error).
+        """
+        with self._db.transaction() as db:
+            row = db.execute(
+                sa.select(tables.principals).where(tables.principals.c.client_id == client_id)
+            ).first()
+        if row is None or row.public_jwk is None or row.disabled:
+            raise AuthError(detail="no such client with a public key")
+        return dict(row.public_jwk)
+
+    def set_public_jwk(self, name: str, public_jwk: Mapping[str, str]) -> Principal:
+        """Register (or replace) the public key a client signs its assertions with.
+
+        Raises:
+            NotFound: there is no principal with this name.
+        """
+        with self._db.transaction() as db:
+            done = db.execute(
+                tables.principals.update()
+                .where(tables.principals.c.name == name)
+                .values(public_jwk=dict(public_jwk))
             )
         if done.rowcount == 0:
             raise NotFound(f"No principal named {name!r}; see `bastion principal list`.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ class IssuedToken:
     value: SecretStr
     expires_in: int
     token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 scheme
+    scope: str | None = None
 
 
 class TokenIssuer:
@@ -59,29 +60,40 @@ class TokenIssuer:
         self._ttl = ttl_seconds
         self._clock = clock
 
-    def issue(self, principal: Principal, *, certificate_thumbprint: str | None) -> IssuedToken:
+    def issue(
+        self,
+        principal: Principal,
+        *,
+        certificate_thumbprint: str | None,
+        audience: str | None = None,
+        scopes: frozenset[str] | None = None,
+    ) -> IssuedToken:
         """A signed token for ``principal``, bound to a client certificate when one is given.
 
         A bound token (RFC 8705 ``cnf.x5t#S256``) is accepted only over a connection that
-        presents the same certificate.
+        presents the same certificate. ``audience`` defaults to the issuer's own; the
+        ``scope`` claim lists ``scopes`` (absent: the token is not narrowed).
         """
         now = int(self._clock())
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "aud": self.audience,
+            "aud": audience or self.audience,
             "sub": principal.client_id,
             "client_id": principal.client_id,
             "iat": now,
             "exp": now + self._ttl,
             "jti": secrets.token_urlsafe(16),
         }
+        if scopes is not None:
+            claims["scope"] = " ".join(sorted(scopes))
         if certificate_thumbprint is not None:
             claims["cnf"] = {"x5t#S256": certificate_thumbprint}
         key = self._key.current() if isinstance(self._key, SigningKeyring) else self._key
         header = _encode({"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": key.kid})
         signing_input = f"{header}.{_encode(claims)}"
         signature = b64url(key.sign(signing_input.encode("ascii")))
-        return IssuedToken(value=SecretStr(f"{signing_input}.{signature}"), expires_in=self._ttl)
+        value = SecretStr(f"{signing_input}.{signature}")
+        return IssuedToken(value=value, expires_in=self._ttl, scope=claims.get("scope"))
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,8 @@ class VerifiedToken:
     jti: str
     issued_at: int
     expires_at: int
+    audience: str
+    scopes: frozenset[str] | None = None  # None: not narrowed by a scope claim
     certificate_bound: bool = False
     _mint: object = field(default=None, repr=False, compare=False)
 
@@ -115,15 +129,16 @@ class TokenVerifier:
         *,
         keys: Mapping[str, Ed25519PublicKey] | SigningKeyring,
         issuer: str,
-        audience: str,
+        audience: str | Collection[str],
         leeway_seconds: int,
         clock: Clock,
     ) -> None:
+        """``audience``: the one this verifier's tokens must name (or any of several)."""
         if not isinstance(keys, SigningKeyring) and not keys:
             raise ValueError("a token verifier needs at least one key")  # fail closed (E5)
         self._keys = keys
         self._issuer = issuer
-        self._audience = audience
+        self._audiences = frozenset([audience] if isinstance(audience, str) else audience)
         self._leeway = leeway_seconds
         self._clock = clock
 
@@ -157,7 +172,7 @@ class TokenVerifier:
             raise AuthError(detail="unknown key id")
         if not verify_ed25519(key, signature, signing_input):
             raise AuthError(detail="bad signature")
-        self._check_claims(claims)
+        audiences = self._check_claims(claims)
         if not ignore_binding:
             _check_binding(claims.get("cnf"), certificate_thumbprint)
         return VerifiedToken(
@@ -166,11 +181,14 @@ class TokenVerifier:
             jti=claims["jti"],
             issued_at=claims["iat"],
             expires_at=claims["exp"],
+            audience=next(a for a in audiences if a in self._audiences),
+            scopes=_scopes(claims.get("scope")),
             certificate_bound="cnf" in claims,
             _mint=_MINT,
         )
 
-    def _check_claims(self, claims: dict[str, Any]) -> None:
+    def _check_claims(self, claims: dict[str, Any]) -> list[str]:
+        """The token's audiences, once every claim checked out."""
         missing = [name for name in _REQUIRED_CLAIMS if name not in claims]
         if missing:
             raise AuthError(detail=f"missing claims {missing}")
@@ -182,13 +200,24 @@ class TokenVerifier:
             raise AuthError(detail="wrong issuer")
         audience = claims["aud"]
         audiences = audience if isinstance(audience, list) else [audience]
-        if self._audience not in audiences:
+        if not all(isinstance(a, str) for a in audiences):
+            raise AuthError(detail="malformed audience")
+        if not self._audiences.intersection(audiences):
             raise AuthError(detail="wrong audience")
         now = self._clock()
         if claims["exp"] <= now - self._leeway:
             raise AuthError(detail="expired")
         if claims["iat"] > now + self._leeway or claims.get("nbf", 0) > now + self._leeway:
             raise AuthError(detail="not yet valid")
+        return audiences
+
+
+def _scopes(claim: object) -> frozenset[str] | None:
+    if claim is None:
+        return None
+    if not isinstance(claim, str):
+        raise AuthError(detail="malformed scope claim")
+    return frozenset(claim.split(" ")) - {""}
 
 
 def _check_binding(confirmation: object, presented: str | None) -> None:

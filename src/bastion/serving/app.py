@@ -23,6 +23,8 @@ from bastion.crypto import public_jwk
 from bastion.crypto.tls import certificate_thumbprint, client_id_of
 from bastion.errors import BastionError, InvalidInput, NotFound, PayloadTooLarge
 from bastion.identity import ClientCertificate
+from bastion.identity.assertions import ASSERTION_ALGORITHMS
+from bastion.identity.oauth import SCOPES
 from bastion.monitor import CONTENT_TYPE, GatewayMetrics
 from bastion.registry import ModelRegistry, ModelVersion
 from bastion.serving import binary
@@ -225,6 +227,7 @@ def _oauth_routes(pipelines: Pipelines) -> list[Route]:
                 "access_token": call.issued.value.get_secret_value(),
                 "token_type": call.issued.token_type,
                 "expires_in": call.issued.expires_in,
+                **({"scope": call.issued.scope} if call.issued.scope else {}),
             },
         )
 
@@ -265,8 +268,14 @@ def _discovery(workspace: Workspace) -> tuple[dict[str, Any], dict[str, Any]]:
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"]
-        + (["tls_client_auth"] if settings.mtls != "off" else []),
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            *(["tls_client_auth"] if settings.mtls != "off" else []),
+        ],
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "scopes_supported": list(SCOPES),
         "tls_client_certificate_bound_access_tokens": settings.mtls != "off",
         "response_types_supported": [],
     }

@@ -55,6 +55,7 @@ class Call:
     principal: Principal | None = None
     auth_method: str = ""
     api_key: ApiKey | None = None  # set when the principal authenticated with an API key
+    scopes: frozenset[str] | None = None  # the token's scope claim, when it has one
     decision: Decision | None = None
     model: ModelVersion | None = None
     request: InferenceRequest | None = None

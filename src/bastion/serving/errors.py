@@ -7,7 +7,7 @@ import math
 from starlette.responses import JSONResponse
 
 from bastion.errors import AuthError, BastionError, InvalidInput, RateLimited
-from bastion.identity import LockedOut, UnsupportedGrantType
+from bastion.identity import InvalidScope, InvalidTarget, LockedOut, UnsupportedGrantType
 
 INTERNAL_ERROR = "Internal server error."
 # RFC 6749 §5.2 error codes of the token endpoint.
@@ -15,6 +15,8 @@ _OAUTH_CODES: tuple[tuple[type[BastionError], str], ...] = (
     (AuthError, "invalid_client"),
     (LockedOut, "temporarily_unavailable"),
     (UnsupportedGrantType, "unsupported_grant_type"),
+    (InvalidScope, "invalid_scope"),
+    (InvalidTarget, "invalid_target"),
     (InvalidInput, "invalid_request"),
 )
 

@@ -165,13 +165,19 @@ def _dp_query() -> dict[str, Any]:
     return {"post": operation}
 
 
-_CLIENT_FIELDS = {"client_id": {"type": "string"}, "client_secret": {"type": "string"}}
+_CLIENT_FIELDS = {
+    "client_id": {"type": "string"},
+    "client_secret": {"type": "string"},
+    "client_assertion_type": {"type": "string"},  # private_key_jwt (RFC 7523)
+    "client_assertion": {"type": "string"},
+}
 _TOKEN_FORM = {
     "type": "object",
     "required": ["grant_type"],
     "properties": {
         "grant_type": {"type": "string", "enum": ["client_credentials"]},
         "scope": {"type": "string"},
+        "resource": {"type": "string", "format": "uri"},  # RFC 8707
         **_CLIENT_FIELDS,
     },
 }
@@ -233,6 +239,7 @@ _SCHEMAS: dict[str, Any] = {
             "access_token": {"type": "string"},
             "token_type": {"type": "string"},
             "expires_in": {"type": "integer"},
+            "scope": {"type": "string"},
         },
     },
     "Introspection": {

@@ -34,6 +34,8 @@ principals = Table(
     Column("secret_hash", String(64), nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
+    # The public JWK of a private_key_jwt client (RFC 7523); None for secret-only clients.
+    Column("public_jwk", JSON, nullable=True),
 )
 
 models = Table(
@@ -107,6 +109,14 @@ revoked_tokens = Table(
     "revoked_tokens",
     metadata,
     Column("jti", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False, index=True),
+)
+
+# Spent private_key_jwt assertion ids (SHA-256 of client id and jti), until they expire.
+client_assertions = Table(
+    "client_assertions",
+    metadata,
+    Column("id", String(64), primary_key=True),
     Column("expires_at", Float, nullable=False, index=True),
 )
 

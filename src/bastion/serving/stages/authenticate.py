@@ -82,6 +82,7 @@ class Authenticate:
                 expires = min(float(verified.expires_at), now + self._cache_seconds)
                 self._sessions.put(token, (certificate, verified, call.principal), expires=expires)
         call.auth_method = "bearer+certificate" if verified.certificate_bound else "bearer"
+        call.scopes = verified.scopes
 
     def _known(self, verified: VerifiedToken, now: float) -> Principal | None:
         """The principal from memory when both it and the revocation list are fresh.

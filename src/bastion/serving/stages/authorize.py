@@ -55,6 +55,8 @@ class Authorize:
             raise Forbidden(detail=f"no policy action for {call.target.action}")
         if call.api_key is not None and not call.api_key.allows(action, call.target.resource):
             raise Forbidden(detail="outside the api key's scope")
+        if call.scopes is not None and action not in call.scopes:
+            raise Forbidden(detail="outside the token's scope")
         now = self._clock()
         principal, resource = call.principal, call.target.resource or GATEWAY
         labels = await self._labels_of(call.target) if call.target.model else UNREGISTERED
