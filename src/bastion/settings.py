@@ -16,7 +16,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -29,6 +37,50 @@ from bastion.errors import ConfigError
 
 CONFIG_FILE = "bastion.toml"
 MAX_TOKEN_TTL_SECONDS = 900  # RFC 9068 tokens here are short-lived: 15 minutes at most.
+
+
+_ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                         "ES256", "ES384", "ES512", "EdDSA"})  # fmt: skip
+
+
+class TrustedIssuer(BaseModel):
+    """One external issuer whose access tokens the gateway accepts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="Short name, in ids.")
+    issuer: str = Field(description="The issuer URL, exactly as in its tokens' `iss`.")
+    audience: str = Field(description="The `aud` its tokens must name for this gateway.")
+    ca_file: Path | None = Field(None, description="CA bundle for its HTTPS; default: system.")
+    algorithms: tuple[str, ...] = Field(("RS256", "ES256", "EdDSA"), min_length=1)
+    token_types: tuple[str, ...] = Field(
+        ("at+jwt",), description='Accepted `typ` headers; many IdPs send "JWT".'
+    )
+    role_claim: str = Field("roles", description="Claim holding role names (string or list).")
+    roles: dict[str, str] = Field(
+        default_factory=dict, description="Issuer role → Bastion role; unmapped: no role."
+    )
+    attribute_claims: dict[str, str] = Field(
+        default_factory=dict, description="Bastion attribute → claim, e.g. {team = 'dept'}."
+    )
+    jwks_cache_seconds: float = Field(300.0, ge=1, le=86400)
+    jwks_refresh_seconds: float = Field(
+        30.0, ge=0.1, le=3600, description="Least time between fetches for an unknown `kid`."
+    )
+
+    @field_validator("issuer")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("an issuer URL must be https")
+        return value.rstrip("/")
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not set(value) <= _ASYMMETRIC:
+            raise ValueError(f"algorithms must be among {sorted(_ASYMMETRIC)}")
+        return value
 
 
 class Settings(BaseSettings):
@@ -76,6 +128,11 @@ class Settings(BaseSettings):
         "`resource`): resource URI → audience, e.g. "
         '{"https://scoring.internal" = "scoring"}. This gateway refuses those tokens; '
         "its own URL (public_url) is always a resource, with audience `audience`.",
+    )
+    trusted_issuers: tuple[TrustedIssuer, ...] = Field(
+        (),
+        description="External OpenID Connect / OAuth 2.0 issuers whose access tokens the "
+        "gateway accepts ([[trusted_issuers]] tables in bastion.toml; docs/identity.md).",
     )
     allow_tls12: bool = Field(
         False, description="Also accept TLS 1.2 (strong AEAD suites only); default TLS 1.3 only."

@@ -230,6 +230,15 @@ def _check_binding(confirmation: object, presented: str | None) -> None:
         raise AuthError(detail="certificate-bound token without its certificate")
 
 
+def unverified_issuer(token: str) -> str | None:
+    """The ``iss`` a token claims, before anything about it is checked (None if unreadable)."""
+    try:
+        issuer = _parse_unverified(token)[1].get("iss")
+    except AuthError:
+        return None
+    return issuer if isinstance(issuer, str) else None
+
+
 def _parse_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     parts = token.split(".")
     if len(parts) != 3:  # noqa: PLR2004 - a JWS in compact form has three parts

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bastion.audit import AuditEvent
 from bastion.errors import BastionError
 from bastion.identity import Lockout
+from bastion.identity.external import ExternalIssuers
 from bastion.monitor import GatewayMetrics, Monitor
 from bastion.policy import ReloadingAuthorizer
 from bastion.serving.cache import ModelCache, TtlCache
@@ -124,6 +125,9 @@ def build_pipelines(
         sessions=sessions,
         cache_seconds=settings.auth_cache_seconds,
         clock=clock,
+        external=ExternalIssuers(
+            settings.trusted_issuers, leeway_seconds=settings.clock_skew_seconds, clock=clock
+        ),
     )
     tokens = workspace.token_service()
     lockout = Lockout(

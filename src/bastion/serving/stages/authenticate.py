@@ -1,6 +1,12 @@
-"""Stage 1: turn the bearer token (or API key) into a Principal, or fail with one opaque 401."""
+"""Stage 1: turn the bearer token (or API key) into a Principal, or fail with one opaque 401.
+
+A token is Bastion's own (signed with the workspace's keys), or one from a trusted external
+issuer (``trusted_issuers``), told apart by its ``iss`` claim.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from anyio import to_thread
 
@@ -14,13 +20,26 @@ from bastion.identity import (
     VerifiedToken,
 )
 from bastion.identity.apikeys import PREFIX as API_KEY_PREFIX
+from bastion.identity.external import ExternalIssuer, ExternalIssuers, ExternalToken
+from bastion.identity.tokens import unverified_issuer
 from bastion.serving.cache import TtlCache
 from bastion.serving.call import Call
 from bastion.types import Clock
 
-# token → (certificate thumbprint, verified claims, principal), for a few seconds at most
-Sessions = TtlCache[str, tuple[str | None, VerifiedToken, Principal]]
 _PRINCIPALS = 100_000
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a verified token stands for, kept for a few seconds at most."""
+
+    certificate: str | None  # thumbprint of the connection's client certificate
+    principal: Principal
+    scopes: frozenset[str] | None
+    auth_method: str
+
+
+Sessions = TtlCache[str, Session]  # token → session
 
 
 class Authenticate:
@@ -36,6 +55,7 @@ class Authenticate:
         sessions: Sessions,
         cache_seconds: float,
         clock: Clock,
+        external: ExternalIssuers | None = None,
     ) -> None:
         self._verifier = verifier
         self._principals = principals
@@ -44,6 +64,7 @@ class Authenticate:
         self._sessions = sessions
         self._cache_seconds = cache_seconds
         self._clock = clock
+        self._external = external
         # client id → enabled principal, for new tokens of a principal seen in the last
         # cache_seconds (a new token then costs a signature check and no query)
         self._principals_seen: TtlCache[str, Principal] = TtlCache(size=_PRINCIPALS)
@@ -67,22 +88,35 @@ class Authenticate:
         call.auth_method = "bearer"
         certificate = call.certificate.thumbprint if call.certificate else None
         now = self._clock()
-        cached = self._sessions.get(token, now=now)
-        if cached is not None and cached[0] == certificate:
-            _, verified, call.principal = cached  # warm: no signature check, no thread hop
-        else:
-            verified = self._verifier.verify(token, certificate_thumbprint=certificate)
-            call.principal = self._known(verified, now)
-            if call.principal is None:
-                call.principal = await to_thread.run_sync(self._load, verified)
-                if self._cache_seconds > 0:
-                    expires = now + self._cache_seconds
-                    self._principals_seen.put(verified.client_id, call.principal, expires=expires)
+        session = self._sessions.get(token, now=now)
+        if session is None or session.certificate != certificate:
+            session, expires_at = await self._verify(token, certificate, now)
             if self._cache_seconds > 0:
-                expires = min(float(verified.expires_at), now + self._cache_seconds)
-                self._sessions.put(token, (certificate, verified, call.principal), expires=expires)
-        call.auth_method = "bearer+certificate" if verified.certificate_bound else "bearer"
-        call.scopes = verified.scopes
+                expires = min(float(expires_at), now + self._cache_seconds)
+                self._sessions.put(token, session, expires=expires)
+        call.principal, call.scopes, call.auth_method = (
+            session.principal,
+            session.scopes,
+            session.auth_method,
+        )
+
+    async def _verify(
+        self, token: str, certificate: str | None, now: float
+    ) -> tuple[Session, float]:
+        external = self._external.issuer_of(unverified_issuer(token)) if self._external else None
+        if external is not None:
+            found = await to_thread.run_sync(self._check_external, external, token)
+            method = f"bearer:{external.config.name}"
+            return Session(certificate, found.principal, None, method), found.expires_at
+        verified = self._verifier.verify(token, certificate_thumbprint=certificate)
+        principal = self._known(verified, now)
+        if principal is None:
+            principal = await to_thread.run_sync(self._load, verified)
+            if self._cache_seconds > 0:
+                expires = now + self._cache_seconds
+                self._principals_seen.put(verified.client_id, principal, expires=expires)
+        method = "bearer+certificate" if verified.certificate_bound else "bearer"
+        return Session(certificate, principal, verified.scopes, method), verified.expires_at
 
     def _known(self, verified: VerifiedToken, now: float) -> Principal | None:
         """The principal from memory when both it and the revocation list are fresh.
@@ -99,3 +133,9 @@ class Authenticate:
     def _load(self, verified: VerifiedToken) -> Principal:
         self._revocations.check(verified.jti)
         return self._principals.enabled(verified.client_id)
+
+    def _check_external(self, issuer: ExternalIssuer, token: str) -> ExternalToken:
+        found = issuer.verify(token)
+        if found.jti is not None:
+            self._revocations.check(found.jti)
+        return found
