@@ -111,8 +111,10 @@ class RateLimited(BastionError):
     exit_code = 6
     public_message = "Too many requests."
 
-    def __init__(self, public_message: str | None = None, *, retry_after: float) -> None:
-        super().__init__(public_message, detail=f"retry after {retry_after:.3f}s")
+    def __init__(
+        self, public_message: str | None = None, *, retry_after: float, limit: str = "rate"
+    ) -> None:
+        super().__init__(public_message, detail=f"{limit}: retry after {retry_after:.3f}s")
         self.retry_after = retry_after
 
 

@@ -83,6 +83,16 @@ class TrustedIssuer(BaseModel):
         return value
 
 
+class ModelLimit(BaseModel):
+    """Limits on one model, shared by every principal that calls it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate_per_second: float | None = Field(None, gt=0, description="Sustained requests/s.")
+    burst: int = Field(10, ge=1, description="Requests allowed above the rate at once.")
+    daily_quota: int | None = Field(None, ge=1, description="Requests per UTC day.")
+
+
 class Settings(BaseSettings):
     """Everything an operator can configure, validated at startup."""
 
@@ -113,8 +123,8 @@ class Settings(BaseSettings):
     )
     redis_url: SecretStr | None = Field(
         None,
-        description="Share rate limits between gateway processes through this Redis, "
-        "e.g. redis://127.0.0.1:6379/0; default: each process limits on its own.",
+        description="Share rate limits, daily quotas and lockouts between gateway processes "
+        "through this Redis, e.g. redis://127.0.0.1:6379/0; default: each process on its own.",
     )
     host: str = Field("127.0.0.1", description="Address `bastion serve` listens on.")
     port: int = Field(8443, ge=0, le=65535, description="Port `bastion serve` listens on.")
@@ -166,6 +176,14 @@ class Settings(BaseSettings):
         50.0, gt=0, description="Sustained requests per second allowed to each principal."
     )
     rate_burst: int = Field(100, ge=1, description="Requests a principal may burst above the rate.")
+    daily_quota: int | None = Field(
+        None, ge=1, description="Requests each principal may make per UTC day (none: no quota)."
+    )
+    model_limits: dict[str, ModelLimit] = Field(
+        default_factory=dict,
+        description="Per-model limits shared by all principals, e.g. "
+        "[model_limits.digits] rate_per_second = 20, burst = 40, daily_quota = 100000.",
+    )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body accepted."
     )

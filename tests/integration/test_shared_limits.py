@@ -155,3 +155,74 @@ def test_two_gateways_never_overspend_a_privacy_budget(tmp_path, postgres_schema
     answered = [e.event for e in ws.audit.tail(30) if e.event.event == "dp_query"]
     assert len(answered) == 10
     ws.close()
+
+
+@pytest.mark.postgres
+def test_two_gateways_share_daily_quotas_model_limits_and_lockouts(
+    tmp_path, postgres_schema, redis_url
+):
+    """Through Redis, limits are global: model and principal quotas, and the lockout.
+
+    A model's quota is spent by all principals on both gateways together, a principal's
+    likewise, and failed logins at both gateways add up to one lockout.
+    """
+    ws = Workspace.create(
+        Settings(home=tmp_path / "ws", passphrase=PASSPHRASE, database_url=postgres_schema,
+                 public_url="https://gateway.test"),
+        force=False,
+    )  # fmt: skip
+    ana = ws.principals.add("ana", role="analyst", attributes={})
+    bob = ws.principals.add("bob", role="analyst", attributes={})
+    env = {
+        "BASTION_PASSPHRASE": PASSPHRASE,
+        "BASTION_DATABASE_URL": postgres_schema,
+        "BASTION_REDIS_URL": redis_url,
+        "BASTION_PUBLIC_URL": "https://gateway.test",
+        "BASTION_DAILY_QUOTA": "5",
+        "BASTION_MODEL_LIMITS": '{"scarce": {"daily_quota": 3}}',
+        "BASTION_LOCKOUT_FAILURES": "3",
+    }
+    home = ws.paths.home
+    with (
+        ServerProcess(home=home, port=free_port(), log=tmp_path / "a.log", env=env) as a,
+        ServerProcess(home=home, port=free_port(), log=tmp_path / "b.log", env=env) as b,
+        httpx.Client(verify=ssl.create_default_context(cafile=str(a.ca)), timeout=30) as http,
+    ):
+
+        def token(who, server):
+            credentials = (who.principal.client_id, who.secret.get_secret_value())
+            return http.post(f"{server.url}/oauth2/token", auth=credentials,
+                             data={"grant_type": "client_credentials"})  # fmt: skip
+
+        headers = {
+            who.principal.name: {"Authorization": f"Bearer {token(who, a).json()['access_token']}"}
+            for who in (ana, bob)
+        }
+
+        def get(n, who, model):
+            server = (a, b)[n % 2]
+            return http.get(
+                f"{server.url}/v2/models/{model}", headers=headers[who.principal.name]
+            ).status_code
+
+        scarce = [get(n, ana, "scarce") for n in range(2)] + [get(n, bob, "scarce") for n in (0, 1)]
+        ana_after = [get(n, ana, "plenty") for n in range(4)]
+        credentials = (bob.principal.client_id, "wrong secret")
+        failures = [
+            http.post(f"{(a, b)[n % 2].url}/oauth2/token", auth=credentials,
+                      data={"grant_type": "client_credentials"}).status_code
+            for n in range(3)
+        ]  # fmt: skip
+        locked = token(bob, b)
+    assert scarce == [404, 404, 404, 429], scarce  # 3 a day for the model, whoever asks
+    # ana: 2 scarce + 3 plenty = her 5 a day; the model quota refused none of hers
+    assert ana_after == [404, 404, 404, 429], ana_after
+    assert failures == [401, 401, 401]
+    assert locked.status_code == 429 and locked.json()["error"] == "temporarily_unavailable"
+    assert int(locked.headers["Retry-After"]) > 0
+    reasons = [e.event.reason for e in ws.audit.tail(40) if e.event.status == 429]
+    assert any("daily quota of model:scarce" in r for r in reasons)
+    assert any(f"daily quota of principal:{ana.principal.client_id}" in r for r in reasons)
+    events = [e.event.event for e in ws.audit.tail(10)]
+    assert "authn_login_lock" in events
+    ws.close()

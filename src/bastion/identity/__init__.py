@@ -8,7 +8,7 @@
 """
 
 from bastion.identity.apikeys import ApiKey, ApiKeyStore
-from bastion.identity.lockout import LockedOut, Lockout
+from bastion.identity.lockout import LockedOut, Lockout, LockoutCounter
 from bastion.identity.oauth import (
     ClientCertificate,
     ClientCredentials,
@@ -35,6 +35,7 @@ __all__ = [
     "IssuedToken",
     "LockedOut",
     "Lockout",
+    "LockoutCounter",
     "NewClient",
     "Principal",
     "PrincipalStore",

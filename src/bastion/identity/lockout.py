@@ -2,18 +2,20 @@
 
 After ``slow_after`` failures in the window each further failure is answered only after a
 delay; at ``limit`` failures the client id (or the source address) is refused for
-``lock_seconds``, even with the right secret. State is per gateway process.
+``lock_seconds``, even with the right secret. :class:`Lockout` keeps its state in the
+gateway process; ``serving/redis_limits.py`` has the same rules shared through Redis.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict, deque
 from threading import Lock
+from typing import Protocol
 
 from bastion.errors import RateLimited
 from bastion.types import Clock
 
-_DELAY_SECONDS = 0.5
+SLOW_DOWN_SECONDS = 0.5
 
 
 class LockedOut(RateLimited):
@@ -21,6 +23,22 @@ class LockedOut(RateLimited):
 
     code = "locked"
     public_message = "Too many failed attempts; try again later."
+
+
+class LockoutCounter(Protocol):
+    """Counts failed authentication and refuses locked client ids and addresses."""
+
+    def check(self, *, client_id: str, source: str) -> None:
+        """Raise LockedOut when the client id or the address is locked."""
+        ...
+
+    def failure(self, *, client_id: str, source: str) -> float:
+        """Count a failure; return how long to wait before answering it."""
+        ...
+
+    def success(self, *, client_id: str) -> None:
+        """Forget the client's failures."""
+        ...
 
 
 class Lockout:
@@ -65,7 +83,7 @@ class Lockout:
                     self._locked_until[key] = now + self.lock_seconds
                     times.clear()
                 worst = max(worst, len(times))
-        return _DELAY_SECONDS if worst > self.slow_after else 0.0
+        return SLOW_DOWN_SECONDS if worst > self.slow_after else 0.0
 
     def success(self, *, client_id: str) -> None:
         """Forget the client's failures once it authenticates."""

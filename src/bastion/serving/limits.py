@@ -1,4 +1,7 @@
-"""Per-principal token-bucket rate limiting, in memory (one gateway process)."""
+"""Rate limits (token buckets) and daily quotas, in memory (one gateway process).
+
+``redis_limits.py`` has the same two, shared by every gateway process through Redis.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from bastion.errors import RateLimited
 from bastion.types import Clock
 
 _MAX_TRACKED = 100_000
+_DAY = 86_400
 
 
 @dataclass
@@ -26,13 +30,22 @@ class RateLimiter(Protocol):
         ...
 
 
+class QuotaCounter(Protocol):
+    """Counts requests per key and UTC day."""
+
+    def take(self, key: str, quota: int) -> None:
+        """Count one request of ``key`` today; raise RateLimited once ``quota`` is spent."""
+        ...
+
+
 class TokenBucketLimiter:
     """Allows ``rate`` requests per second with bursts of up to ``burst``."""
 
-    def __init__(self, *, rate: float, burst: int, clock: Clock) -> None:
+    def __init__(self, *, rate: float, burst: int, clock: Clock, limit: str = "rate") -> None:
         self._rate = rate
         self._burst = float(burst)
         self._clock = clock
+        self._limit = limit
         self._buckets: dict[str, _Bucket] = {}
         self._lock = Lock()
 
@@ -52,10 +65,42 @@ class TokenBucketLimiter:
             bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
             bucket.updated = now
             if bucket.tokens < 1:
-                raise RateLimited(retry_after=(1 - bucket.tokens) / self._rate)
+                wait = (1 - bucket.tokens) / self._rate
+                raise RateLimited(retry_after=wait, limit=self._limit)
             bucket.tokens -= 1
 
     def _forget_full(self, now: float) -> None:
         # A bucket that has refilled carries no state worth keeping.
         refill = self._burst / self._rate
         self._buckets = {k: b for k, b in self._buckets.items() if now - b.updated < refill}
+
+
+class DailyQuotas:
+    """Requests per key and UTC day; a new day starts every count afresh."""
+
+    def __init__(self, *, clock: Clock) -> None:
+        self._clock = clock
+        self._day = -1
+        self._counts: dict[str, int] = {}
+        self._lock = Lock()
+
+    def take(self, key: str, quota: int) -> None:
+        """Count one request of ``key``.
+
+        Raises:
+            RateLimited: ``quota`` requests were made today; retry after midnight UTC.
+        """
+        now = self._clock()
+        with self._lock:
+            day = int(now // _DAY)
+            if day != self._day:
+                self._day, self._counts = day, {}
+            count = self._counts.get(key, 0)
+            if count >= quota:
+                raise RateLimited(retry_after=until_midnight(now), limit=f"daily quota of {key}")
+            self._counts[key] = count + 1
+
+
+def until_midnight(now: float) -> float:
+    """Seconds from ``now`` (Unix time) to the next midnight UTC."""
+    return _DAY - now % _DAY

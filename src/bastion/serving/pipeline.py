@@ -10,16 +10,18 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+import redis
+
 from bastion.audit import AuditEvent
 from bastion.errors import BastionError
-from bastion.identity import Lockout
+from bastion.identity import Lockout, LockoutCounter
 from bastion.identity.external import ExternalIssuers
 from bastion.monitor import GatewayMetrics, Monitor
 from bastion.policy import ReloadingAuthorizer
 from bastion.serving.cache import ModelCache, TtlCache
 from bastion.serving.call import Call
-from bastion.serving.limits import RateLimiter, TokenBucketLimiter
-from bastion.serving.redis_limits import RedisTokenBucketLimiter
+from bastion.serving.limits import DailyQuotas, QuotaCounter, RateLimiter, TokenBucketLimiter
+from bastion.serving.redis_limits import RedisDailyQuotas, RedisLockout, RedisTokenBucketLimiter
 from bastion.serving.runner import Runner
 from bastion.serving.stages.authenticate import Authenticate, Sessions
 from bastion.serving.stages.authorize import Authorize
@@ -29,7 +31,7 @@ from bastion.serving.stages.harden import Harden
 from bastion.serving.stages.infer import Infer
 from bastion.serving.stages.oauth import IntrospectToken, IssueToken, RevokeToken
 from bastion.serving.stages.record import Record
-from bastion.serving.stages.throttle import Throttle
+from bastion.serving.stages.throttle import ModelLimiter, Throttle
 from bastion.serving.stages.validate import Validate
 from bastion.workspace import Workspace
 
@@ -81,19 +83,63 @@ def _policies(workspace: Workspace) -> ReloadingAuthorizer:
     return ReloadingAuthorizer(workspace.paths.policies, clock=workspace.clock, on_change=audit)
 
 
-def _limiter(workspace: Workspace) -> RateLimiter:
+def _throttle(workspace: Workspace) -> Throttle:
+    """Rate limits and quotas: in this process, or shared through Redis when configured."""
+    settings, clock = workspace.settings, workspace.clock
+    if settings.redis_url is None:
+
+        def bucket(rate: float, burst: int, limit: str) -> RateLimiter:
+            return TokenBucketLimiter(rate=rate, burst=burst, clock=clock, limit=limit)
+
+        quotas: QuotaCounter = DailyQuotas(clock=clock)
+    else:
+        client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+        prefix = _redis_prefix(workspace)
+
+        def bucket(rate: float, burst: int, limit: str) -> RateLimiter:
+            return RedisTokenBucketLimiter(
+                client=client, rate=rate, burst=burst, prefix=f"{prefix}{limit}:", limit=limit
+            )
+
+        quotas = RedisDailyQuotas(client=client, prefix=f"{prefix}quota:", clock=clock)
+    models = {
+        name: ModelLimiter(
+            rate=bucket(limit.rate_per_second, limit.burst, f"rate of model {name}")
+            if limit.rate_per_second is not None
+            else None,
+            daily_quota=limit.daily_quota,
+        )
+        for name, limit in settings.model_limits.items()
+    }
+    return Throttle(
+        principals=bucket(settings.rate_per_second, settings.rate_burst, "rate"),
+        quotas=quotas,
+        principal_quota=settings.daily_quota,
+        models=models,
+    )
+
+
+def _lockout(workspace: Workspace) -> LockoutCounter:
     settings = workspace.settings
     if settings.redis_url is None:
-        return TokenBucketLimiter(
-            rate=settings.rate_per_second, burst=settings.rate_burst, clock=workspace.clock
+        return Lockout(
+            limit=settings.lockout_failures,
+            window=settings.lockout_seconds,
+            lock_seconds=settings.lockout_seconds,
+            clock=workspace.clock,
         )
-    # One bucket per principal for every gateway of this workspace (its audit key names it).
-    return RedisTokenBucketLimiter.from_url(
-        settings.redis_url.get_secret_value(),
-        rate=settings.rate_per_second,
-        burst=settings.rate_burst,
-        prefix=f"bastion:{workspace.audit.origin}:rate:",
+    return RedisLockout(
+        client=redis.Redis.from_url(settings.redis_url.get_secret_value()),
+        prefix=f"{_redis_prefix(workspace)}lockout:",
+        limit=settings.lockout_failures,
+        window=settings.lockout_seconds,
+        lock_seconds=settings.lockout_seconds,
     )
+
+
+def _redis_prefix(workspace: Workspace) -> str:
+    # Every gateway of this workspace (its audit key names it) shares these keys.
+    return f"bastion:{workspace.audit.origin}:"
 
 
 @dataclass(frozen=True)
@@ -130,15 +176,10 @@ def build_pipelines(
         ),
     )
     tokens = workspace.token_service()
-    lockout = Lockout(
-        limit=settings.lockout_failures,
-        window=settings.lockout_seconds,
-        lock_seconds=settings.lockout_seconds,
-        clock=clock,
-    )
+    lockout = _lockout(workspace)
     models = ModelCache(registry=workspace.registry, clock=clock)
     authorize = Authorize(authorizer=_policies(workspace), models=models, clock=clock)
-    throttle = Throttle(limiter=_limiter(workspace))
+    throttle = _throttle(workspace)
     guard = (authenticate, authorize, throttle)
     return Pipelines(
         token=Pipeline([IssueToken(service=tokens, lockout=lockout)], record=record),

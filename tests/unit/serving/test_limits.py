@@ -1,7 +1,9 @@
 import pytest
 
-from bastion.errors import RateLimited
-from bastion.serving.limits import TokenBucketLimiter
+from bastion.errors import BackendError, RateLimited
+from bastion.identity import LockedOut
+from bastion.serving.limits import DailyQuotas, TokenBucketLimiter
+from bastion.serving.redis_limits import RedisDailyQuotas, RedisLockout, RedisTokenBucketLimiter
 
 
 class FakeClock:
@@ -47,25 +49,34 @@ def test_refill_is_capped_at_the_burst():
         limiter.check("a")
 
 
-def test_redis_bucket_is_shared_and_fails_closed(request):
-    """Two limiters on one Redis share a bucket; an unreachable Redis refuses, never allows."""
-    import secrets
-
+@pytest.fixture
+def redis_client(request):
     import redis
 
-    from bastion.errors import BackendError
-    from bastion.serving.redis_limits import RedisTokenBucketLimiter
-
-    url = "redis://127.0.0.1:6379/0"
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
     try:
-        redis.Redis.from_url(url).ping()
+        client.ping()
     except redis.RedisError:
         if request.config.getoption("--require-services"):
             pytest.fail("Redis at 127.0.0.1:6379 is required")
         pytest.skip("Redis at 127.0.0.1:6379 is not running")
-    prefix = f"bastion-test-{secrets.token_hex(4)}:"
+    return client
+
+
+@pytest.fixture
+def prefix():
+    import secrets
+
+    return f"bastion-test-{secrets.token_hex(4)}:"
+
+
+def test_redis_bucket_is_shared_and_fails_closed(redis_client, prefix):
+    """Two limiters on one Redis share a bucket; an unreachable Redis refuses, never allows."""
+    import redis
+
     first, second = (
-        RedisTokenBucketLimiter.from_url(url, rate=0.01, burst=2, prefix=prefix) for _ in range(2)
+        RedisTokenBucketLimiter(client=redis_client, rate=0.01, burst=2, prefix=prefix)
+        for _ in range(2)
     )
     first.check("ana")
     second.check("ana")
@@ -73,6 +84,48 @@ def test_redis_bucket_is_shared_and_fails_closed(request):
         first.check("ana")
     assert 1 < caught.value.retry_after <= 100
     second.check("bob")  # other principals have their own bucket
-    down = RedisTokenBucketLimiter.from_url("redis://127.0.0.1:1/0", rate=1, burst=1, prefix="x")
+    unreachable = redis.Redis.from_url("redis://127.0.0.1:1/0")
+    down = RedisTokenBucketLimiter(client=unreachable, rate=1, burst=1, prefix="x")
     with pytest.raises(BackendError):
         down.check("ana")
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_daily_quotas_stop_at_the_quota_until_midnight(shared, request, prefix):
+    """Three requests a day: the fourth is refused until midnight UTC; a new day starts afresh."""
+    clock = FakeClock()
+    clock.now = 1_800_057_600.0 - 100  # 100 s before midnight UTC
+    if shared:
+        client = request.getfixturevalue("redis_client")
+        quotas = [RedisDailyQuotas(client=client, prefix=prefix, clock=clock) for _ in range(2)]
+    else:
+        quotas = [DailyQuotas(clock=clock)] * 2
+    for n in range(3):
+        quotas[n % 2].take("principal:ana", 3)
+    with pytest.raises(RateLimited) as caught:
+        quotas[1].take("principal:ana", 3)
+    assert caught.value.retry_after == pytest.approx(100)
+    assert "daily quota" in caught.value.detail
+    quotas[0].take("principal:bob", 3)
+    clock.now += 100
+    quotas[1].take("principal:ana", 3)
+
+
+def test_redis_lockout_is_shared_by_gateways(redis_client, prefix):
+    """Failures at two gateways add up; the lock holds on both; success forgets the count."""
+    gateways = [
+        RedisLockout(client=redis_client, prefix=prefix, limit=4, window=60, lock_seconds=30)
+        for _ in range(2)
+    ]
+    delays = [gateways[n % 2].failure(client_id="bcl_x", source=f"10.0.0.{n}") for n in range(3)]
+    assert delays == [0.0, 0.0, 0.0]
+    gateways[0].check(client_id="bcl_x", source="10.0.0.9")
+    gateways[1].failure(client_id="bcl_x", source="10.0.0.9")  # the fourth: locked
+    for gateway in gateways:
+        with pytest.raises(LockedOut) as caught:
+            gateway.check(client_id="bcl_x", source="10.9.9.9")
+        assert 25 < caught.value.retry_after <= 30
+    gateways[0].check(client_id="bcl_other", source="10.9.9.9")
+    gateways[0].failure(client_id="bcl_y", source="10.1.1.1")
+    gateways[1].success(client_id="bcl_y")
+    assert redis_client.get(f"{prefix}failures:client:bcl_y") is None

@@ -11,7 +11,7 @@ import anyio
 from anyio import to_thread
 
 from bastion.errors import AuthError, InvalidInput
-from bastion.identity import ClientCredentials, Lockout, TokenRequest, TokenService
+from bastion.identity import ClientCredentials, LockoutCounter, TokenRequest, TokenService
 from bastion.serving.call import Call
 from bastion.serving.stages.authenticate import Sessions
 
@@ -22,7 +22,7 @@ T = TypeVar("T")
 class IssueToken:
     """Runs the client credentials grant."""
 
-    def __init__(self, *, service: TokenService, lockout: Lockout) -> None:
+    def __init__(self, *, service: TokenService, lockout: LockoutCounter) -> None:
         self._service = service
         self._lockout = lockout
 
@@ -45,7 +45,9 @@ class IssueToken:
 class RevokeToken:
     """Revokes one of the calling client's tokens (RFC 7009)."""
 
-    def __init__(self, *, service: TokenService, lockout: Lockout, sessions: Sessions) -> None:
+    def __init__(
+        self, *, service: TokenService, lockout: LockoutCounter, sessions: Sessions
+    ) -> None:
         self._service = service
         self._lockout = lockout
         self._sessions = sessions
@@ -64,7 +66,7 @@ class RevokeToken:
 class IntrospectToken:
     """Describes one of the calling client's tokens (RFC 7662); others are inactive."""
 
-    def __init__(self, *, service: TokenService, lockout: Lockout) -> None:
+    def __init__(self, *, service: TokenService, lockout: LockoutCounter) -> None:
         self._service = service
         self._lockout = lockout
 
@@ -79,7 +81,7 @@ class IntrospectToken:
 
 
 async def _on_own_token(
-    call: Call, lockout: Lockout, operation: Callable[[ClientCredentials, str], T]
+    call: Call, lockout: LockoutCounter, operation: Callable[[ClientCredentials, str], T]
 ) -> tuple[str, T]:
     """Authenticate the client (under the lockout) and run ``operation`` on its token."""
     credentials, token = await _client_and_token(call)
@@ -88,7 +90,7 @@ async def _on_own_token(
 
 
 @asynccontextmanager
-async def _guarded(lockout: Lockout, client_id: str, source: str) -> AsyncIterator[None]:
+async def _guarded(lockout: LockoutCounter, client_id: str, source: str) -> AsyncIterator[None]:
     """Refuse locked clients and addresses; slow down and count failed authentication."""
     lockout.check(client_id=client_id, source=source)
     try:
