@@ -31,6 +31,7 @@ from bastion.workspace import Workspace
 
 PASSPHRASE = "openapi test passphrase"
 CASES_PER_MODE = 50  # 19 operations, 11 of them in 2 modes: about 1200 distinct requests
+ADMIN_CASES = 15  # and 10 admin operations
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -52,9 +53,10 @@ def gateway(tmp_path_factory, digits_file):
         digits_file, name="digits", version="1", output_policy=OutputPolicy()
     )
     analyst = workspace.principals.add("ana", role="analyst", attributes={})
+    admin = workspace.principals.add("root", role="admin", attributes={})
     env = {"BASTION_PASSPHRASE": PASSPHRASE}
     with ServerProcess(home=home, port=port, log=home.parent / "server.log", env=env) as server:
-        yield server, analyst
+        yield server, analyst, admin
     workspace.close()
 
 
@@ -70,28 +72,37 @@ def faults_beyond_credentials(case) -> bool:
 
 
 def test_the_served_document_is_the_documented_one(gateway):
-    server, _ = gateway
+    server, _, _ = gateway
     context = ssl.create_default_context(cafile=server.ca)
     served = httpx.get(f"{server.url}/openapi.json", verify=context).json()
     assert served == openapi_document(server.url)
 
 
 def test_fuzzing_finds_no_server_error_and_no_schema_violation(gateway):
-    server, analyst = gateway
+    server, analyst, admin = gateway
     document = openapi_document(server.url)
     schema = schemathesis.openapi.from_dict(document)
     session = requests.Session()
     session.verify = str(server.ca)
     session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the workspace CA
     client = (analyst.principal.client_id, analyst.secret.get_secret_value())
-    token = session.post(
-        f"{server.url}/oauth2/token", data={"grant_type": "client_credentials"}, auth=client
-    ).json()["access_token"]
+
+    def token_of(who, **form) -> str:
+        credentials = (who.principal.client_id, who.secret.get_secret_value())
+        return session.post(
+            f"{server.url}/oauth2/token", data={"grant_type": "client_credentials", **form},
+            auth=credentials,
+        ).json()["access_token"]  # fmt: skip
+
+    admin_scopes = "manage_principals manage_policies"
+    tokens = {"analyst": token_of(analyst), "admin": token_of(admin, scope=admin_scopes)}
     sent = 0
 
     def send(case, bearer: bool) -> None:
         nonlocal sent
-        headers = {"Authorization": f"Bearer {token}"} if bearer else None
+        # The admin API is fuzzed as an admin, so the fuzzing reaches past authorization.
+        who = "admin" if case.operation.path.startswith("/admin/") else "analyst"
+        headers = {"Authorization": f"Bearer {tokens[who]}"} if bearer else None
         kwargs = {"verify": str(server.ca)} | ({} if bearer else {"auth": client})
         case.call_and_validate(
             base_url=server.url, session=session, headers=headers, checks=CHECKS, **kwargs
@@ -113,8 +124,10 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(gateway):
                 strategy = st.one_of(strategy, fixed)
             strategy = strategy.filter(faults_beyond_credentials)
 
+            admin = operation.path.startswith("/admin/")
+
             @settings(
-                max_examples=CASES_PER_MODE,
+                max_examples=ADMIN_CASES if admin else CASES_PER_MODE,
                 deadline=None,
                 database=None,
                 derandomize=True,
@@ -125,6 +138,7 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(gateway):
                 send(case, bearer)  # noqa: B023 - run at once, inside this iteration
 
             fuzz()
-    assert len(operations) == len(document["paths"])  # every route, one method each
+    methods = sum(len(methods) for methods in document["paths"].values())
+    assert len(operations) == methods  # every route and method
     print(f"{sent} requests, {len(operations)} operations")  # seen with -s
     assert sent >= 1000

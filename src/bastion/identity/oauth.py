@@ -29,9 +29,10 @@ GRANT_TYPE = "client_credentials"
 AuthMethod = Literal[
     "client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"
 ]
-# What a token may be used for: the gateway's Cedar actions. A token asked for without
-# a scope gets them all (Cedar still decides); a narrower scope limits it further.
-SCOPES = ("infer", "describe", "query_data", "read_metrics", "read_audit")
+# What a token may be used for: the gateway's Cedar actions. A token asked for without a
+# scope gets the default ones (Cedar still decides); the admin scopes only when asked for.
+DEFAULT_SCOPES = ("infer", "describe", "query_data", "read_metrics", "read_audit")
+SCOPES = (*DEFAULT_SCOPES, "manage_principals", "manage_policies")
 
 
 @dataclass(frozen=True)
@@ -290,13 +291,13 @@ class TokenService:
 
 
 def _scopes(requested: str | None) -> frozenset[str]:
-    """The scopes a token request asks for (all of them when it names none).
+    """The scopes a token request asks for (the default ones when it names none).
 
     Raises:
         InvalidScope: it names a scope Bastion does not know.
     """
     if requested is None:
-        return frozenset(SCOPES)
+        return frozenset(DEFAULT_SCOPES)
     asked = frozenset(requested.split(" ")) - {""}
     if not asked or not asked <= frozenset(SCOPES):
         raise InvalidScope(detail="unknown scope")

@@ -18,7 +18,15 @@ from bastion.identity import Principal
 from bastion.policy.labels import UNLABELLED, ModelLabels, clearance_level
 
 Action = Literal[
-    "infer", "describe", "promote", "read_metrics", "read_audit", "reidentify", "query_data"
+    "infer",
+    "describe",
+    "promote",
+    "read_metrics",
+    "read_audit",
+    "reidentify",
+    "query_data",
+    "manage_principals",
+    "manage_policies",
 ]
 BASELINE_POLICY = files("bastion.policy").joinpath("baseline.cedar")
 SCHEMA = files("bastion.policy").joinpath("schema.cedarschema")
@@ -33,7 +41,8 @@ class AccessRequest:
     principal: Principal
     action: Action
     resource: str  # a model or dataset name, or ``gateway`` for gateway-wide actions
-    context: Mapping[str, str | int] = field(default_factory=dict)  # "ip" and "time" (Unix s)
+    # "ip", "time" (Unix s), and optionally "certificate" and "purpose"
+    context: Mapping[str, str | int] = field(default_factory=dict)
     labels: ModelLabels = UNLABELLED  # the model's; ignored for gateway actions
 
 
@@ -118,6 +127,8 @@ _SCHEMA = cedarpy.Schema.from_str(SCHEMA.read_text())
 _RESOURCE_KINDS = {
     "read_metrics": "Gateway",
     "read_audit": "Gateway",
+    "manage_principals": "Gateway",
+    "manage_policies": "Gateway",
     "reidentify": "Dataset",
     "query_data": "Dataset",
 }
@@ -181,6 +192,8 @@ def cedar_context(given: Mapping[str, str | int]) -> str:
         "time": int(moment.timestamp()),
         "hour": moment.hour,
         "weekday": moment.weekday(),
+        "certificate": str(given.get("certificate", "")),
+        "purpose": str(given.get("purpose", "")),
     }
     return json.dumps(context)  # as text, cedarpy passes it on as it is
 

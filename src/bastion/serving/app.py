@@ -28,6 +28,7 @@ from bastion.identity.oauth import SCOPES
 from bastion.monitor import CONTENT_TYPE, GatewayMetrics
 from bastion.registry import ModelRegistry, ModelVersion
 from bastion.serving import binary
+from bastion.serving.admin import admin_routes
 from bastion.serving.call import Call, Target
 from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_response
 from bastion.serving.monitoring import build_monitor
@@ -151,6 +152,12 @@ def build_app(workspace: Workspace) -> Starlette:
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         Route(f"{versioned}/infer", infer, methods=["POST"]),
         *_dataset_routes(pipelines, body_limit=settings.max_body_bytes),
+        *admin_routes(
+            workspace,
+            run=pipelines.admin.run,
+            make_call=lambda request, action, limit: _call(request, action, body_limit=limit),
+            headers=_SECURITY_HEADERS,
+        ),
     ]
     app = Starlette(
         routes=routes,
@@ -317,6 +324,7 @@ def _call(request: Request, action: str, *, body_limit: int = 0) -> Call:
         read_body=lambda: _read_body(request, body_limit),
         binary_header=request.headers.get("inference-header-content-length"),
         certificate=_client_certificate(request),
+        purpose=request.headers.get("bastion-purpose", ""),
     )
 
 

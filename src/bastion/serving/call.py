@@ -35,6 +35,26 @@ class Target:
         return self.model or self.dataset
 
 
+@dataclass(frozen=True)
+class AdminResult:
+    """What an admin operation did."""
+
+    summary: str  # for the audit record: names and counts, never secrets
+    body: Any  # the JSON response
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class AdminOperation:
+    """A change or read an administrator asked for, run only once Cedar allowed it.
+
+    ``run`` gets the request body (read only after authentication) and blocks (database,
+    files), so it runs in a worker thread.
+    """
+
+    run: Callable[[bytes], AdminResult]
+
+
 @dataclass
 class Call:
     """One request. Each stage reads what earlier stages filled in and adds its part."""
@@ -49,6 +69,7 @@ class Call:
     read_body: Callable[[], Awaitable[bytes]]
     binary_header: str | None = None  # Inference-Header-Content-Length, when tensors are binary
     certificate: ClientCertificate | None = None  # verified by TLS against the workspace CA
+    purpose: str = ""  # the Bastion-Purpose header: what the caller says the call is for
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
     # Filled in by the stages, in pipeline order:
@@ -66,6 +87,8 @@ class Call:
     issued: IssuedToken | None = None
     introspection: Introspection | None = None
     reply: Reply | None = None  # a differentially private answer
+    operation: AdminOperation | None = None  # what an admin route does, once authorized
+    admin: AdminResult | None = None  # what it did
     error: BastionError | None = None
 
     @property

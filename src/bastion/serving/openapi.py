@@ -70,6 +70,7 @@ def openapi_document(issuer: str) -> dict[str, Any]:
             "/v2/models/{name}/infer": _infer(version=False),
             f"{versioned}/infer": _infer(version=True),
             "/v1/datasets/{dataset}/query": _dp_query(),
+            **_ADMIN_PATHS,
         },
         "components": {
             "securitySchemes": {
@@ -335,3 +336,52 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
 }
+
+
+def _admin(method: str, summary: str, *, params: tuple[str, ...] = (), body: str = "",
+           created: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One admin operation: guarded, answers JSON (201 when it creates)."""
+    answers = _answers(None, (*_GUARDED, 400, 409, 413))
+    if created:
+        answers["201"] = answers.pop("200")
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "parameters": [_path(name, _ADMIN_PARAMETERS[name]) for name in params],
+        "responses": answers,
+    }
+    if body == "json":
+        operation["requestBody"] = {"required": True, "content": _json(None)}
+    elif body == "cedar":
+        text = {"text/plain": {"schema": {"type": "string"}}}
+        operation["requestBody"] = {"required": True, "content": text}
+    return {method: operation}
+
+
+_ADMIN_PARAMETERS = {
+    "principal": _NAME,
+    "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+    "file": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}[.]cedar$"},
+}
+_ADMIN_PATHS: dict[str, Any] = {
+    "/admin/principals": _admin("get", "List principals (manage_principals).")
+    | _admin("post", "Add a principal: name, role, attributes, public_jwk.", body="json",
+             created=True),
+    "/admin/principals/{principal}/disable": _admin(
+        "post", "Disable a principal.", params=("principal",)
+    ),
+    "/admin/principals/{principal}/public-key": _admin(
+        "put", "Set a principal's private_key_jwt public key (a JWK).", params=("principal",),
+        body="json",
+    ),
+    "/admin/api-keys": _admin("get", "List API keys.")
+    | _admin("post", "Create an API key: principal, actions, models, days.", body="json",
+             created=True),
+    "/admin/api-keys/{key_id}": _admin("delete", "Revoke an API key.", params=("key_id",)),
+    "/admin/policies": _admin("get", "Read the policy files (manage_policies)."),
+    "/admin/policies/{file}": _admin(
+        "put", "Write a policy file; refused unless the whole set validates.", params=("file",),
+        body="cedar",
+    )
+    | _admin("delete", "Delete a policy file.", params=("file",)),
+}  # fmt: skip

@@ -23,6 +23,7 @@ from bastion.serving.call import Call
 from bastion.serving.limits import DailyQuotas, QuotaCounter, RateLimiter, TokenBucketLimiter
 from bastion.serving.redis_limits import RedisDailyQuotas, RedisLockout, RedisTokenBucketLimiter
 from bastion.serving.runner import Runner
+from bastion.serving.stages.administer import Administer
 from bastion.serving.stages.authenticate import Authenticate, Sessions
 from bastion.serving.stages.authorize import Authorize
 from bastion.serving.stages.describe import Describe
@@ -154,6 +155,7 @@ class Pipelines:
     metrics: Pipeline
     audit: Pipeline
     dp_query: Pipeline
+    admin: Pipeline
 
 
 def build_pipelines(
@@ -200,4 +202,5 @@ def build_pipelines(
         metrics=Pipeline(guard, record=record),
         audit=Pipeline(guard, record=record),
         dp_query=Pipeline([*guard, AnswerQuery(engine=workspace.dp_engine())], record=record),
+        admin=Pipeline([*guard, Administer()], record=record),
     )

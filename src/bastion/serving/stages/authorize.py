@@ -7,7 +7,9 @@ it may not use exists: an unregistered name gets the most restrictive labels.
 
 from __future__ import annotations
 
-from bastion.errors import AuthError, Forbidden, NotFound
+import re
+
+from bastion.errors import AuthError, Forbidden, InvalidInput, NotFound
 from bastion.policy import (
     GATEWAY,
     UNREGISTERED,
@@ -28,7 +30,10 @@ _POLICY_ACTIONS: dict[str, Action] = {
     "read_metrics": "read_metrics",
     "read_audit": "read_audit",
     "query_data": "query_data",
+    "manage_principals": "manage_principals",
+    "manage_policies": "manage_policies",
 }
+_PURPOSE = re.compile(r"[A-Za-z0-9._-]{0,64}")
 
 
 class Authorize:
@@ -57,8 +62,11 @@ class Authorize:
             raise Forbidden(detail="outside the api key's scope")
         if call.scopes is not None and action not in call.scopes:
             raise Forbidden(detail="outside the token's scope")
+        if not _PURPOSE.fullmatch(call.purpose):
+            raise InvalidInput("Bastion-Purpose is up to 64 letters, digits, '.', '_' or '-'.")
         now = self._clock()
         principal, resource = call.principal, call.target.resource or GATEWAY
+        certificate = (call.certificate.client_id or "") if call.certificate else ""
         labels = await self._labels_of(call.target) if call.target.model else UNREGISTERED
         key = (
             self._authorizer.version,
@@ -69,11 +77,18 @@ class Authorize:
             resource,
             labels,
             call.client_ip,
+            certificate,
+            call.purpose,
             int(now),
         )
         decision = self._decisions.get(key, now=now)
         if decision is None:
-            context: dict[str, str | int] = {"ip": call.client_ip, "time": int(now)}
+            context: dict[str, str | int] = {
+                "ip": call.client_ip,
+                "time": int(now),
+                "certificate": certificate,
+                "purpose": call.purpose,
+            }
             request = AccessRequest(principal, action, resource, context, labels)
             decision = self._authorizer.decide(request)
             self._decisions.put(key, decision, expires=int(now) + 1)

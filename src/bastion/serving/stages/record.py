@@ -34,6 +34,8 @@ _SUCCESS = {
     "read_metrics": "metrics_read",
     "read_audit": "audit_read",
     "query_data": "dp_query",
+    "manage_principals": "admin_principals",
+    "manage_policies": "admin_policies",
 }
 _FAILURE: tuple[tuple[type[BastionError], str], ...] = (
     (AuthError, "authn_login_fail"),
@@ -109,6 +111,8 @@ def _reason(call: Call) -> str:
     if call.reply is not None:  # what was asked and what it cost; never the answer
         query = call.reply.answer.query
         return f"{query.describe()} at epsilon {query.epsilon:g}"[:200]
+    if call.admin is not None:
+        return call.admin.summary[:200]
     return ""
 
 

@@ -1,0 +1,116 @@
+"""The admin API: authorized by Cedar (role admin), audited, secrets shown once."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import access_token
+from .test_gateway import auth, infer_body
+
+
+@pytest.fixture(scope="module")
+def admin(gateway):
+    """An admin principal and its token (the baseline permits role admin to manage)."""
+    created = gateway.workspace.principals.add("root", role="admin", attributes={})
+    with gateway.http() as http:
+        plain = access_token(http, created)  # without the admin scopes
+        assert http.get("/admin/principals", headers=auth(plain)).status_code == 403
+        token = http.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials",
+                  "scope": "manage_principals manage_policies"},
+            auth=(created.principal.client_id, created.secret.get_secret_value()),
+        ).json()["access_token"]  # fmt: skip
+    gateway.tokens += [plain, token]
+    return auth(token)
+
+
+def test_only_admins_reach_the_admin_api(gateway, admin):
+    with gateway.http() as http:
+        analyst = auth(gateway.token(gateway.analyst))
+        assert http.get("/admin/principals", headers=analyst).status_code == 403
+        assert http.get("/admin/principals").status_code == 401
+        listed = http.get("/admin/principals", headers=admin)
+    assert listed.status_code == 200
+    names = {p["name"] for p in listed.json()["principals"]}
+    assert {"ana", "root"} <= names
+    assert all("secret" not in str(p) for p in listed.json()["principals"])
+
+
+def test_an_admin_adds_a_principal_that_then_works_and_disables_it(gateway, admin, digits):
+    with gateway.http() as http:
+        added = http.post(
+            "/admin/principals",
+            json={"name": "scorer", "role": "analyst", "attributes": {"team": "fraud"}},
+            headers=admin,
+        )
+        assert added.status_code == 201, added.text
+        client_id, secret = added.json()["client_id"], added.json()["client_secret"]
+        gateway.tokens.append(secret)
+        token = http.post(
+            "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        ).json()["access_token"]
+        gateway.tokens.append(token)
+        body = infer_body(digits.images[:1])
+        assert (
+            http.post("/v2/models/digits/infer", json=body, headers=auth(token)).status_code == 200
+        )
+        again = http.post("/admin/principals", json={"name": "scorer", "role": "analyst"},
+                          headers=admin)  # fmt: skip
+        assert again.status_code == 409
+        bad = http.post("/admin/principals", json={"name": "x y", "role": "analyst"},
+                        headers=admin)  # fmt: skip
+        assert bad.status_code == 400
+        assert http.post("/admin/principals/scorer/disable", headers=admin).status_code == 200
+    records = [e.event for e in gateway.workspace.audit.tail(40)]
+    assert any(r.reason == "added principal scorer with role analyst" for r in records)
+    assert any(r.event == "admin_principals" and r.reason == "disabled principal scorer"
+               for r in records)  # fmt: skip
+
+
+def test_api_keys_through_the_admin_api(gateway, admin, digits):
+    with gateway.http() as http:
+        created = http.post(
+            "/admin/api-keys",
+            json={"principal": "ana", "actions": ["infer"], "models": ["digits"], "days": 1},
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        key = created.json()["key"]
+        gateway.tokens.append(key)
+        body = infer_body(digits.images[:1])
+        assert http.post("/v2/models/digits/infer", json=body, headers=auth(key)).status_code == 200
+        key_id = created.json()["key_id"]
+        assert http.delete(f"/admin/api-keys/{key_id}", headers=admin).status_code == 200
+        assert http.post("/v2/models/digits/infer", json=body, headers=auth(key)).status_code == 401
+
+
+def test_policies_change_only_into_a_set_that_validates(gateway, admin, digits):
+    """A forbid written through the API applies within a second; a broken file is refused."""
+    import time
+
+    body = infer_body(digits.images[:1])
+    forbid = '@id("no-digits")\nforbid (principal, action, resource == Bastion::Model::"digits");\n'
+    with gateway.http() as http:
+        analyst = auth(gateway.token(gateway.analyst))
+        broken = http.put("/admin/policies/extra.cedar", content="permit (", headers=admin)
+        assert broken.status_code == 400
+        wrong = http.put(
+            "/admin/policies/extra.cedar",
+            headers=admin,
+            content='permit (principal, action == Bastion::Action::"fly", resource);',
+        )
+        assert wrong.status_code == 400 and "schema" in wrong.json()["error"]
+        written = http.put("/admin/policies/extra.cedar", content=forbid, headers=admin)
+        assert written.status_code == 200 and "no-digits" in written.json()["policy_ids"]
+        deadline = time.monotonic() + 5
+        while http.post("/v2/models/digits/infer", json=body, headers=analyst).status_code != 403:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        files = http.get("/admin/policies", headers=admin).json()["files"]
+        assert files["extra.cedar"] == forbid
+        assert http.delete("/admin/policies/extra.cedar", headers=admin).status_code == 200
+        assert http.delete("/admin/policies/extra.cedar", headers=admin).status_code == 404
+        while http.post("/v2/models/digits/infer", json=body, headers=analyst).status_code != 200:
+            assert time.monotonic() < deadline + 5
+            time.sleep(0.2)
