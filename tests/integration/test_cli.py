@@ -447,12 +447,15 @@ def test_model_promote_is_gated_authorized_and_audited(home, tmp_path, digits_fi
     bastion(home, "model", "trust", str(key.with_suffix(".pub.json")))
     model = str(folder / "model.onnx")
     bastion(home, "model", "register", model, "--name", "fraud", "--signed")
-    bastion(home, "model", "register", model, "--name", "fraud")  # 2: unsigned
     added = [
         json.loads(bastion(home, "principal", "add", who, "--role", role, "--json").stdout)
         for who, role in (("root", "admin"), ("ana", "analyst"))
     ]
     admin, analyst = (created["client_id"] for created in added)
+    register = ("model", "register", model, "--name", "fraud", "--principal")
+    refused = bastion(home, *register, analyst, check=False)  # Cedar: register is for admins
+    assert refused.returncode == 3 and "denied" in refused.stderr
+    assert "Registered fraud@2" in bastion(home, *register, admin).stdout  # 2: unsigned
     denied = bastion(home, "model", "promote", "fraud", "1", "--principal", analyst, check=False)
     assert denied.returncode == 3 and "denied" in denied.stderr
     unsigned = bastion(home, "model", "promote", "fraud", "2", "--principal", admin, check=False)
@@ -461,8 +464,9 @@ def test_model_promote_is_gated_authorized_and_audited(home, tmp_path, digits_fi
     assert "fraud@1 is in production" in promoted.stdout
     listing = bastion(home, "model", "list").stdout
     assert "production" in listing and "staging" in listing
-    tail = bastion(home, "audit", "tail", "-n", "3").stdout
-    assert "model_promote" in tail and tail.count("authz_fail") == 1
+    tail = bastion(home, "audit", "tail", "-n", "5").stdout
+    assert "model_promote" in tail and "model_register" in tail
+    assert tail.count("authz_fail") == 2  # the analyst's register and promote
 
 
 def test_robustness_without_pytorch_says_how_to_install_it(monkeypatch):

@@ -88,11 +88,18 @@ def register(
             dir_okay=False,
         ),
     ] = None,
+    principal: Annotated[
+        str | None,
+        typer.Option(
+            help="Client id of who registers: Cedar must allow it `register` on the model "
+            "(the baseline allows role admin), and the attempt is audited."
+        ),
+    ] = None,
 ) -> None:
     """Check an ONNX model, encrypt it and record a new immutable version.
 
     Example: `bastion model register mlp.onnx --name digits --clip 0:1 --levels 4
-    --robustness report/robustness.json`
+    --robustness report/robustness.json --principal bcl_…`
     """
     policy = OutputPolicy(
         top_k=top_k, round_digits=round_digits, outputs=tuple(output) if output else None
@@ -108,18 +115,31 @@ def register(
             sample = np.load(reference, allow_pickle=False)  # never unpickle a user's file
         except ValueError:
             raise InvalidInput(f"{reference} is not a plain .npy array.") from None
-    registry = state(ctx).workspace().registry
-    registered = registry.register(
-        file,
-        name=name,
-        version=version,
-        output_policy=policy,
-        input_policy=squeeze,
-        reference=sample,
-        robustness=claim,
+    ws = state(ctx).workspace()
+
+    def work() -> ModelVersion:
+        return ws.registry.register(
+            file,
+            name=name,
+            version=version,
+            output_policy=policy,
+            input_policy=squeeze,
+            reference=sample,
+            robustness=claim,
+            labels=labels,
+            manifest=signing.manifest_of(file) if signed else None,
+        )
+
+    registered = work() if principal is None else ws.guard().run(
+        work,
+        principal=ws.principals.get(principal),
+        action="register",
+        resource=name,
         labels=labels,
-        manifest=signing.manifest_of(file) if signed else None,
-    )
+        audited_as=name,
+        reason=f"register {name} ({labels.risk_tier}, {labels.classification})",
+        context={"ip": "127.0.0.1"},
+    )  # fmt: skip
     console.print(
         f"[green]✓[/] Registered [bold]{registered.ref}[/] "
         f"(sha256 {registered.sha256[:16]}…, encrypted at rest)"

@@ -68,7 +68,13 @@ def run_tests(
 def explain(
     ctx: typer.Context,
     role: Annotated[str, typer.Option(help="The principal's role.")],
-    action: Annotated[str, typer.Option(help="infer, describe, read_metrics or read_audit.")],
+    action: Annotated[
+        str,
+        typer.Option(
+            help="A Cedar action: infer, describe, register, promote, query_data, "
+            "reidentify, read_metrics, read_audit, manage_principals, manage_policies."
+        ),
+    ],
     resource: Annotated[str, typer.Option(help="A model name, or 'gateway'.")] = "gateway",
     attr: Annotated[list[str] | None, typer.Option(help="Attribute KEY=VALUE; repeat.")] = None,
     ip: Annotated[str, typer.Option(help="Client address in the context.")] = "127.0.0.1",

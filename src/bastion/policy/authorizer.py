@@ -20,6 +20,7 @@ from bastion.policy.labels import UNLABELLED, ModelLabels, clearance_level
 Action = Literal[
     "infer",
     "describe",
+    "register",
     "promote",
     "read_metrics",
     "read_audit",

@@ -24,6 +24,7 @@ _EVENTS = {
     "reidentify": "privacy_reidentify",
     "query_data": "privacy_query_data",
     "promote": "model_promote",
+    "register": "model_register",
 }
 
 
