@@ -110,10 +110,7 @@ class PrincipalStore:
         Raises:
             NotFound: there is none.
         """
-        with self._db.transaction() as db:
-            row = db.execute(
-                sa.select(tables.principals).where(tables.principals.c.client_id == client_id)
-            ).first()
+        row = self._row(client_id)
         if row is None:
             raise NotFound("No such principal.")
         return _principal(row)
@@ -138,15 +135,7 @@ class PrincipalStore:
         Raises:
             NotFound: there is no principal with this name.
         """
-        with self._db.transaction() as db:
-            done = db.execute(
-                tables.principals.update()
-                .where(tables.principals.c.name == name)
-                .values(disabled=True)
-            )
-        if done.rowcount == 0:
-            raise NotFound(f"No principal named {name!r}; see `bastion principal list`.")
-        return next(p for p in self.list() if p.name == name)
+        return self._update(name, disabled=True)
 
     def public_jwk(self, client_id: str) -> dict[str, str]:
         """The registered public key of a ``private_key_jwt`` client.
@@ -154,10 +143,7 @@ class PrincipalStore:
         Raises:
             AuthError: no such enabled client, or it has no public key (one opaque error).
         """
-        with self._db.transaction() as db:
-            row = db.execute(
-                sa.select(tables.principals).where(tables.principals.c.client_id == client_id)
-            ).first()
+        row = self._row(client_id)
         if row is None or row.public_jwk is None or row.disabled:
             raise AuthError(detail="no such client with a public key")
         return dict(row.public_jwk)
@@ -168,15 +154,22 @@ class PrincipalStore:
         Raises:
             NotFound: there is no principal with this name.
         """
+        return self._update(name, public_jwk=dict(public_jwk))
+
+    def _update(self, name: str, **values: object) -> Principal:
         with self._db.transaction() as db:
             done = db.execute(
-                tables.principals.update()
-                .where(tables.principals.c.name == name)
-                .values(public_jwk=dict(public_jwk))
+                tables.principals.update().where(tables.principals.c.name == name).values(**values)
             )
         if done.rowcount == 0:
             raise NotFound(f"No principal named {name!r}; see `bastion principal list`.")
         return next(p for p in self.list() if p.name == name)
+
+    def _row(self, client_id: str) -> sa.Row[tuple[object, ...]] | None:
+        with self._db.transaction() as db:
+            return db.execute(
+                sa.select(tables.principals).where(tables.principals.c.client_id == client_id)
+            ).first()
 
     def authenticate(self, client_id: str, secret: SecretStr) -> Principal:
         """The enabled principal whose secret this is.
@@ -184,10 +177,7 @@ class PrincipalStore:
         Raises:
             AuthError: unknown client, wrong secret or disabled client (one opaque error).
         """
-        with self._db.transaction() as db:
-            row = db.execute(
-                sa.select(tables.principals).where(tables.principals.c.client_id == client_id)
-            ).first()
+        row = self._row(client_id)
         # Hash even for unknown clients so the timing does not reveal which ids exist.
         presented = self._hash(secret.get_secret_value())
         stored = row.secret_hash if row is not None else "0" * 64
