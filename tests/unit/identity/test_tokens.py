@@ -96,6 +96,8 @@ def test_issued_tokens_are_unique(key):
         (None, {"exp": "tomorrow"}, "malformed time"),
         (None, {"exp": True}, "malformed time"),
         (None, {"sub": 7}, "malformed claims"),
+        (None, {"aud": [{"a": 1}, "bastion"]}, "malformed audience"),
+        (None, {"scope": ["infer"]}, "malformed scope"),
     ],
 )
 def test_each_bad_token_is_refused_with_its_reason(key, header, claims, reason):
