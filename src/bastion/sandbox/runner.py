@@ -72,6 +72,14 @@ class SandboxRunner:
         """False while warming up, or while a model's workers fail to start."""
         return not self._warming and not any(pool.failing for pool in self._pools.values())
 
+    def is_model_ready(self, model: ModelVersion) -> bool:
+        """False while warming up, or while this version's workers fail to start.
+
+        A version not started yet is ready: its workers start on its first request.
+        """
+        pool = self._pools.get((model.name, model.version))
+        return not self._warming and not (pool is not None and pool.failing)
+
     def pools(self) -> list[WorkerPool]:
         """The pools started so far."""
         return list(self._pools.values())

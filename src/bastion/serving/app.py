@@ -88,12 +88,6 @@ def build_app(workspace: Workspace) -> Starlette:
             },
         )
 
-    async def model_ready(request: Request) -> Response:
-        call = await pipelines.describe.run(_call(request, "describe"))
-        if call.error is not None:
-            return error_response(call.error, request_id=call.request_id)
-        return _json(call, {"name": call.target.model, "ready": True})
-
     async def prometheus(request: Request) -> Response:
         call = await pipelines.metrics.run(_call(request, "read_metrics"))
         if call.error is not None:
@@ -147,8 +141,8 @@ def build_app(workspace: Workspace) -> Starlette:
         Route("/audit/proof/{kind}", audit_proof),
         Route("/v2/models/{name}", model_metadata),
         Route(versioned, model_metadata),
-        Route("/v2/models/{name}/ready", model_ready),
-        Route(f"{versioned}/ready", model_ready),
+        Route("/v2/models/{name}/ready", _model_readiness(pipelines, runner)),
+        Route(f"{versioned}/ready", _model_readiness(pipelines, runner)),
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         Route(f"{versioned}/infer", infer, methods=["POST"]),
         *_dataset_routes(pipelines, body_limit=settings.max_body_bytes),
@@ -178,6 +172,22 @@ def _readiness(runner: Runner) -> Endpoint:
         return JSONResponse({"ready": is_ready}, status_code=status, headers=_SECURITY_HEADERS)
 
     return ready
+
+
+def _model_readiness(pipelines: Pipelines, runner: Runner) -> Endpoint:
+    """``/v2/models/{name}[/versions/{version}]/ready``: 503 while its workers fail to start."""
+
+    async def model_ready(request: Request) -> Response:
+        call = await pipelines.describe.run(_call(request, "describe"))
+        if call.error is not None or call.model is None:
+            return error_response(call.error or BastionError(), request_id=call.request_id)
+        ready = runner.is_model_ready(call.model)
+        body = {"name": call.model.name, "versions": [call.model.version], "ready": ready}
+        response = _json(call, body)
+        response.status_code = 200 if ready else 503
+        return response
+
+    return model_ready
 
 
 def _lifespan(

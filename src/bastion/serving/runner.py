@@ -31,6 +31,10 @@ class Runner(Protocol):
         """Whether every model started so far can serve."""
         ...
 
+    def is_model_ready(self, model: ModelVersion) -> bool:
+        """Whether ``model`` can serve now."""
+        ...
+
     def close(self) -> None:
         """Stop whatever runs models."""
         ...
@@ -68,6 +72,10 @@ class RunnerByFormat:
     def is_ready(self) -> bool:
         """Whether every runner is ready."""
         return all(runner.is_ready() for runner in self._runners.values())
+
+    def is_model_ready(self, model: ModelVersion) -> bool:
+        """Whether the runner of its format can serve ``model`` now."""
+        return self._runners[model.format].is_model_ready(model)
 
     def close(self) -> None:
         """Close every runner."""
@@ -111,6 +119,10 @@ class UnsafeInProcessRunner:
 
     def is_ready(self) -> bool:
         """Always: there is nothing to start."""
+        return True
+
+    def is_model_ready(self, model: ModelVersion) -> bool:
+        """Always: sessions load on first use."""
         return True
 
     def close(self) -> None:

@@ -53,6 +53,10 @@ class UpstreamRunner:
         """Upstreams report their own health; the gateway does not poll them."""
         return True
 
+    def is_model_ready(self, model: ModelVersion) -> bool:
+        """As ``is_ready``: the upstream's own health is not polled."""
+        return True
+
     def close(self) -> None:
         """Forget the connection pools (their sockets close with the process)."""
         self._clients.clear()

@@ -130,3 +130,23 @@ async def test_the_runner_bounds_its_workers_evicting_idle_pools_first():
                 await spinning
     finally:
         runner.close()
+
+
+async def test_a_version_whose_workers_fail_to_start_is_not_ready_the_others_are():
+    """Per-model readiness: the broken version says not ready; a good or unstarted one is."""
+    from bastion.sandbox import SandboxRunner
+
+    good, broken, later = (SimpleNamespace(name="m", version=v, ref=f"m@{v}") for v in "gbl")
+    artifacts = {"g": spinner(), "b": b"not an onnx model", "l": spinner()}
+    runner = SandboxRunner(
+        jail=Jail(limits=LIMITS),
+        load_artifact=lambda model: artifacts[model.version],
+        workers=1,
+        max_workers=4,
+    )
+    try:
+        await runner.warm([good, broken])
+        assert runner.is_model_ready(good) and runner.is_model_ready(later)
+        assert not runner.is_model_ready(broken) and not runner.is_ready()
+    finally:
+        runner.close()
