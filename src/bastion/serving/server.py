@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +40,14 @@ def serve(workspace: Workspace) -> None:
         proxy_headers=False,  # client addresses come from the socket, not from headers
         lifespan="on",  # stops the model workers on shutdown
     )
+    # Long-lived startup objects (app, settings, keys, imported modules) leave the garbage
+    # collector's view, and young collections run less often: fewer pauses on the request path.
+    gc.freeze()
+    gc.set_threshold(_GC_YOUNG, 20, 20)
     uvicorn.Server(config).run()
+
+
+_GC_YOUNG = 20_000  # objects allocated before a young collection (Python's default: 700)
 
 
 class _TlsAwareProtocol(HttpToolsProtocol):
