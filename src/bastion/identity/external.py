@@ -30,7 +30,6 @@ import jwt
 from bastion.errors import AuthError
 from bastion.identity.principals import Principal
 from bastion.settings import TrustedIssuer
-from bastion.types import Clock
 
 EXTERNAL_PREFIX = "ext:"
 _FETCH_TIMEOUT = 5.0
@@ -38,8 +37,8 @@ _MAX_DOCUMENT_BYTES = 256 * 1024
 _UNTRUSTED_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _DISCOVERY = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
-NO_ROLE = "none"
-_MAX_ID = 64  # the role of an external principal whose claims map to no role
+NO_ROLE = "none"  # the role of an external principal whose claims map to no role
+_MAX_ID = 64  # characters of a client id (the audit record's principal column)
 
 
 @dataclass(frozen=True)
@@ -54,10 +53,9 @@ class ExternalToken:
 class ExternalIssuer:
     """Verifies one trusted issuer's tokens with its published keys."""
 
-    def __init__(self, config: TrustedIssuer, *, leeway_seconds: int, clock: Clock) -> None:
+    def __init__(self, config: TrustedIssuer, *, leeway_seconds: int) -> None:
         self.config = config
         self._leeway = leeway_seconds
-        self._clock = clock
         self._keys: dict[str, tuple[Any, str | None]] = {}  # kid → (key, declared alg)
         self._fetched_at = float("-inf")  # monotonic
         self._jwks_uri: str | None = None
@@ -171,7 +169,7 @@ class ExternalIssuer:
                 metadata = _get_json(http, issuer + path)
             except httpx.HTTPStatusError:
                 continue
-            if not isinstance(metadata, dict) or metadata.get("issuer", "").rstrip("/") != issuer:
+            if not isinstance(metadata, dict) or str(metadata.get("issuer")).rstrip("/") != issuer:
                 raise ValueError("discovery names another issuer")
             jwks_uri = metadata.get("jwks_uri")
             if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
@@ -199,11 +197,10 @@ def _text(value: object) -> str | None:
 class ExternalIssuers:
     """The trusted issuers, by ``iss``."""
 
-    def __init__(
-        self, configs: tuple[TrustedIssuer, ...], *, leeway_seconds: int, clock: Clock
-    ) -> None:
+    def __init__(self, configs: tuple[TrustedIssuer, ...], *, leeway_seconds: int) -> None:
         self._issuers = {
-            c.issuer: ExternalIssuer(c, leeway_seconds=leeway_seconds, clock=clock) for c in configs
+            config.issuer: ExternalIssuer(config, leeway_seconds=leeway_seconds)
+            for config in configs
         }
 
     def __bool__(self) -> bool:

@@ -91,7 +91,9 @@ class _Principals:
             ):
                 raise InvalidInput("attributes is an object of strings.")
             key = given.get("public_jwk")
-            jwk = client_public_jwk(key) if isinstance(key, dict) else None
+            if key is not None and not isinstance(key, dict):
+                raise InvalidInput("public_jwk is a JWK object.")
+            jwk = client_public_jwk(key) if key is not None else None
             created = self._principals.add(name, role=role, attributes=attributes, public_jwk=jwk)
             answer = _principal(created.principal)
             if secret := created.secret.get_secret_value():

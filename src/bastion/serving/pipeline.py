@@ -174,7 +174,7 @@ def build_pipelines(
         cache_seconds=settings.auth_cache_seconds,
         clock=clock,
         external=ExternalIssuers(
-            settings.trusted_issuers, leeway_seconds=settings.clock_skew_seconds, clock=clock
+            settings.trusted_issuers, leeway_seconds=settings.clock_skew_seconds
         ),
     )
     tokens = workspace.token_service()
