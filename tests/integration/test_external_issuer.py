@@ -20,6 +20,7 @@ from .test_gateway import auth, infer_body
 
 ISSUER_SCRIPT = Path(__file__).parent.parent / "oidc_issuer.py"
 GATEWAY_CONFIG = ""  # set by the issuer fixture, before the gateway starts
+DOWN = f"https://127.0.0.1:{free_port()}"  # a trusted issuer that does not answer
 
 
 class Issuer:
@@ -77,6 +78,11 @@ ca_file = "{paths.ca_cert}"
 roles = {{ "ml-analyst" = "analyst" }}
 attribute_claims = {{ team = "department" }}
 jwks_refresh_seconds = 1
+
+[[trusted_issuers]]
+name = "down"
+issuer = "{DOWN}"
+audience = "bastion"
 """
     yield found
     process.terminate()
@@ -161,3 +167,17 @@ def test_the_gateway_follows_the_issuers_key_rotation_and_bounds_refreshes(gatew
             assert http.post("/v2/models/digits/infer", json=body,
                              headers=auth(forged)).status_code == 401  # fmt: skip
         assert issuer.jwks_fetches() <= before + 3
+
+
+def test_a_trusted_issuer_that_does_not_answer_means_401_not_an_error(gateway, issuer, digits):
+    """No keys, no entry: the same opaque 401, the reason in the audit entry."""
+    token = issuer.mint(iss=DOWN)
+    with gateway.http() as http:
+        for _ in range(2):
+            refused = http.post("/v2/models/digits/infer", json=infer_body(digits.images[:1]),
+                                headers=auth(token))  # fmt: skip
+            assert refused.status_code == 401
+            assert refused.json() == {"error": "Authentication failed."}
+    reasons = [e.event.reason for e in gateway.workspace.audit.tail(2)]
+    assert reasons[0].startswith("issuer keys unavailable")
+    assert reasons[1] == "unknown key id"  # not fetched again within jwks_refresh_seconds
