@@ -84,7 +84,7 @@ def test_principal_lifecycle(home):
 
 def test_model_register_and_list(home, digits_file, tmp_path):
     """Register shows the signature; list shows versions; bad files get a clear error."""
-    register = ["model", "register", str(digits_file), "--name", "digits"]
+    register = ["model", "register", str(digits_file), "--name", "digits", "--allow-unsigned"]
     out = bastion(home, *register).stdout
     assert "digits@1" in out and "pixels" in out and "FP32" in out
     guarded = ["--version", "b", "--top-k", "3", "--round", "2", "--output", "probabilities"]
@@ -104,7 +104,8 @@ def test_model_register_and_list(home, digits_file, tmp_path):
     assert refused.returncode == 2 and "plain .npy" in refused.stderr
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"junk")
-    bad = bastion(home, "model", "register", str(junk), "--name", "x", check=False)
+    bad = bastion(home, "model", "register", str(junk), "--name", "x", "--allow-unsigned",
+                  check=False)  # fmt: skip
     assert bad.returncode == 2 and "not a valid ONNX model" in bad.stderr
 
 
@@ -194,7 +195,7 @@ def test_encrypt_and_decrypt_files(home, tmp_path):
 
 def test_keys_rotate_rewrap_retire(home, digits_file):
     """The key lifecycle from the CLI: rotate, rewrap, retire, and models still load."""
-    bastion(home, "model", "register", str(digits_file), "--name", "digits")
+    bastion(home, "model", "register", str(digits_file), "--name", "digits", "--allow-unsigned")
     bastion(home, "keys", "rotate")
     status = bastion(home, "keys", "status").stdout
     assert "primary" in status and "use an older version" in status
@@ -373,6 +374,7 @@ def test_robustness_train_eval_register_and_inspect(home, tmp_path):
         "high",
         "--classification",
         "confidential",
+        "--allow-unsigned",
     )
     shown = bastion(home, "model", "inspect", "mlp").stdout
     assert "clip=[0.0, 1.0], levels=16" in shown and "Clean accuracy" in shown and "linf" in shown
@@ -423,7 +425,7 @@ def test_model_keygen_sign_and_verify(home, tmp_path, digits_file):
             "--owner", "risk-team", "--risk-tier", "high")  # fmt: skip
     trust = ("--trust", str(key.with_suffix(".pub.json")))
     assert "all 1 files verified" in bastion(home, "model", "verify", str(folder), *trust).stdout
-    register = ("model", "register", str(folder / "model.onnx"), "--name", "fraud", "--signed")
+    register = ("model", "register", str(folder / "model.onnx"), "--name", "fraud")
     unsigned = bastion(home, *register, check=False)
     assert unsigned.returncode == 7 and "not a trusted signer" in unsigned.stderr
     bastion(home, "model", "trust", str(key.with_suffix(".pub.json")))
@@ -446,13 +448,13 @@ def test_model_promote_is_gated_authorized_and_audited(home, tmp_path, digits_fi
             "--owner", "risk-team")  # fmt: skip
     bastion(home, "model", "trust", str(key.with_suffix(".pub.json")))
     model = str(folder / "model.onnx")
-    bastion(home, "model", "register", model, "--name", "fraud", "--signed")
+    bastion(home, "model", "register", model, "--name", "fraud")
     added = [
         json.loads(bastion(home, "principal", "add", who, "--role", role, "--json").stdout)
         for who, role in (("root", "admin"), ("ana", "analyst"))
     ]
     admin, analyst = (created["client_id"] for created in added)
-    register = ("model", "register", model, "--name", "fraud", "--principal")
+    register = ("model", "register", model, "--name", "fraud", "--allow-unsigned", "--principal")
     refused = bastion(home, *register, analyst, check=False)  # Cedar: register is for admins
     assert refused.returncode == 3 and "denied" in refused.stderr
     assert "Registered fraud@2" in bastion(home, *register, admin).stdout  # 2: unsigned
@@ -579,3 +581,11 @@ def test_dp_train_writes_a_model_and_its_claim(tmp_path):
     claim = json.loads((folder / "privacy.json").read_text())
     assert 3.7 < claim["epsilon"] <= 4 and claim["mechanism"].startswith("DP-SGD")
     assert (folder / "model.safetensors").stat().st_size > 1000
+
+
+def test_model_register_needs_a_signed_manifest_unless_told_otherwise(home, digits_file):
+    """Safe by default: no manifest.json beside the model, no registration (and a way out)."""
+    refused = bastion(home, "model", "register", str(digits_file), "--name", "d", check=False)
+    assert refused.returncode == 2
+    assert "bastion model sign" in refused.stderr and "--allow-unsigned" in refused.stderr
+    assert bastion(home, "model", "inspect", "d", check=False).returncode == 4  # not found

@@ -73,11 +73,13 @@ def register(
     bounds: sanitizer.Bounds = None,
     risk_tier: RiskTierOption = "unassessed",
     classification: ClassificationOption = "internal",
-    signed: Annotated[
+    allow_unsigned: Annotated[
         bool,
         typer.Option(
-            "--signed",
-            help="Require the folder's manifest.json, signed by a trusted signer (`model trust`).",
+            "--allow-unsigned",
+            help="Register without the folder's signed manifest.json (development only: such "
+            "a version can never be promoted to production). By default the manifest must be "
+            "signed by a trusted signer (`model sign`, `model trust`).",
         ),
     ] = False,
     robustness: Annotated[
@@ -96,10 +98,13 @@ def register(
         ),
     ] = None,
 ) -> None:
-    """Check an ONNX model, encrypt it and record a new immutable version.
+    """Check a signed ONNX model, encrypt it and record a new immutable version.
 
-    Example: `bastion model register mlp.onnx --name digits --clip 0:1 --levels 4
-    --robustness report/robustness.json --principal bcl_…`
+    The file's folder must hold a manifest.json signed by a trusted signer (`bastion model
+    sign FOLDER`, `bastion model trust KEY.pub.json`); it is verified now and at every load.
+
+    Example: `bastion model register models/digits/mlp.onnx --name digits --clip 0:1
+    --levels 4 --robustness report/robustness.json --principal bcl_…`
     """
     policy = OutputPolicy(
         top_k=top_k, round_digits=round_digits, outputs=tuple(output) if output else None
@@ -127,7 +132,7 @@ def register(
             reference=sample,
             robustness=claim,
             labels=labels,
-            manifest=signing.manifest_of(file) if signed else None,
+            manifest=None if allow_unsigned else signing.manifest_of(file),
         )
 
     registered = work() if principal is None else ws.guard().run(
@@ -258,7 +263,7 @@ def inspect(
         f"risk tier: {found.labels.risk_tier}, classification: {found.labels.classification}"
     )
     console.print(f"sanitizer: {_describe(found.input_policy.to_json())}")
-    console.print(f"signed by: {found.signer or 'nobody (registered without --signed)'}")
+    console.print(f"signed by: {found.signer or 'nobody (registered with --allow-unsigned)'}")
     console.print(f"output policy: {_describe(found.output_policy.to_json())}")
     _claim(found)
 

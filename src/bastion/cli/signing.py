@@ -124,7 +124,7 @@ def trust_signer(
     ctx: typer.Context,
     public_key: Annotated[Path, typer.Argument(help="A signer's .pub.json from `model keygen`.")],
 ) -> None:
-    """Trust a signer: `model register --signed` accepts, and the gateway loads, its models."""
+    """Trust a signer: `model register` accepts, and the gateway loads, its models."""
     folder = state(ctx).workspace().paths.signers
     kid, _ = read_signer(public_key)
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,10 +134,14 @@ def trust_signer(
 
 
 def manifest_of(file: Path) -> SignedManifest:
-    """The signed manifest of ``file``'s folder (for `model register --signed`)."""
+    """The signed manifest of ``file``'s folder (`model register` needs it)."""
     path = file.parent / MANIFEST_NAME
     if not path.is_file():
-        raise InvalidInput(f"--signed needs {path}; sign the folder with `bastion model sign`.")
+        raise InvalidInput(
+            f"No signed manifest at {path}: sign the folder with `bastion model sign "
+            f"{file.parent} --key KEY --name NAME` (and `bastion model trust` its public key), "
+            "or pass --allow-unsigned for development."
+        )
     return SignedManifest.from_json(path.read_text())
 
 

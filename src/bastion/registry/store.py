@@ -183,7 +183,7 @@ class ModelRegistry:
         """
         problems = []
         if model.signer is None:
-            problems.append("it has no signed manifest (sign it, then register with --signed)")
+            problems.append("it has no signed manifest (sign its folder, then register it)")
         else:
             try:
                 artifact = self.load_artifact(model)
