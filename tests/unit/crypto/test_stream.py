@@ -107,7 +107,21 @@ def test_known_answers(vector):
 
 
 SIZES = st.sampled_from(
-    [0, 1, 15, 16, 17, SEGMENT - 1, SEGMENT, SEGMENT + 1, 2 * SEGMENT, 3 * SEGMENT - 5]
+    [
+        0,
+        1,
+        15,
+        16,
+        17,
+        SEGMENT - 1,
+        SEGMENT,
+        SEGMENT + 1,
+        2 * SEGMENT,
+        3 * SEGMENT - 5,
+        4 * SEGMENT,
+        4 * SEGMENT + 1,
+        17 * SEGMENT + 9,
+    ]
 ) | st.integers(0, 3 * SEGMENT + 100)
 
 
@@ -258,3 +272,31 @@ def test_file_round_trip_and_progress(tmp_path):
     decrypt_file(tmp_path / "in.bst", tmp_path / "out", keys=KEYS, associated_data=AD)
     assert (tmp_path / "out").read_bytes() == data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "in.bst", "out"]
+
+
+def test_long_streams_release_only_authenticated_segments_and_pass_on_write_errors():
+    """A forged segment deep in a long stream: the sink gets the segments before it, no more."""
+    data = bytes(range(256)) * (SEGMENT * 20 // 256)
+    envelope = bytearray(encrypt(data, keys=KEYS, associated_data=AD))
+    header, _ = segments_of(bytes(envelope))
+    envelope[len(header) + 15 * (SEGMENT + TAG) + 7] ^= 1  # inside segment 15
+    sink = io.BytesIO()
+    with pytest.raises(CryptoError):
+        decrypt_stream(io.BytesIO(bytes(envelope)), sink, keys=KEYS, associated_data=AD)
+    assert sink.getvalue() == data[: 15 * SEGMENT]  # the 15 that authenticated, no more
+
+    class FullDisk(io.RawIOBase):
+        def __init__(self) -> None:
+            self.writes = 0
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, chunk) -> int:
+            self.writes += 1
+            if self.writes > 9:
+                raise OSError(28, "No space left on device")
+            return len(chunk)
+
+    with pytest.raises(OSError, match="No space"):
+        encrypt_stream(io.BytesIO(data), FullDisk(), keys=KEYS, associated_data=AD)
