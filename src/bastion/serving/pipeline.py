@@ -84,25 +84,23 @@ def _policies(workspace: Workspace) -> ReloadingAuthorizer:
     return ReloadingAuthorizer(workspace.paths.policies, clock=workspace.clock, on_change=audit)
 
 
-def _throttle(workspace: Workspace) -> Throttle:
-    """Rate limits and quotas: in this process, or shared through Redis when configured."""
+def _throttle(workspace: Workspace, shared: redis.Redis | None) -> Throttle:
+    """Rate limits and quotas: in this process, or in the ``shared`` Redis."""
     settings, clock = workspace.settings, workspace.clock
-    if settings.redis_url is None:
+    prefix = _redis_prefix(workspace)
 
-        def bucket(rate: float, burst: int, limit: str) -> RateLimiter:
+    def bucket(rate: float, burst: int, limit: str) -> RateLimiter:
+        if shared is None:
             return TokenBucketLimiter(rate=rate, burst=burst, clock=clock, limit=limit)
+        return RedisTokenBucketLimiter(
+            client=shared, rate=rate, burst=burst, prefix=f"{prefix}{limit}:", limit=limit
+        )
 
-        quotas: QuotaCounter = DailyQuotas(clock=clock)
-    else:
-        client = redis.Redis.from_url(settings.redis_url.get_secret_value())
-        prefix = _redis_prefix(workspace)
-
-        def bucket(rate: float, burst: int, limit: str) -> RateLimiter:
-            return RedisTokenBucketLimiter(
-                client=client, rate=rate, burst=burst, prefix=f"{prefix}{limit}:", limit=limit
-            )
-
-        quotas = RedisDailyQuotas(client=client, prefix=f"{prefix}quota:", clock=clock)
+    quotas: QuotaCounter = (
+        DailyQuotas(clock=clock)
+        if shared is None
+        else RedisDailyQuotas(client=shared, prefix=f"{prefix}quota:", clock=clock)
+    )
     models = {
         name: ModelLimiter(
             rate=bucket(limit.rate_per_second, limit.burst, f"rate of model {name}")
@@ -120,22 +118,16 @@ def _throttle(workspace: Workspace) -> Throttle:
     )
 
 
-def _lockout(workspace: Workspace) -> LockoutCounter:
+def _lockout(workspace: Workspace, shared: redis.Redis | None) -> LockoutCounter:
     settings = workspace.settings
-    if settings.redis_url is None:
-        return Lockout(
-            limit=settings.lockout_failures,
-            window=settings.lockout_seconds,
-            lock_seconds=settings.lockout_seconds,
-            clock=workspace.clock,
-        )
-    return RedisLockout(
-        client=redis.Redis.from_url(settings.redis_url.get_secret_value()),
-        prefix=f"{_redis_prefix(workspace)}lockout:",
-        limit=settings.lockout_failures,
-        window=settings.lockout_seconds,
-        lock_seconds=settings.lockout_seconds,
-    )
+    rules = {
+        "limit": settings.lockout_failures,
+        "window": settings.lockout_seconds,
+        "lock_seconds": settings.lockout_seconds,
+    }
+    if shared is None:
+        return Lockout(**rules, clock=workspace.clock)
+    return RedisLockout(client=shared, prefix=f"{_redis_prefix(workspace)}lockout:", **rules)
 
 
 def _redis_prefix(workspace: Workspace) -> str:
@@ -178,10 +170,13 @@ def build_pipelines(
         ),
     )
     tokens = workspace.token_service()
-    lockout = _lockout(workspace)
+    # Limits and lockouts shared by every gateway process, when a Redis is configured.
+    redis_url = settings.redis_url
+    shared = redis.Redis.from_url(redis_url.get_secret_value()) if redis_url else None
+    lockout = _lockout(workspace, shared)
     models = ModelCache(registry=workspace.registry, clock=clock)
     authorize = Authorize(authorizer=_policies(workspace), models=models, clock=clock)
-    throttle = _throttle(workspace)
+    throttle = _throttle(workspace, shared)
     guard = (authenticate, authorize, throttle)
     return Pipelines(
         token=Pipeline([IssueToken(service=tokens, lockout=lockout)], record=record),
