@@ -21,7 +21,7 @@ $(VENV)/.demo: $(BIN)/python pyproject.toml
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[demo,robustness,dev]'
+	$(BIN)/pip install --quiet -e '.[demo,robustness,sklearn,dev]'
 	$(BIN)/pip install --quiet --no-deps $(TORCHATTACKS)
 	touch $@ $(VENV)/.demo
 

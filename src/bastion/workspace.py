@@ -294,7 +294,7 @@ class Workspace:
             self._jail = Jail(limits=limits, hidden=[settings.home])
         return self._jail
 
-    def _load_check(self) -> Callable[[bytes], None] | None:
+    def _load_check(self) -> Callable[[bytes], bytes] | None:
         """How registration proves a model loads: in a jail, unless models run in process."""
         if self.settings.unsafe_in_process_runner:
             return None  # the registry's own in-process check

@@ -47,7 +47,14 @@ ClassificationOption = Annotated[
 @app.command("register")
 def register(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="An ONNX model file.", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="An ONNX model, or a scikit-learn estimator saved with skops.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
     name: Annotated[str, typer.Option(help="Model name used in /v2/models/{name}.")],
     version: Version = None,
     top_k: Annotated[
@@ -98,7 +105,7 @@ def register(
         ),
     ] = None,
 ) -> None:
-    """Check a signed ONNX model, encrypt it and record a new immutable version.
+    """Check a signed ONNX or skops model, encrypt it and record a new immutable version.
 
     The file's folder must hold a manifest.json signed by a trusted signer (`bastion model
     sign FOLDER`, `bastion model trust KEY.pub.json`); it is verified now and at every load.

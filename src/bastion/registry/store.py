@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -12,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from numpy.typing import NDArray
@@ -34,6 +35,8 @@ from bastion.types import Clock
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ONNX_FORMAT = "onnx"
+SKOPS_FORMAT = "skops"
+SKOPS_MAGIC = b"PK\x03\x04"  # a zip archive: skops (ONNX files are protocol buffers)
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class ModelVersion:
 
 
 class ModelRegistry:
-    """Registers ONNX models and hands their decrypted bytes to the runner."""
+    """Registers ONNX and skops models and hands their decrypted bytes to the runner."""
 
     def __init__(
         self,
@@ -68,13 +71,14 @@ class ModelRegistry:
         blobs: BlobStore,
         clock: Clock,
         trusted_signers: Callable[[], Mapping[str, Ed25519PublicKey]] = dict,
-        load_check: Callable[[bytes], None] | None = None,
+        load_check: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._db = database
         self._blobs = blobs
         self._clock = clock
         self._trusted = trusted_signers
-        # Proves a new model loads; the workspace passes a sandboxed check (Jail.check_loads).
+        # Proves a new model loads, and reports a skops model's signature; the workspace
+        # passes a sandboxed check (Jail.check_loads).
         self._load_check = load_check or _load_in_process
 
     def register(
@@ -90,11 +94,15 @@ class ModelRegistry:
         labels: ModelLabels | None = None,
         manifest: SignedManifest | None = None,
     ) -> ModelVersion:
-        """Check an ONNX file, encrypt it and record a new immutable version.
+        """Check a model file, encrypt it and record a new immutable version.
+
+        The format is told by content: a self-contained ONNX model, or a scikit-learn
+        estimator saved with skops, which must scan clean (every type its schema names on
+        the scanner's allow-list) before it is even loaded — in the sandbox.
 
         Raises:
             InvalidInput: the name or version is malformed, or the file is not a usable
-                self-contained ONNX model.
+                self-contained ONNX model or a clean, servable skops file.
             Conflict: this version exists already.
 
         ``reference`` is a sample of typical inputs (rows x features), stored encrypted
@@ -109,10 +117,13 @@ class ModelRegistry:
         artifact = path.read_bytes()
         if manifest is not None:
             self._check_manifest(path, artifact, manifest)
-        signature = _check_onnx(artifact)
-        self._load_check(artifact)
+        if artifact[:4] == SKOPS_MAGIC:
+            model_format, signature = SKOPS_FORMAT, self._check_skops(path.name, artifact)
+        else:
+            model_format, signature = ONNX_FORMAT, _check_onnx(artifact)
+            self._load_check(artifact)
         row = self._row(name, artifact, signature, (output_policy, input_policy), labels) | {
-            "format": ONNX_FORMAT,
+            "format": model_format,
             "robustness": robustness.to_json() if robustness is not None else None,
             "signer": manifest.signer if manifest is not None else None,
         }
@@ -312,6 +323,17 @@ class ModelRegistry:
                 raise IntegrityError(detail=f"{model.ref} is not in its signed manifest")
         return artifact
 
+    def _check_skops(self, name: str, artifact: bytes) -> ModelSignature:
+        if importlib.util.find_spec("skops") is None:
+            raise InvalidInput("Serving scikit-learn models needs skops: install bastion[sklearn].")
+        report = scan_bytes(artifact, name=name)
+        if not report.is_safe:
+            raise InvalidInput(f"{name} does not scan clean; see `bastion scan {name}`.")
+        try:
+            return ModelSignature.from_json(json.loads(self._load_check(artifact)))
+        except (ValueError, KeyError, TypeError):
+            raise InvalidInput("The estimator reported no usable signature.") from None
+
     def _check_manifest(self, path: Path, artifact: bytes, manifest: SignedManifest) -> None:
         """The manifest of the file's folder must verify and list this very file."""
         verify_manifest(path.parent, manifest, trusted=self._trusted())
@@ -350,11 +372,13 @@ def _check_onnx(artifact: bytes) -> ModelSignature:
     return ModelSignature.from_onnx(model)
 
 
-def _load_in_process(artifact: bytes) -> None:
+def _load_in_process(artifact: bytes) -> bytes:
+    from bastion.sandbox.models import load  # noqa: PLC0415 - the sandbox package imports us
+
     try:
-        ort.InferenceSession(artifact, providers=["CPUExecutionProvider"])
-    except Exception:  # onnxruntime raises its own untyped errors
-        raise InvalidInput("onnxruntime cannot load this model.") from None
+        return load(artifact).signature
+    except Exception:  # the runtimes raise their own untyped errors
+        raise InvalidInput("The model's runtime cannot load it.") from None
 
 
 def _version(row: sa.Row[tuple[object, ...]]) -> ModelVersion:

@@ -138,25 +138,30 @@ class Jail:
             theirs.close()
         return process, ours
 
-    def check_loads(self, model: bytes) -> None:
+    def check_loads(self, model: bytes) -> bytes:
         """Load ``model`` in a throwaway jailed worker, never in the registering process.
 
+        Returns what the worker reported with ``READY``: the model's signature as JSON when
+        its format does not carry one (skops), else nothing.
+
         Raises:
-            InvalidInput: onnxruntime cannot load it (or the worker died trying).
+            InvalidInput: the model's runtime cannot load it (or the worker died trying).
         """
         process, sock = self.spawn_worker()
         try:
             sock.settimeout(self.limits.start_seconds)
             sock.sendall(frame(LOAD, model))
-            answer = sock.recv(HEADER.size)
-        except OSError:
-            answer = b""
+            kind, size = HEADER.unpack(_receive_exactly(sock, HEADER.size))
+            report = _receive_exactly(sock, min(size, _MAX_REPORT)) if kind == READY else b""
+        except (OSError, EOFError):
+            kind, report = None, b""
         finally:
             sock.close()
             process.kill()
             process.wait()
-        if len(answer) != HEADER.size or HEADER.unpack(answer)[0] != READY:
-            raise InvalidInput("onnxruntime cannot load this model (checked in the sandbox).")
+        if kind != READY:
+            raise InvalidInput("The model's runtime cannot load it (checked in the sandbox).")
+        return report
 
     def check(self) -> None:
         """Start Python in the jail once, so a broken sandbox stops the gateway at startup.
@@ -180,6 +185,20 @@ class Jail:
     def python(self, *arguments: str) -> list[str]:
         """A command line that runs the gateway's Python, isolated, inside the jail."""
         return [sys.executable, "-I", *arguments]
+
+
+_MAX_REPORT = 64 * 1024
+
+
+def _receive_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        chunk = sock.recv(size - got)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def _package_root() -> Path:

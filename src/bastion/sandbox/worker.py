@@ -5,8 +5,8 @@ socket pair made by the gateway. The worker reads the model (``LOAD``), answers
 ``READY``, then serves ``RUN`` frames one at a time until the socket closes. Before each
 run it sets its CPU-time limit to what it has used plus ``CPU_SECONDS``, so a run that
 spins is killed by SIGXCPU even if the gateway's wall-clock timeout has not yet fired.
-It imports only numpy, onnxruntime and the frame codec; it never sees keys, the database
-or the network.
+It imports only numpy, the frame codec and its model's runtime (onnxruntime, or scikit-learn
+through skops; ``sandbox/models.py``); it never sees keys, the database or the network.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from __future__ import annotations
 import resource
 import socket
 import sys
-
-import onnxruntime as ort
 
 from bastion.sandbox.frames import (
     FAILED,
@@ -28,6 +26,7 @@ from bastion.sandbox.frames import (
     encode_tensors,
     frame,
 )
+from bastion.sandbox.models import LoadedModel, load
 
 
 def main(argv: list[str]) -> int:
@@ -37,9 +36,9 @@ def main(argv: list[str]) -> int:
     kind, model = _receive(sock)
     if kind != LOAD:
         return 2
-    session = _session(model)
+    loaded = load(bytes(model))
     del model
-    sock.sendall(frame(READY))
+    sock.sendall(frame(READY, loaded.signature))
     while True:
         try:
             kind, payload = _receive(sock)
@@ -47,21 +46,10 @@ def main(argv: list[str]) -> int:
             return 0
         if kind != RUN:
             return 2
-        sock.sendall(_run(session, payload, cpu_seconds))
+        sock.sendall(_run(loaded, payload, cpu_seconds))
 
 
-def _session(model: bytearray) -> ort.InferenceSession:
-    ort.disable_telemetry_events()
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = 1  # one thread a worker: the pool is the parallelism
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(
-        bytes(model), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-
-
-def _run(session: ort.InferenceSession, payload: bytearray, cpu_seconds: int) -> bytes:
+def _run(model: LoadedModel, payload: bytearray, cpu_seconds: int) -> bytes:
     used = resource.getrusage(resource.RUSAGE_SELF)
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     resource.setrlimit(
@@ -69,7 +57,7 @@ def _run(session: ort.InferenceSession, payload: bytearray, cpu_seconds: int) ->
     )
     try:
         names, inputs = decode_run(memoryview(payload))
-        results = session.run(names, inputs)
+        results = model.run(names, inputs)
         return frame(RESULT, *encode_tensors(dict(zip(names, results, strict=True))))
     except Exception as exc:  # the model failed: name the kind only, its text may echo inputs
         return frame(FAILED, type(exc).__name__.encode())

@@ -46,7 +46,7 @@ _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 Endpoint = Callable[[Request], Awaitable[Response]]
-_PLATFORMS = {"onnx": "onnxruntime_onnx", "v2-upstream": "upstream_v2"}
+_PLATFORMS = {"onnx": "onnxruntime_onnx", "skops": "sklearn_skops", "v2-upstream": "upstream_v2"}
 
 
 def build_app(workspace: Workspace) -> Starlette:

@@ -6,12 +6,18 @@ from collections.abc import Mapping, Sequence
 from threading import Lock
 from typing import Protocol
 
-import onnxruntime as ort
 from anyio import to_thread
 
 from bastion.errors import BackendError
-from bastion.registry import ONNX_FORMAT, UPSTREAM_FORMAT, ModelRegistry, ModelVersion
+from bastion.registry import (
+    ONNX_FORMAT,
+    SKOPS_FORMAT,
+    UPSTREAM_FORMAT,
+    ModelRegistry,
+    ModelVersion,
+)
 from bastion.sandbox import SandboxRunner, Tensors
+from bastion.sandbox.models import LoadedModel, load
 from bastion.serving.upstream import UpstreamRunner
 from bastion.workspace import Workspace
 
@@ -43,7 +49,8 @@ class Runner(Protocol):
 def build_runner(workspace: Workspace) -> Runner:
     """The runner of every model format: ONNX and upstream V2 servers.
 
-    ONNX models run in the sandbox, or in process when ``unsafe_in_process_runner`` is set.
+    ONNX and skops models run in the sandbox, or in process when ``unsafe_in_process_runner``
+    is set.
 
     Raises:
         ConfigError: bubblewrap is missing or cannot make its namespaces here.
@@ -51,7 +58,8 @@ def build_runner(workspace: Workspace) -> Runner:
     upstream = UpstreamRunner(
         registry=workspace.registry, timeout=workspace.settings.sandbox_timeout_seconds
     )
-    return RunnerByFormat({ONNX_FORMAT: _local_runner(workspace), UPSTREAM_FORMAT: upstream})
+    local = _local_runner(workspace)
+    return RunnerByFormat({ONNX_FORMAT: local, SKOPS_FORMAT: local, UPSTREAM_FORMAT: upstream})
 
 
 class RunnerByFormat:
@@ -59,19 +67,21 @@ class RunnerByFormat:
 
     def __init__(self, runners: Mapping[str, Runner]) -> None:
         self._runners = dict(runners)
+        # One runner may serve several formats (the sandbox runs ONNX and skops alike).
+        self._distinct = list({id(runner): runner for runner in runners.values()}.values())
 
     async def run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
         """Run ``model`` with the runner of its format."""
         return await self._runners[model.format].run(model, inputs, outputs)
 
     async def warm(self, models: Sequence[ModelVersion]) -> None:
-        """Warm each runner with the models of its format."""
-        for kind, runner in self._runners.items():
-            await runner.warm([model for model in models if model.format == kind])
+        """Warm each runner with the models of its formats."""
+        for runner in self._distinct:
+            await runner.warm([model for model in models if self._runners[model.format] is runner])
 
     def is_ready(self) -> bool:
         """Whether every runner is ready."""
-        return all(runner.is_ready() for runner in self._runners.values())
+        return all(runner.is_ready() for runner in self._distinct)
 
     def is_model_ready(self, model: ModelVersion) -> bool:
         """Whether the runner of its format can serve ``model`` now."""
@@ -79,7 +89,7 @@ class RunnerByFormat:
 
     def close(self) -> None:
         """Close every runner."""
-        for runner in self._runners.values():
+        for runner in self._distinct:
             runner.close()
 
 
@@ -103,7 +113,7 @@ class UnsafeInProcessRunner:
 
     def __init__(self, *, registry: ModelRegistry) -> None:
         self._registry = registry
-        self._sessions: dict[tuple[str, str], ort.InferenceSession] = {}
+        self._sessions: dict[tuple[str, str], LoadedModel] = {}
         self._lock = Lock()
 
     async def run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
@@ -132,21 +142,16 @@ class UnsafeInProcessRunner:
     def _run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
         session = self._session(model)
         try:
-            results = session.run(list(outputs), inputs)
-        except Exception:  # onnxruntime raises untyped errors that may echo tensor values
+            results = session.run(outputs, inputs)
+        except Exception:  # the runtimes raise untyped errors that may echo tensor values
             raise BackendError("The model failed to run.", detail=f"{model.ref}") from None
         return dict(zip(outputs, results, strict=True))
 
-    def _session(self, model: ModelVersion) -> ort.InferenceSession:
+    def _session(self, model: ModelVersion) -> LoadedModel:
         key = (model.name, model.version)
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
-                artifact = self._registry.load_artifact(model)
-                options = ort.SessionOptions()
-                options.log_severity_level = 3
-                session = ort.InferenceSession(
-                    artifact, sess_options=options, providers=["CPUExecutionProvider"]
-                )
+                session = load(self._registry.load_artifact(model))
                 self._sessions[key] = session
             return session

@@ -146,3 +146,42 @@ def test_sanitizer_and_robustness_claim_are_kept_with_the_version(registry, digi
     assert model.input_policy == policy and model.robustness == claim
     plain = registry.register(digits_file, name="plain", version=None, output_policy=OutputPolicy())
     assert plain.input_policy.is_identity and plain.robustness is None
+
+
+def test_scikit_learn_estimators_saved_with_skops_register_and_run(registry, tmp_path):
+    """Told apart from ONNX by content; the signature comes from the fitted estimator."""
+    import numpy as np
+    import skops.io
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from bastion.sandbox.models import load
+
+    x, y = load_iris(return_X_y=True)
+    estimator = LogisticRegression(max_iter=500).fit(x, y)
+    path = tmp_path / "iris.skops"
+    skops.io.dump(estimator, path)
+    model = registry.register(path, name="iris", version=None, output_policy=OutputPolicy())
+    assert model.format == "skops"
+    assert [(t.name, t.datatype, t.shape) for t in model.signature.inputs] == [
+        ("input", "FP64", (-1, 4))
+    ]
+    assert [(t.name, t.shape) for t in model.signature.outputs] == [
+        ("label", (-1,)), ("probabilities", (-1, 3))
+    ]  # fmt: skip
+    loaded = load(registry.load_artifact(model))
+    labels, scores = loaded.run(["label", "probabilities"], {"input": x[:5]})
+    assert labels.tolist() == estimator.predict(x[:5]).tolist()
+    assert np.allclose(scores, estimator.predict_proba(x[:5]))
+
+
+def test_a_skops_file_that_does_not_scan_clean_is_refused_before_loading(registry, tmp_path):
+    import json
+    import zipfile
+
+    schema = {"__class__": "system", "__module__": "os", "__loader__": "ObjectNode", "content": {}}
+    path = tmp_path / "evil.skops"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("schema.json", json.dumps(schema))
+    with pytest.raises(InvalidInput, match="does not scan clean"):
+        registry.register(path, name="evil", version=None, output_policy=OutputPolicy())

@@ -1,0 +1,100 @@
+"""The models a worker runs: ONNX (onnxruntime) and scikit-learn estimators saved with skops.
+
+The format is told by content, never by name: a skops file is a zip archive, an ONNX model
+a protocol buffer. A worker loads its model here inside the jail (or the gateway does, with
+``unsafe_in_process_runner``). Registration has already scanned a skops file: every type its
+schema names is on the scanner's allow-list, and the bytes are re-verified against their
+digest before each load, so the types skops asks to trust are exactly the vetted ones.
+
+A skops estimator takes one tensor ``input`` (FP64, rows x ``n_features_in_``) and answers
+``label`` (INT64; classifiers with integer classes) and ``probabilities`` (FP64, when it
+has ``predict_proba``), or ``prediction`` (FP64; regressors). ONNX models carry their own
+signature; for skops the loader reports it, as JSON, for the registry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+SKOPS_MAGIC = b"PK\x03\x04"  # a zip archive's local file header
+INPUT = "input"
+
+
+class LoadedModel(Protocol):
+    """A model ready to run."""
+
+    signature: bytes  # JSON of its inputs and outputs when the format does not carry them
+
+    def run(self, names: Sequence[str], inputs: Mapping[str, NDArray[Any]]) -> list[NDArray[Any]]:
+        """The named outputs on ``inputs``."""
+        ...
+
+
+def load(artifact: bytes) -> LoadedModel:
+    """Load a model's bytes.
+
+    Raises:
+        ValueError: an estimator Bastion cannot serve (no integer classes, no features).
+        Exception: whatever onnxruntime or skops raise for a file they cannot load.
+    """
+    return _Skops(artifact) if artifact[:4] == SKOPS_MAGIC else _Onnx(artifact)
+
+
+class _Onnx:
+    signature = b""
+
+    def __init__(self, artifact: bytes) -> None:
+        import onnxruntime as ort  # noqa: PLC0415 - a worker imports only its own format
+
+        ort.disable_telemetry_events()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = 1  # one thread a worker: the pool is the parallelism
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            artifact, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+
+    def run(self, names: Sequence[str], inputs: Mapping[str, NDArray[Any]]) -> list[NDArray[Any]]:
+        return list(self._session.run(list(names), dict(inputs)))
+
+
+class _Skops:
+    def __init__(self, artifact: bytes) -> None:
+        import skops.io  # noqa: PLC0415 - scikit-learn is imported only for skops models
+
+        vetted = skops.io.get_untrusted_types(data=artifact)
+        self._estimator = skops.io.loads(artifact, trusted=vetted)
+        features = getattr(self._estimator, "n_features_in_", None)
+        if not isinstance(features, int | np.integer) or features < 1:
+            raise ValueError("the estimator is not fitted on a feature matrix")
+        classes = getattr(self._estimator, "classes_", None)
+        if classes is not None and np.asarray(classes).dtype.kind not in "iub":
+            raise ValueError("only integer class labels can be served")
+        outputs = (
+            [_spec("label", "INT64", [-1])]
+            + ([_spec("probabilities", "FP64", [-1, len(classes)])]
+               if hasattr(self._estimator, "predict_proba") else [])
+            if classes is not None
+            else [_spec("prediction", "FP64", [-1])]
+        )  # fmt: skip
+        inputs = [_spec(INPUT, "FP64", [-1, int(features)])]
+        self.signature = json.dumps({"inputs": inputs, "outputs": outputs}).encode()
+
+    def run(self, names: Sequence[str], inputs: Mapping[str, NDArray[Any]]) -> list[NDArray[Any]]:
+        return [self._answer(name, inputs[INPUT]) for name in names]
+
+    def _answer(self, name: str, rows: NDArray[Any]) -> NDArray[Any]:
+        if name == "probabilities":
+            return np.asarray(self._estimator.predict_proba(rows), dtype=np.float64)
+        predicted = np.asarray(self._estimator.predict(rows))
+        return predicted.astype(np.int64 if name == "label" else np.float64)
+
+
+def _spec(name: str, datatype: str, shape: list[int]) -> dict[str, Any]:
+    return {"name": name, "datatype": datatype, "shape": shape}
