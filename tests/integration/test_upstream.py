@@ -92,6 +92,8 @@ def test_mlserver_behind_bastion_answers_through_the_whole_pipeline(
             bad = {"inputs": [tensor | {"shape": [1, 63], "data": [0.0] * 63}]}
             refused = http.post("/v2/models/digits-upstream/infer", json=bad, headers=headers)
             metadata = http.get("/v2/models/digits-upstream", headers=headers).json()
+            model_ready = http.get("/v2/models/digits-upstream/ready", headers=headers)
+            gateway_ready = http.get("/v2/health/ready")
     assert answer.status_code == 200, answer.text
     outputs = {o["name"]: o for o in answer.json()["outputs"]}
     assert list(outputs) == ["label"]  # the output policy applies to upstream models too
@@ -99,6 +101,8 @@ def test_mlserver_behind_bastion_answers_through_the_whole_pipeline(
     assert outputs["label"]["data"] == expected.tolist()
     assert refused.status_code == 400  # validated by Bastion before anything is forwarded
     assert metadata["platform"] == "upstream_v2"
+    assert model_ready.status_code == 200 and model_ready.json()["ready"] is True
+    assert gateway_ready.json() == {"ready": True}  # the upstream was asked at startup
     events = [(e.event.event, e.event.status) for e in workspace.audit.tail(20)]
     assert ("model_infer", 200) in events and ("input_validation_fail", 400) in events
     workspace.close()
@@ -120,3 +124,29 @@ def test_registration_needs_the_upstream_to_accept_our_certificate(
         make_workspace().registry.register_upstream(
             untrusted, name="x", version="1", output_policy=OutputPolicy()
         )
+
+
+@pytest.mark.anyio
+async def test_an_upstream_that_does_not_answer_is_not_ready(tmp_path):
+    """The runner asks the upstream's V2 ready route; no answer means not ready."""
+    from types import SimpleNamespace
+
+    from bastion.serving.upstream import UpstreamRunner
+
+    pki = CertificatePaths.under(tmp_path)
+    now = dt.datetime.now(dt.UTC)
+    create_local_pki(pki, hosts=("127.0.0.1",), now=now)
+    certificate, key = issue_client_certificate(pki, client_id="gw", name="gw", now=now)
+    (tmp_path / "c.pem").write_bytes(certificate)
+    (tmp_path / "c.key").write_bytes(key)
+    dead = UpstreamEndpoint(
+        url=f"https://127.0.0.1:{free_port()}", model="m", ca=pki.ca_cert,
+        certificate=tmp_path / "c.pem", key=tmp_path / "c.key",
+    )  # fmt: skip
+    registry = SimpleNamespace(load_upstream=lambda model: dead)
+    model = SimpleNamespace(name="m", version="1")
+    runner = UpstreamRunner(registry=registry)
+    assert runner.is_model_ready(model)  # never asked: its first call will tell
+    await runner.warm([model])
+    assert not runner.is_model_ready(model) and not runner.is_ready()
+    runner.close()

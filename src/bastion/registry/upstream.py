@@ -45,6 +45,11 @@ class UpstreamEndpoint:
         return f"{self._model_url}/infer"
 
     @property
+    def ready_url(self) -> str:
+        """The upstream's readiness route for this model (V2: 200 when ready)."""
+        return f"{self._model_url}/ready"
+
+    @property
     def _model_url(self) -> str:
         base = f"{self.url.rstrip('/')}/v2/models/{self.model}"
         return f"{base}/versions/{self.version}" if self.version else base

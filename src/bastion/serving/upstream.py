@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 from anyio import to_thread
 
-from bastion.errors import BackendError
-from bastion.registry import ModelRegistry, ModelVersion, tensor_from_json, tensor_to_json
+from bastion.errors import BackendError, BastionError
+from bastion.registry import (
+    ModelRegistry,
+    ModelVersion,
+    UpstreamEndpoint,
+    tensor_from_json,
+    tensor_to_json,
+)
 from bastion.sandbox import Tensors
 
 _TIMEOUT = 10.0
+HEALTH_SECONDS = 5.0  # how old an upstream's readiness may be before it is asked again
+_HEALTH_TIMEOUT = 2.0
 
 
 class UpstreamRunner:
-    """One HTTP/1.1 connection pool per upstream version, each with its client certificate."""
+    """One HTTP/1.1 connection pool per upstream version, each with its client certificate.
+
+    Readiness: each upstream version's own V2 ready route is asked at startup and then, in
+    the background, whenever its answer is older than ``HEALTH_SECONDS`` and someone asks
+    (``/v2/health/ready``, the model's ready route). An upstream that does not answer 200
+    makes both 503; its calls are still forwarded (and fail with 503 if it is down).
+    """
 
     def __init__(self, *, registry: ModelRegistry, timeout: float = _TIMEOUT) -> None:
         self._registry = registry
         self._timeout = timeout
-        self._clients: dict[tuple[str, str], tuple[str, httpx.AsyncClient]] = {}
+        self._clients: dict[tuple[str, str], tuple[UpstreamEndpoint, httpx.AsyncClient]] = {}
+        self._health: dict[tuple[str, str], tuple[bool, float]] = {}  # ready, monotonic time
+        self._polling: set[asyncio.Task[bool]] = set()
+        self._models: dict[tuple[str, str], ModelVersion] = {}
 
     async def run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
         """Send the tensors as a V2 JSON request; return the named outputs.
@@ -29,13 +48,13 @@ class UpstreamRunner:
         Raises:
             BackendError: the upstream failed, timed out, or answered outside the protocol.
         """
-        url, client = await self._client(model)
+        endpoint, client = await self._client(model)
         body = {
             "inputs": [tensor_to_json(name, array) for name, array in inputs.items()],
             "outputs": [{"name": name} for name in outputs],
         }
         try:
-            response = await client.post(url, json=body)
+            response = await client.post(endpoint.infer_url, json=body)
         except httpx.HTTPError as exc:
             raise BackendError(
                 "The upstream model server did not answer.", detail=type(exc).__name__
@@ -47,26 +66,64 @@ class UpstreamRunner:
         return _outputs(response, outputs)
 
     async def warm(self, models: Sequence[ModelVersion]) -> None:
-        """Nothing to start: connections open on first use."""
+        """Ask each upstream whether its model is ready (connections stay open)."""
+        await asyncio.gather(*(self.poll(model) for model in models))
 
     def is_ready(self) -> bool:
-        """Upstreams report their own health; the gateway does not poll them."""
-        return True
+        """Whether every upstream asked so far answered ready (refreshed in the background)."""
+        return all(self._ready(key) for key in list(self._health))
 
     def is_model_ready(self, model: ModelVersion) -> bool:
-        """As ``is_ready``: the upstream's own health is not polled."""
-        return True
+        """Whether the upstream answered ready for ``model`` (asked in the background)."""
+        key = (model.name, model.version)
+        if key not in self._health:
+            self._poll_later(model)
+            return True  # not asked yet: its first call will tell
+        return self._ready(key)
+
+    async def poll(self, model: ModelVersion) -> bool:
+        """Ask the upstream now whether ``model`` is ready, and remember the answer."""
+        try:
+            endpoint, client = await self._client(model)
+            response = await client.get(endpoint.ready_url, timeout=_HEALTH_TIMEOUT)
+            ready = response.status_code == 200  # noqa: PLR2004
+        except (httpx.HTTPError, BastionError):
+            ready = False
+        self._health[(model.name, model.version)] = (ready, time.monotonic())
+        return ready
 
     def close(self) -> None:
         """Forget the connection pools (their sockets close with the process)."""
+        for task in self._polling:
+            task.cancel()
         self._clients.clear()
 
-    async def _client(self, model: ModelVersion) -> tuple[str, httpx.AsyncClient]:
+    def _ready(self, key: tuple[str, str]) -> bool:
+        ready, checked = self._health[key]
+        if time.monotonic() - checked >= HEALTH_SECONDS:
+            self._poll_later(self._models[key])
+        return ready
+
+    def _poll_later(self, model: ModelVersion) -> None:
         key = (model.name, model.version)
+        self._models[key] = model
+        if any(task.get_name() == repr(key) for task in self._polling):
+            return  # already being asked
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # asked outside the gateway's event loop: nothing to schedule on
+        task = loop.create_task(self.poll(model), name=repr(key))
+        self._polling.add(task)
+        task.add_done_callback(self._polling.discard)
+
+    async def _client(self, model: ModelVersion) -> tuple[UpstreamEndpoint, httpx.AsyncClient]:
+        key = (model.name, model.version)
+        self._models[key] = model
         if key not in self._clients:
             endpoint = await to_thread.run_sync(self._registry.load_upstream, model)
             client = httpx.AsyncClient(verify=endpoint.ssl_context(), timeout=self._timeout)
-            self._clients[key] = (endpoint.infer_url, client)
+            self._clients[key] = (endpoint, client)
         return self._clients[key]
 
 
