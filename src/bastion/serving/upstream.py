@@ -41,6 +41,7 @@ class UpstreamRunner:
         self._health: dict[tuple[str, str], tuple[bool, float]] = {}  # ready, monotonic time
         self._polling: set[asyncio.Task[bool]] = set()
         self._models: dict[tuple[str, str], ModelVersion] = {}
+        self._warming = False
 
     async def run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
         """Send the tensors as a V2 JSON request; return the named outputs.
@@ -67,11 +68,15 @@ class UpstreamRunner:
 
     async def warm(self, models: Sequence[ModelVersion]) -> None:
         """Ask each upstream whether its model is ready (connections stay open)."""
-        await asyncio.gather(*(self.poll(model) for model in models))
+        self._warming = True
+        try:
+            await asyncio.gather(*(self.poll(model) for model in models))
+        finally:
+            self._warming = False
 
     def is_ready(self) -> bool:
         """Whether every upstream asked so far answered ready (refreshed in the background)."""
-        return all(self._ready(key) for key in list(self._health))
+        return not self._warming and all(self._ready(key) for key in list(self._health))
 
     def is_model_ready(self, model: ModelVersion) -> bool:
         """Whether the upstream answered ready for ``model`` (asked in the background)."""
