@@ -110,6 +110,25 @@ def test_each_bad_token_is_refused_with_its_reason(key, header, claims, reason):
     assert str(caught.value) == "Authentication failed."
 
 
+@pytest.mark.parametrize(
+    "kid",
+    [None, "", "../../keys/token-signing.pem", "/dev/null", "token-signing.retired/x"],
+    ids=["absent", "empty", "traversal", "absolute", "retired-folder"],
+)
+def test_a_kid_is_only_ever_looked_up_among_the_trusted_keys(key, tmp_path, kid):
+    """Absent, empty and path-like kids name no key: nothing is read from disk by kid."""
+    from bastion.identity import SigningKeyring
+
+    SigningKey.generate(tmp_path / "token-signing.pem")
+    ring = SigningKeyring(current=tmp_path / "token-signing.pem", clock=lambda: NOW)
+    verifier = TokenVerifier(keys=ring, issuer=ISSUER, audience="bastion", leeway_seconds=30,
+                             clock=lambda: NOW)  # fmt: skip
+    header = {"alg": "EdDSA", "typ": "at+jwt"} | ({} if kid is None else {"kid": kid})
+    with pytest.raises(AuthError) as caught:
+        verifier.verify(make_token(ring.current(), header), certificate_thumbprint=None)
+    assert caught.value.detail == "unknown key id"
+
+
 def test_missing_claim_is_refused(key):
     """A token without jti is refused."""
     token = make_token(key)
