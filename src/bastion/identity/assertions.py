@@ -36,8 +36,9 @@ _MIN_RSA_BITS = 2048
 # The one algorithm each kind of key signs with (RFC 8037, RFC 7518 §3.4 and §3.3/3.5).
 _ALGORITHMS = {("OKP", "Ed25519"): "EdDSA", ("EC", "P-256"): "ES256", ("RSA", None): "RS256"}
 _RSA_ALGORITHMS = frozenset({"RS256", "PS256"})
-ASSERTION_ALGORITHMS = ("EdDSA", "ES256", "RS256", "PS256")
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+ASSERTION_ALGORITHMS = (*_ALGORITHMS.values(), "PS256")
+# JWK members that only a private (or symmetric) key has.
+PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _PUBLIC_MEMBERS = {"OKP": ("crv", "x"), "EC": ("crv", "x", "y"), "RSA": ("n", "e")}
 
 
@@ -50,7 +51,7 @@ def client_public_jwk(given: Mapping[str, Any]) -> dict[str, str]:
     Raises:
         InvalidInput: not a public key of those kinds, or it holds private parts.
     """
-    if _PRIVATE_MEMBERS & given.keys():
+    if PRIVATE_JWK_MEMBERS & given.keys():
         raise InvalidInput("That JWK holds a private key; register the public half only.")
     kty = str(given.get("kty", ""))
     members = _PUBLIC_MEMBERS.get(kty)

@@ -28,14 +28,14 @@ import httpx
 import jwt
 
 from bastion.errors import AuthError
+from bastion.identity.assertions import PRIVATE_JWK_MEMBERS
 from bastion.identity.principals import Principal
+from bastion.identity.tokens import UNTRUSTED_HEADERS
 from bastion.settings import TrustedIssuer
 
 EXTERNAL_PREFIX = "ext:"
 _FETCH_TIMEOUT = 5.0
 _MAX_DOCUMENT_BYTES = 256 * 1024
-_UNTRUSTED_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _DISCOVERY = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 NO_ROLE = "none"  # the role of an external principal whose claims map to no role
 _MAX_ID = 64  # characters of a client id (the audit record's principal column)
@@ -77,7 +77,7 @@ class ExternalIssuer:
             raise AuthError(detail="algorithm not allowed")
         if str(header.get("typ", "")).lower() not in {t.lower() for t in config.token_types}:
             raise AuthError(detail="wrong token type")
-        if _UNTRUSTED_HEADERS & header.keys():
+        if UNTRUSTED_HEADERS & header.keys():
             raise AuthError(detail="untrusted key header")
         key, declared = self._key(str(header.get("kid", "")))
         if declared is not None and declared != algorithm:  # RFC 8725 §3.1: one key, one alg
@@ -153,7 +153,7 @@ class ExternalIssuer:
         for entry in document.get("keys", []) if isinstance(document, dict) else []:
             if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
                 continue
-            if _PRIVATE_MEMBERS & entry.keys() or not isinstance(entry.get("kid"), str):
+            if PRIVATE_JWK_MEMBERS & entry.keys() or not isinstance(entry.get("kid"), str):
                 continue
             try:
                 key = jwt.PyJWK(entry).key

@@ -27,7 +27,8 @@ from bastion.types import Clock
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - the RFC 9068 media type
 MAX_TOKEN_BYTES = 8192
-_UNTRUSTED_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+# RFC 8725 §3.10: headers that would let a token name its own key are never followed.
+UNTRUSTED_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 _REQUIRED_CLAIMS = ("iss", "aud", "sub", "client_id", "iat", "exp", "jti")
 _MINT = object()  # proof that a VerifiedToken came from TokenVerifier.verify
 
@@ -164,7 +165,7 @@ class TokenVerifier:
             raise AuthError(detail="algorithm not allowed")
         if str(header.get("typ", "")).lower() not in {TOKEN_TYPE, f"application/{TOKEN_TYPE}"}:
             raise AuthError(detail="wrong token type")
-        if _UNTRUSTED_HEADERS & header.keys():
+        if UNTRUSTED_HEADERS & header.keys():
             raise AuthError(detail="untrusted key header")
         kid, keys = str(header.get("kid")), self._keys
         key = keys.verification_key(kid) if isinstance(keys, SigningKeyring) else keys.get(kid)
