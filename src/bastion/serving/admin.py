@@ -8,8 +8,9 @@ Secrets (a new client's secret, a new API key) appear once, in the response.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -25,7 +26,8 @@ from bastion.serving.errors import error_response
 from bastion.workspace import Workspace
 
 MAX_ADMIN_BODY = 256 * 1024
-Operation = Callable[[Request], Callable[[bytes], AdminResult]]
+Params = Mapping[str, str]  # the route's path parameters
+Operation = Callable[[Params, bytes], AdminResult]  # blocking; runs once Cedar allowed it
 
 
 def admin_routes(
@@ -40,7 +42,8 @@ def admin_routes(
     def route(path: str, action: str, operation: Operation, method: str) -> Route:
         async def endpoint(request: Request) -> Response:
             call = make_call(request, action, MAX_ADMIN_BODY)
-            call.operation = AdminOperation(run=operation(request))
+            params = dict(request.path_params)
+            call.operation = AdminOperation(run=functools.partial(operation, params))
             call = await run(call)
             if call.error is not None or call.admin is None:
                 return error_response(call.error or BastionError(), request_id=call.request_id)
@@ -73,121 +76,82 @@ class _Principals:
         self._principals = workspace.principals
         self._api_keys = workspace.api_keys
 
-    def list(self, _: Request) -> Callable[[bytes], AdminResult]:
-        def run(_: bytes) -> AdminResult:
-            found = self._principals.list()
-            return AdminResult(f"listed {len(found)} principals",
-                               {"principals": [_principal(p) for p in found]})  # fmt: skip
+    def list(self, _: Params, __: bytes) -> AdminResult:
+        found = self._principals.list()
+        return AdminResult(f"listed {len(found)} principals",
+                           {"principals": [_principal(p) for p in found]})  # fmt: skip
 
-        return run
+    def add(self, _: Params, body: bytes) -> AdminResult:
+        given = _json_object(body)
+        name, role = _text(given, "name"), _text(given, "role")
+        attributes = given.get("attributes", {})
+        if not isinstance(attributes, dict) or not all(
+            isinstance(v, str) for v in attributes.values()
+        ):
+            raise InvalidInput("attributes is an object of strings.")
+        key = given.get("public_jwk")
+        if key is not None and not isinstance(key, dict):
+            raise InvalidInput("public_jwk is a JWK object.")
+        jwk = client_public_jwk(key) if key is not None else None
+        created = self._principals.add(name, role=role, attributes=attributes, public_jwk=jwk)
+        answer = _principal(created.principal)
+        if secret := created.secret.get_secret_value():
+            answer["client_secret"] = secret  # shown this once
+        return AdminResult(f"added principal {name} with role {role}", answer, status=201)
 
-    def add(self, _: Request) -> Callable[[bytes], AdminResult]:
-        def run(body: bytes) -> AdminResult:
-            given = _json_object(body)
-            name, role = _text(given, "name"), _text(given, "role")
-            attributes = given.get("attributes", {})
-            if not isinstance(attributes, dict) or not all(
-                isinstance(v, str) for v in attributes.values()
-            ):
-                raise InvalidInput("attributes is an object of strings.")
-            key = given.get("public_jwk")
-            if key is not None and not isinstance(key, dict):
-                raise InvalidInput("public_jwk is a JWK object.")
-            jwk = client_public_jwk(key) if key is not None else None
-            created = self._principals.add(name, role=role, attributes=attributes, public_jwk=jwk)
-            answer = _principal(created.principal)
-            if secret := created.secret.get_secret_value():
-                answer["client_secret"] = secret  # shown this once
-            return AdminResult(f"added principal {name} with role {role}", answer, status=201)
+    def disable(self, params: Params, _: bytes) -> AdminResult:
+        name = params["principal"]
+        principal = self._principals.disable(name)
+        return AdminResult(f"disabled principal {name}", _principal(principal))
 
-        return run
+    def set_key(self, params: Params, body: bytes) -> AdminResult:
+        name, jwk = params["principal"], client_public_jwk(_json_object(body))
+        principal = self._principals.set_public_jwk(name, jwk)
+        return AdminResult(f"set the public key of {name} ({jwk['alg']})", _principal(principal))
 
-    def disable(self, request: Request) -> Callable[[bytes], AdminResult]:
-        name = request.path_params["principal"]
+    def api_keys(self, _: Params, __: bytes) -> AdminResult:
+        keys = self._api_keys.list()
+        return AdminResult(f"listed {len(keys)} api keys",
+                           {"api_keys": [_api_key(k) for k in keys]})  # fmt: skip
 
-        def run(_: bytes) -> AdminResult:
-            principal = self._principals.disable(name)
-            return AdminResult(f"disabled principal {name}", _principal(principal))
+    def create_api_key(self, _: Params, body: bytes) -> AdminResult:
+        given = _json_object(body)
+        principal = _text(given, "principal")
+        actions, models = _texts(given, "actions"), _texts(given, "models")
+        days = given.get("days", 30)
+        if type(days) is not int:
+            raise InvalidInput("days is a whole number.")
+        key, secret = self._api_keys.create(principal, actions=actions, models=models, days=days)
+        answer = _api_key(key) | {"key": secret.get_secret_value()}  # shown this once
+        return AdminResult(f"created api key {key.key_id} for {principal}", answer, 201)
 
-        return run
-
-    def set_key(self, request: Request) -> Callable[[bytes], AdminResult]:
-        name = request.path_params["principal"]
-
-        def run(body: bytes) -> AdminResult:
-            jwk = client_public_jwk(_json_object(body))
-            principal = self._principals.set_public_jwk(name, jwk)
-            return AdminResult(f"set the public key of {name} ({jwk['alg']})",
-                               _principal(principal))  # fmt: skip
-
-        return run
-
-    def api_keys(self, _: Request) -> Callable[[bytes], AdminResult]:
-        def run(_: bytes) -> AdminResult:
-            keys = self._api_keys.list()
-            return AdminResult(f"listed {len(keys)} api keys",
-                               {"api_keys": [_api_key(k) for k in keys]})  # fmt: skip
-
-        return run
-
-    def create_api_key(self, _: Request) -> Callable[[bytes], AdminResult]:
-        def run(body: bytes) -> AdminResult:
-            given = _json_object(body)
-            principal = _text(given, "principal")
-            actions, models = _texts(given, "actions"), _texts(given, "models")
-            days = given.get("days", 30)
-            if type(days) is not int:
-                raise InvalidInput("days is a whole number.")
-            key, secret = self._api_keys.create(
-                principal, actions=actions, models=models, days=days
-            )
-            answer = _api_key(key) | {"key": secret.get_secret_value()}  # shown this once
-            return AdminResult(f"created api key {key.key_id} for {principal}", answer, 201)
-
-        return run
-
-    def revoke_api_key(self, request: Request) -> Callable[[bytes], AdminResult]:
-        key_id = request.path_params["key_id"]
-
-        def run(_: bytes) -> AdminResult:
-            self._api_keys.revoke(key_id)
-            return AdminResult(f"revoked api key {key_id}", {"revoked": key_id})
-
-        return run
+    def revoke_api_key(self, params: Params, _: bytes) -> AdminResult:
+        key_id = params["key_id"]
+        self._api_keys.revoke(key_id)
+        return AdminResult(f"revoked api key {key_id}", {"revoked": key_id})
 
 
 class _Policies:
     def __init__(self, files: PolicyFiles) -> None:
         self._files = files
 
-    def list(self, _: Request) -> Callable[[bytes], AdminResult]:
-        def run(_: bytes) -> AdminResult:
-            files = self._files.read()
-            return AdminResult(f"read {len(files)} policy files", {"files": files})
+    def list(self, _: Params, __: bytes) -> AdminResult:
+        files = self._files.read()
+        return AdminResult(f"read {len(files)} policy files", {"files": files})
 
-        return run
+    def write(self, params: Params, body: bytes) -> AdminResult:
+        name = params["file"]
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("Send the policy file as UTF-8 Cedar text.") from None
+        ids = self._files.write(name, text)
+        return AdminResult(f"wrote policy file {name}", {"file": name, "policy_ids": ids})
 
-    def write(self, request: Request) -> Callable[[bytes], AdminResult]:
-        name = request.path_params["file"]
-
-        def run(body: bytes) -> AdminResult:
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidInput("Send the policy file as UTF-8 Cedar text.") from None
-            ids = self._files.write(name, text)
-            return AdminResult(f"wrote policy file {name}", {"file": name, "policy_ids": ids})
-
-        return run
-
-    def delete(self, request: Request) -> Callable[[bytes], AdminResult]:
-        name = request.path_params["file"]
-
-        def run(_: bytes) -> AdminResult:
-            ids = self._files.delete(name)
-            return AdminResult(f"deleted policy file {name}", {"file": name, "policy_ids": ids})
-
-        return run
+    def delete(self, params: Params, _: bytes) -> AdminResult:
+        name = params["file"]
+        ids = self._files.delete(name)
+        return AdminResult(f"deleted policy file {name}", {"file": name, "policy_ids": ids})
 
 
 def _principal(principal: Principal) -> dict[str, Any]:
