@@ -16,6 +16,7 @@ against the payload, and a malformed frame is a :class:`FrameError`.
 from __future__ import annotations
 
 import math
+import socket
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -55,6 +56,29 @@ _CODES = {dtype: code for code, dtype in enumerate(_DTYPES)}
 
 class FrameError(Exception):
     """A frame does not follow the protocol (a broken or hostile worker)."""
+
+
+def receive(sock: socket.socket, *, limit: int | None = None) -> tuple[int, bytearray]:
+    """One frame from a blocking socket: its kind and payload.
+
+    A payload longer than ``limit`` is cut to it (the rest is left unread).
+
+    Raises:
+        EOFError: the socket closed before the whole frame arrived.
+    """
+    kind, size = HEADER.unpack(_receive_exactly(sock, HEADER.size))
+    return kind, _receive_exactly(sock, size if limit is None else min(size, limit))
+
+
+def _receive_exactly(sock: socket.socket, size: int) -> bytearray:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        count = sock.recv_into(view[got:])
+        if count == 0:
+            raise EOFError
+        got += count
+    return buffer
 
 
 def frame(kind: int, *parts: bytes | memoryview) -> bytes:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import bastion
 from bastion.errors import ConfigError, InvalidInput
-from bastion.sandbox.frames import HEADER, LOAD, READY, frame
+from bastion.sandbox.frames import LOAD, READY, frame, receive
 from bastion.sandbox.seccomp import worker_filter
 
 _NOBODY = "65534"
@@ -151,17 +151,16 @@ class Jail:
         try:
             sock.settimeout(self.limits.start_seconds)
             sock.sendall(frame(LOAD, model))
-            kind, size = HEADER.unpack(_receive_exactly(sock, HEADER.size))
-            report = _receive_exactly(sock, min(size, _MAX_REPORT)) if kind == READY else b""
+            kind, report = receive(sock, limit=_MAX_REPORT)
         except (OSError, EOFError):
-            kind, report = None, b""
+            kind, report = None, bytearray()
         finally:
             sock.close()
             process.kill()
             process.wait()
         if kind != READY:
             raise InvalidInput("The model's runtime cannot load it (checked in the sandbox).")
-        return report
+        return bytes(report)
 
     def check(self) -> None:
         """Start Python in the jail once, so a broken sandbox stops the gateway at startup.
@@ -188,17 +187,6 @@ class Jail:
 
 
 _MAX_REPORT = 64 * 1024
-
-
-def _receive_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks, got = [], 0
-    while got < size:
-        chunk = sock.recv(size - got)
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 def _package_root() -> Path:

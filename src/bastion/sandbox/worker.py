@@ -17,7 +17,6 @@ import sys
 
 from bastion.sandbox.frames import (
     FAILED,
-    HEADER,
     LOAD,
     READY,
     RESULT,
@@ -25,6 +24,7 @@ from bastion.sandbox.frames import (
     decode_run,
     encode_tensors,
     frame,
+    receive,
 )
 from bastion.sandbox.models import LoadedModel, load
 
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     """Serve until the gateway closes the socket; 0 then, 2 on a protocol error."""
     sock = socket.socket(fileno=int(argv[1]))
     cpu_seconds = int(argv[2])
-    kind, model = _receive(sock)
+    kind, model = receive(sock)
     if kind != LOAD:
         return 2
     loaded = load(bytes(model))
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     sock.sendall(frame(READY, loaded.signature))
     while True:
         try:
-            kind, payload = _receive(sock)
+            kind, payload = receive(sock)
         except EOFError:
             return 0
         if kind != RUN:
@@ -61,23 +61,6 @@ def _run(model: LoadedModel, payload: bytearray, cpu_seconds: int) -> bytes:
         return frame(RESULT, *encode_tensors(dict(zip(names, results, strict=True))))
     except Exception as exc:  # the model failed: name the kind only, its text may echo inputs
         return frame(FAILED, type(exc).__name__.encode())
-
-
-def _receive(sock: socket.socket) -> tuple[int, bytearray]:
-    header = _read(sock, HEADER.size)
-    kind, size = HEADER.unpack(header)
-    return kind, _read(sock, size)
-
-
-def _read(sock: socket.socket, size: int) -> bytearray:
-    buffer = bytearray(size)
-    view, got = memoryview(buffer), 0
-    while got < size:
-        count = sock.recv_into(view[got:])
-        if count == 0:
-            raise EOFError
-        got += count
-    return buffer
 
 
 if __name__ == "__main__":

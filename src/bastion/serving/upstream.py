@@ -39,7 +39,7 @@ class UpstreamRunner:
         self._timeout = timeout
         self._clients: dict[tuple[str, str], tuple[UpstreamEndpoint, httpx.AsyncClient]] = {}
         self._health: dict[tuple[str, str], tuple[bool, float]] = {}  # ready, monotonic time
-        self._polling: set[asyncio.Task[bool]] = set()
+        self._polling: dict[tuple[str, str], asyncio.Task[bool]] = {}  # asks under way
         self._models: dict[tuple[str, str], ModelVersion] = {}
         self._warming = False
 
@@ -99,7 +99,7 @@ class UpstreamRunner:
 
     def close(self) -> None:
         """Forget the connection pools (their sockets close with the process)."""
-        for task in self._polling:
+        for task in self._polling.values():
             task.cancel()
         self._clients.clear()
 
@@ -112,15 +112,14 @@ class UpstreamRunner:
     def _poll_later(self, model: ModelVersion) -> None:
         key = (model.name, model.version)
         self._models[key] = model
-        if any(task.get_name() == repr(key) for task in self._polling):
+        if key in self._polling:
             return  # already being asked
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # asked outside the gateway's event loop: nothing to schedule on
-        task = loop.create_task(self.poll(model), name=repr(key))
-        self._polling.add(task)
-        task.add_done_callback(self._polling.discard)
+        self._polling[key] = loop.create_task(self.poll(model))
+        self._polling[key].add_done_callback(lambda _: self._polling.pop(key, None))
 
     async def _client(self, model: ModelVersion) -> tuple[UpstreamEndpoint, httpx.AsyncClient]:
         key = (model.name, model.version)
