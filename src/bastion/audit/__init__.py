@@ -11,10 +11,12 @@
 0
 """
 
+from bastion.audit.appender import AsyncAppender
 from bastion.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from bastion.audit.log import AuditEntry, AuditEvent, AuditLog, VerifyReport
 
 __all__ = [
+    "AsyncAppender",
     "AuditEntry",
     "AuditEvent",
     "AuditLog",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -14,6 +15,7 @@ from bastion.monitor.detectors import Observation
 
 logger = logging.getLogger("bastion.monitor")
 _QUEUE = 10_000
+_GATHER_SECONDS = 0.02
 
 
 class Detector(Protocol):
@@ -27,9 +29,12 @@ class Detector(Protocol):
 class Monitor:
     """Feeds observations to the detectors in a background thread.
 
-    ``observe`` never blocks a request: when the queue is full the observation is
-    dropped and counted. Each alert is recorded (``record``, the audit log in the
-    gateway) and sent to every sink.
+    ``observe`` never blocks a request: it appends to a buffer, and when the buffer is
+    full the observation is dropped and counted. The thread wakes at most every
+    ``_GATHER_SECONDS`` and runs the detectors on everything gathered since, so a busy
+    gateway pays one thread wake-up per batch of requests rather than one per request.
+    Each alert is recorded (``record``, the audit log in the gateway) and sent to every
+    sink.
     """
 
     def __init__(
@@ -42,7 +47,10 @@ class Monitor:
         self._detectors = tuple(detectors)
         self._sinks = tuple(sinks)
         self._record = record
-        self._queue: queue.Queue[Observation | None] = queue.Queue(maxsize=_QUEUE)
+        self._pending: deque[Observation] = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.dropped = 0
@@ -50,20 +58,20 @@ class Monitor:
 
     def observe(self, seen: Observation) -> None:
         """Queue an observation for the detectors."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="bastion-monitor", daemon=True
-                )
-                self._thread.start()
-        try:
-            self._queue.put_nowait(seen)
-        except queue.Full:
+        if self._thread is None:
+            self._start()
+        if len(self._pending) >= _QUEUE:
             self.dropped += 1
+            return
+        self._idle.clear()
+        self._pending.append(seen)
+        if not self._wake.is_set():
+            self._wake.set()
 
     def drain(self) -> None:
         """Wait until every queued observation has been processed (tests, shutdown)."""
-        self._queue.join()
+        while self._pending or not self._idle.is_set():
+            self._idle.wait(_GATHER_SECONDS)
 
     def process(self, seen: Observation) -> list[Alert]:
         """Run the detectors on one observation now and route the alerts."""
@@ -78,13 +86,24 @@ class Monitor:
                 sink.send(alert)
         return alerts
 
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="bastion-monitor", daemon=True
+                )
+                self._thread.start()
+
     def _run(self) -> None:
         while True:
-            seen = self._queue.get()
-            try:
-                if seen is not None:
+            self._wake.wait()
+            time.sleep(_GATHER_SECONDS)  # let a batch gather
+            self._wake.clear()  # before draining: what arrives from now on wakes us again
+            while self._pending:
+                seen = self._pending.popleft()
+                try:
                     self.process(seen)
-            except Exception:  # a detector bug must not stop monitoring
-                logger.exception("monitor detector failed")
-            finally:
-                self._queue.task_done()
+                except Exception:  # a detector bug must not stop monitoring
+                    logger.exception("monitor detector failed")
+            if not self._pending:
+                self._idle.set()

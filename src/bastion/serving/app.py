@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import bastion
+from bastion.audit import AsyncAppender
 from bastion.crypto import public_jwk
 from bastion.crypto.tls import certificate_thumbprint, client_id_of
 from bastion.errors import BastionError, InvalidInput, NotFound, PayloadTooLarge
@@ -52,10 +53,13 @@ _PLATFORMS = {"onnx": "onnxruntime_onnx", "skops": "sklearn_skops", "v2-upstream
 def build_app(workspace: Workspace) -> Starlette:
     """The gateway's ASGI app over an opened workspace."""
     settings = workspace.settings
-    metrics = GatewayMetrics(audit_backlog=lambda: workspace.audit.backlog)
+    audit = AsyncAppender(workspace.audit)
+    metrics = GatewayMetrics(audit_backlog=lambda: audit.backlog + workspace.audit.backlog)
     monitor = build_monitor(workspace)
     runner = build_runner(workspace)
-    pipelines = build_pipelines(workspace, metrics=metrics, monitor=monitor, runner=runner)
+    pipelines = build_pipelines(
+        workspace, audit=audit, metrics=metrics, monitor=monitor, runner=runner
+    )
     server_metadata, oauth_metadata = _discovery(workspace)
 
     async def jwks(_: Request) -> Response:
@@ -156,7 +160,7 @@ def build_app(workspace: Workspace) -> Starlette:
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
-        lifespan=_lifespan(runner, workspace.registry),
+        lifespan=_lifespan(runner, audit, workspace.registry),
     )
     app.state.monitor = monitor  # for `drain()` in tests and operators' introspection
     app.state.runner = runner
@@ -191,9 +195,12 @@ def _model_readiness(pipelines: Pipelines, runner: Runner) -> Endpoint:
 
 
 def _lifespan(
-    runner: Runner, registry: ModelRegistry
+    runner: Runner, audit: AsyncAppender, registry: ModelRegistry
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """Start the default versions' workers at startup (not ready until then), stop them last."""
+    """Start the default versions' workers at startup (not ready until then), stop them last.
+
+    The audit batch under way is committed before the process ends.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -202,6 +209,7 @@ def _lifespan(
         yield
         warming.cancel()
         runner.close()
+        audit.close()
 
     return lifespan
 

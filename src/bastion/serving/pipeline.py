@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
-from bastion.audit import AuditEvent
+from bastion.audit import AsyncAppender, AuditEvent
 from bastion.errors import BastionError
 from bastion.identity import Lockout, LockoutCounter
 from bastion.identity.external import ExternalIssuers
@@ -151,11 +151,16 @@ class Pipelines:
 
 
 def build_pipelines(
-    workspace: Workspace, *, metrics: GatewayMetrics, monitor: Monitor, runner: Runner
+    workspace: Workspace,
+    *,
+    audit: AsyncAppender,
+    metrics: GatewayMetrics,
+    monitor: Monitor,
+    runner: Runner,
 ) -> Pipelines:
-    """Wire the stages from the workspace's components."""
+    """Wire the stages from the workspace's components; ``audit`` appends to its log."""
     settings, clock = workspace.settings, workspace.clock
-    record = Record(audit=workspace.audit, metrics=metrics, monitor=monitor, clock=clock)
+    record = Record(audit=audit, metrics=metrics, monitor=monitor, clock=clock)
     sessions: Sessions = TtlCache(size=_SESSIONS)
     authenticate = Authenticate(
         verifier=workspace.token_verifier(),

@@ -2,6 +2,7 @@
 
 import pytest
 
+from bastion.audit import AsyncAppender
 from bastion.errors import BastionError
 from bastion.monitor import GatewayMetrics, Monitor
 from bastion.serving.call import Call, Target
@@ -30,7 +31,13 @@ def stages(make_workspace):
     metrics = GatewayMetrics(audit_backlog=lambda: 0)
     workspace = make_workspace()
     runner = build_runner(workspace)
-    pipelines = build_pipelines(workspace, metrics=metrics, monitor=monitor, runner=runner)
+    pipelines = build_pipelines(
+        workspace,
+        audit=AsyncAppender(workspace.audit),
+        metrics=metrics,
+        monitor=monitor,
+        runner=runner,
+    )
     return {type(stage).__name__: stage for stage in pipelines.infer.stages}
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
 
-from bastion.audit import AuditEvent, AuditLog
+from bastion.audit import AsyncAppender, AuditEvent
 from bastion.errors import (
     AuthError,
     BackendError,
@@ -51,7 +50,7 @@ class Record:
     """Appends an audit entry; if that fails, the call fails too (fail closed)."""
 
     def __init__(
-        self, *, audit: AuditLog, metrics: GatewayMetrics, monitor: Monitor, clock: Clock
+        self, *, audit: AsyncAppender, metrics: GatewayMetrics, monitor: Monitor, clock: Clock
     ) -> None:
         self._audit = audit
         self._metrics = metrics
@@ -63,8 +62,7 @@ class Record:
         seconds = time.perf_counter() - call.started
         event = audit_event(call, now=self._clock(), seconds=seconds)
         try:
-            # Awaiting the writer's future holds no worker thread while the batch commits.
-            await asyncio.wrap_future(self._audit.submit(event))
+            await self._audit.append(event)  # answered only once durable
         except BastionError as exc:
             logger.error("audit append failed (%s); refusing request %s", exc.code, call.request_id)
             call.error = BackendError("The request could not be audited, so it was refused.")
