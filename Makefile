@@ -41,8 +41,9 @@ unit: $(STAMP)
 system-deps:
 	bash .ci/system-deps
 
+# One pytest worker per core (pytest-xdist): most tests wait on real servers and processes.
 test: system-deps lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -26,6 +26,16 @@ POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PASSPHRASE = "correct horse battery staple"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker computes on one thread (set before torch is imported).
+
+    ``make test`` runs one worker per core; PyTorch's and OpenMP's default of a thread per
+    core in every worker would oversubscribe the cores several times over.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--require-services",

@@ -8,8 +8,10 @@ certificate signed by the given CA (uvicorn's TLS settings, which MLServer passe
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -77,12 +79,17 @@ class ServerTls:
 
 
 def python() -> Path:
-    """MLServer's virtual environment, made on first use."""
+    """MLServer's virtual environment, made on first use (once, whatever runs in parallel)."""
     interpreter = VENV / "bin" / "python"
-    if not interpreter.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        install = [str(interpreter), "-m", "pip", "install", "-q", "mlserver", "onnxruntime"]
-        subprocess.run(install, check=True)
+    ready = VENV.with_name(".venv-mlserver.ready")
+    with Path(f"{VENV}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # test workers and benchmarks wait for one maker
+        if not ready.exists():
+            shutil.rmtree(VENV, ignore_errors=True)  # a half-made one from an interrupted run
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+            install = [str(interpreter), "-m", "pip", "install", "-q", "mlserver", "onnxruntime"]
+            subprocess.run(install, check=True)
+            ready.touch()
     return interpreter
 
 

@@ -10,6 +10,7 @@ and a lone request still waits for only one commit.
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from bastion.audit.log import AuditEvent, AuditLog
@@ -17,6 +18,7 @@ from bastion.errors import BackendError, BastionError
 
 _BATCH = 2048
 _BACKLOG = 20_000
+logger = logging.getLogger("bastion.audit")
 
 
 class AsyncAppender:
@@ -62,6 +64,9 @@ class AsyncAppender:
                     await loop.run_in_executor(self._thread, self._audit.append_many, events)
                 except BastionError as exc:
                     _settle(batch, exc)
+                except Exception:  # a stopped thread or a bug: refuse, never leave them waiting
+                    logger.exception("audit batch of %d entries failed", len(batch))
+                    _settle(batch, BackendError(detail="audit writer failed"))
                 else:
                     _settle(batch, None)
         finally:

@@ -2,10 +2,11 @@
 
 Appends are grouped (group commit): a batch is written in one transaction, made durable
 by the commit, and only then are its callers answered. Threads submit through one writer
-thread per log; coroutines through :class:`bastion.audit.AsyncAppender`. Sequence numbers are taken inside that transaction under a lock
-(PostgreSQL advisory lock; SQLite's single writer), so several gateway processes on one
-database still build one linear log. Signed checkpoints (C2SP) commit to the tree at a
-size; ``verify`` recomputes every leaf and every checkpointed root.
+thread per log; coroutines through :class:`bastion.audit.AsyncAppender`. Sequence numbers
+are taken inside that transaction under a lock (PostgreSQL advisory lock; SQLite's single
+writer), so several gateway processes on one database still build one linear log. Signed
+checkpoints (C2SP) commit to the tree at a size; ``verify`` recomputes every leaf and every
+checkpointed root.
 """
 
 from __future__ import annotations

@@ -4,28 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
 from numpy.typing import NDArray
 
 from bastion.errors import InvalidInput
 
-# ONNX tensor element types and the V2 protocol's names and numpy types for them.
+if TYPE_CHECKING:
+    import onnx
+
+# ONNX tensor element types (TensorProto.DataType, fixed by onnx.proto) and the V2 protocol's
+# names and numpy types for them. Numbers, not onnx.TensorProto names: importing onnx costs
+# a third of a second, which every CLI command and gateway start would pay.
 _ONNX_TO_V2: dict[int, str] = {
-    onnx.TensorProto.BOOL: "BOOL",
-    onnx.TensorProto.UINT8: "UINT8",
-    onnx.TensorProto.UINT16: "UINT16",
-    onnx.TensorProto.UINT32: "UINT32",
-    onnx.TensorProto.UINT64: "UINT64",
-    onnx.TensorProto.INT8: "INT8",
-    onnx.TensorProto.INT16: "INT16",
-    onnx.TensorProto.INT32: "INT32",
-    onnx.TensorProto.INT64: "INT64",
-    onnx.TensorProto.FLOAT16: "FP16",
-    onnx.TensorProto.FLOAT: "FP32",
-    onnx.TensorProto.DOUBLE: "FP64",
+    9: "BOOL",
+    2: "UINT8",
+    4: "UINT16",
+    12: "UINT32",
+    13: "UINT64",
+    3: "INT8",
+    5: "INT16",
+    6: "INT32",
+    7: "INT64",
+    10: "FP16",
+    1: "FP32",
+    11: "FP64",
 }
 NUMPY_TYPES: dict[str, type[np.generic]] = {
     "BOOL": np.bool_,

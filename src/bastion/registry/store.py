@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from numpy.typing import NDArray
-from onnx.external_data_helper import uses_external_data
 
 from bastion.crypto import BlobStore
 from bastion.errors import Conflict, CryptoError, IntegrityError, InvalidInput, NotFound
@@ -362,6 +360,9 @@ def _check_names(name: str, version: str | None) -> None:
 
 
 def _check_onnx(artifact: bytes) -> ModelSignature:
+    import onnx  # noqa: PLC0415 - only registration parses ONNX; CLI and gateway start faster
+    from onnx.external_data_helper import uses_external_data  # noqa: PLC0415
+
     try:
         model = onnx.load_model_from_string(artifact)
         onnx.checker.check_model(model)

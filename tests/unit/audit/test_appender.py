@@ -84,3 +84,13 @@ async def test_a_full_backlog_refuses_rather_than_answers_unaudited(
     assert isinstance(results[2], BackendError)
     assert results[2].detail == "audit backlog full"
     assert log.size() == 2
+
+
+async def test_after_close_an_append_is_refused_not_left_waiting(database, tmp_path):
+    """A stopped writing thread fails the request with BackendError (a 503), promptly."""
+    log = audit_log(database, tmp_path)
+    appender = AsyncAppender(log)
+    appender.close()
+    with pytest.raises(BackendError):
+        await asyncio.wait_for(appender.append(event(0)), timeout=10)
+    assert log.size() == 0

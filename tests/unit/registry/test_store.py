@@ -6,7 +6,14 @@ import sqlalchemy as sa
 from onnx import TensorProto, helper
 
 from bastion.errors import Conflict, CryptoError, IntegrityError, InvalidInput, NotFound
-from bastion.registry import Budget, InputPolicy, ModelRegistry, OutputPolicy, RobustnessClaim
+from bastion.registry import (
+    Budget,
+    InputPolicy,
+    ModelRegistry,
+    ModelSignature,
+    OutputPolicy,
+    RobustnessClaim,
+)
 from bastion.storage import tables
 
 
@@ -100,6 +107,25 @@ def test_non_tensor_outputs_are_refused_with_a_hint(registry, tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     with pytest.raises(InvalidInput, match="zipmap"):
         registry.register(path, name="x", version=None, output_policy=OutputPolicy())
+
+
+@pytest.mark.parametrize(
+    ("element", "datatype"),
+    [("BOOL", "BOOL"), ("UINT8", "UINT8"), ("UINT16", "UINT16"), ("UINT32", "UINT32"),
+     ("UINT64", "UINT64"), ("INT8", "INT8"), ("INT16", "INT16"), ("INT32", "INT32"),
+     ("INT64", "INT64"), ("FLOAT16", "FP16"), ("FLOAT", "FP32"), ("DOUBLE", "FP64")],
+)  # fmt: skip
+def test_each_onnx_element_type_reads_as_its_v2_datatype(element, datatype):
+    """The registry's element-type numbers are onnx's: a model of each type reads right."""
+    kind = getattr(TensorProto, element)
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", kind, [-1, 2])],
+        [helper.make_tensor_value_info("y", kind, [-1, 2])],
+    )
+    signature = ModelSignature.from_onnx(helper.make_model(graph))
+    assert [spec.datatype for spec in signature.inputs + signature.outputs] == [datatype] * 2
 
 
 @pytest.mark.parametrize(("name", "version"), [("", None), ("a/b", None), ("ok", "../x")])
