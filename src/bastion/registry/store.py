@@ -7,10 +7,10 @@ import importlib.util
 import io
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -27,14 +27,18 @@ from bastion.registry.output_policy import OutputPolicy
 from bastion.registry.scan import scan_bytes
 from bastion.registry.signature import ModelSignature
 from bastion.registry.upstream import UPSTREAM_FORMAT, UpstreamEndpoint
+from bastion.sandbox.models import BUNDLE_MAGIC, SKOPS_MAGIC, OnnxBundle, load
 from bastion.storage import Database, tables
 from bastion.types import Clock
+
+if TYPE_CHECKING:
+    import onnx
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ONNX_FORMAT = "onnx"
 SKOPS_FORMAT = "skops"
-SKOPS_MAGIC = b"PK\x03\x04"  # a zip archive: skops (ONNX files are protocol buffers)
+_MAX_EXTERNAL_FILES = 4096
 
 
 @dataclass(frozen=True)
@@ -94,13 +98,16 @@ class ModelRegistry:
     ) -> ModelVersion:
         """Check a model file, encrypt it and record a new immutable version.
 
-        The format is told by content: a self-contained ONNX model, or a scikit-learn
+        The format is told by content: an ONNX model — its external data files, confined
+        to its folder, are stored with it as one :class:`OnnxBundle` — or a scikit-learn
         estimator saved with skops, which must scan clean (every type its schema names on
         the scanner's allow-list) before it is even loaded — in the sandbox.
 
         Raises:
             InvalidInput: the name or version is malformed, or the file is not a usable
-                self-contained ONNX model or a clean, servable skops file.
+                ONNX model (with its external data in its folder) or a clean, servable
+                skops file.
+            IntegrityError: a file is not in the signed manifest as it is now.
             Conflict: this version exists already.
 
         ``reference`` is a sample of typical inputs (rows x features), stored encrypted
@@ -118,7 +125,11 @@ class ModelRegistry:
         if artifact[:4] == SKOPS_MAGIC:
             model_format, signature = SKOPS_FORMAT, self._check_skops(path.name, artifact)
         else:
-            model_format, signature = ONNX_FORMAT, _check_onnx(artifact)
+            model_format = ONNX_FORMAT
+            signature, locations = _check_onnx(artifact, path)
+            if locations:
+                data = _external_data(path, locations, manifest)
+                artifact = OnnxBundle(model=artifact, data=data).pack()
             self._load_check(artifact)
         row = self._row(name, artifact, signature, (output_policy, input_policy), labels) | {
             "format": model_format,
@@ -199,7 +210,7 @@ class ModelRegistry:
             except (IntegrityError, CryptoError):
                 problems.append("its signature or digest no longer verifies")
             else:
-                report = scan_bytes(artifact, name=f"{model.ref}.{model.format}")
+                report = scan_bytes(_model_file(artifact), name=f"{model.ref}.{model.format}")
                 if not report.is_safe:
                     problems.append("its artifact does not scan clean (`bastion scan`)")
         if model.labels.risk_tier == "high" and model.robustness is None:
@@ -317,7 +328,7 @@ class ModelRegistry:
             # Signed versions load only while their signer is trusted.
             stored = SignedManifest.from_json(self._blobs.get("model-manifest", model.ref).decode())
             manifest = verify_signature(stored, trusted=self._trusted())
-            if model.sha256 not in {f.sha256 for f in manifest.files}:
+            if not _file_digests(artifact) <= {f.sha256 for f in manifest.files}:
                 raise IntegrityError(detail=f"{model.ref} is not in its signed manifest")
         return artifact
 
@@ -359,23 +370,97 @@ def _check_names(name: str, version: str | None) -> None:
         raise InvalidInput(f"Version {version!r} is not allowed; use letters, digits, . _ -")
 
 
-def _check_onnx(artifact: bytes) -> ModelSignature:
+def _check_onnx(artifact: bytes, path: Path) -> tuple[ModelSignature, set[str]]:
+    """The signature of the ONNX model at ``path`` and the external data files it names."""
     import onnx  # noqa: PLC0415 - only registration parses ONNX; CLI and gateway start faster
-    from onnx.external_data_helper import uses_external_data  # noqa: PLC0415
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data  # noqa: PLC0415
 
     try:
         model = onnx.load_model_from_string(artifact)
-        onnx.checker.check_model(model)
+        locations = {
+            ExternalDataInfo(tensor).location
+            for tensor in _tensors(model.graph)
+            if uses_external_data(tensor)
+        }
+        # With external data the checker reads the files, relative to the model's folder
+        # when given its path (and refuses links and paths that leave it); given only the
+        # bytes it would look in the current directory.
+        onnx.checker.check_model(str(path) if locations else model)
     except Exception:  # onnx raises many unrelated types for a bad file
         raise InvalidInput("The file is not a valid ONNX model.") from None
-    if any(uses_external_data(t) for t in model.graph.initializer):
-        raise InvalidInput("Models with external data files are not supported yet.")
-    return ModelSignature.from_onnx(model)
+    return ModelSignature.from_onnx(model), locations
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a graph holds: initializers, sparse ones, attributes, subgraphs."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for attribute in node.attribute:
+            yield from (attribute.t, *attribute.tensors)
+            for subgraph in (attribute.g, *attribute.graphs):
+                yield from _tensors(subgraph)
+
+
+def _external_data(
+    path: Path, locations: set[str], manifest: SignedManifest | None
+) -> dict[str, bytes]:
+    """The external data files of the model at ``path``, each confined to its folder.
+
+    A location must be a relative path below the model's folder naming a regular file,
+    not a symbolic link; with a signed manifest, each file must be listed there with its
+    digest.
+
+    Raises:
+        InvalidInput: a location leaves the folder, is a link, or names no file.
+        IntegrityError: a file is not in the signed manifest as it is now.
+    """
+    if len(locations) > _MAX_EXTERNAL_FILES:
+        raise InvalidInput(f"The model names over {_MAX_EXTERNAL_FILES} external data files.")
+    folder = path.parent.resolve()
+    listed = {f.path: f.sha256 for f in manifest.manifest.files} if manifest else None
+    files = {}
+    for location in sorted(locations):
+        relative = PurePosixPath(location)
+        file = path.parent / relative
+        if (
+            not location
+            or "\\" in location
+            or relative.is_absolute()
+            or ".." in relative.parts
+            or file.is_symlink()
+            or not file.resolve().is_relative_to(folder)
+            or not file.is_file()
+        ):
+            raise InvalidInput(
+                f"External data {location[:100]!r} is not a file in the model's folder."
+            )
+        data = file.read_bytes()
+        if listed is not None and listed.get(relative.as_posix()) != _sha256(data):
+            raise IntegrityError(f"{relative} is not in the signed manifest as it is now.")
+        files[location] = data
+    return files
+
+
+def _model_file(artifact: bytes) -> bytes:
+    """The model itself: the ONNX file of a bundle, or the artifact."""
+    return OnnxBundle.unpack(artifact).model if artifact.startswith(BUNDLE_MAGIC) else artifact
+
+
+def _file_digests(artifact: bytes) -> set[str]:
+    """The SHA-256 of each file the artifact was made from (a bundle: model and data)."""
+    if not artifact.startswith(BUNDLE_MAGIC):
+        return {_sha256(artifact)}
+    bundle = OnnxBundle.unpack(artifact)
+    return {_sha256(bundle.model), *(_sha256(data) for data in bundle.data.values())}
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _load_in_process(artifact: bytes) -> bytes:
-    from bastion.sandbox.models import load  # noqa: PLC0415 - the sandbox package imports us
-
     try:
         return load(artifact).signature
     except Exception:  # the runtimes raise their own untyped errors

@@ -10,19 +10,28 @@ A skops estimator takes one tensor ``input`` (FP64, rows x ``n_features_in_``) a
 ``label`` (INT64; classifiers with integer classes) and ``probabilities`` (FP64, when it
 has ``predict_proba``), or ``prediction`` (FP64; regressors). ONNX models carry their own
 signature; for skops the loader reports it, as JSON, for the registry.
+
+An ONNX model whose weights live in external data files travels as one :class:`OnnxBundle`:
+the model and the files it names, which onnxruntime reads from memory. A worker never opens
+a file for its model, so a location in the model can name nothing outside what was bundled.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 SKOPS_MAGIC = b"PK\x03\x04"  # a zip archive's local file header
+BUNDLE_MAGIC = b"BASTION-ONNX-BUNDLE\x00"  # no ONNX protocol buffer starts with b"BA"
 INPUT = "input"
+_COUNT = struct.Struct("<H")
+_ENTRY = struct.Struct("<HQ")  # name length, data length
 
 
 class LoadedModel(Protocol):
@@ -42,13 +51,60 @@ def load(artifact: bytes) -> LoadedModel:
         ValueError: an estimator Bastion cannot serve (no integer classes, no features).
         Exception: whatever onnxruntime or skops raise for a file they cannot load.
     """
+    if artifact.startswith(BUNDLE_MAGIC):
+        bundle = OnnxBundle.unpack(artifact)
+        return _Onnx(bundle.model, bundle.data)
     return _Skops(artifact) if artifact[:4] == SKOPS_MAGIC else _Onnx(artifact)
+
+
+@dataclass(frozen=True)
+class OnnxBundle:
+    """An ONNX model and its external data files, keyed by the location the model names.
+
+    Packed as ``BUNDLE_MAGIC count:u16 (name_len:u16 data_len:u64 name data)* model``.
+    """
+
+    model: bytes
+    data: Mapping[str, bytes]
+
+    def pack(self) -> bytes:
+        """The bundle as one artifact."""
+        parts = [BUNDLE_MAGIC, _COUNT.pack(len(self.data))]
+        for name, data in self.data.items():
+            encoded = name.encode()
+            parts += [_ENTRY.pack(len(encoded), len(data)), encoded, data]
+        return b"".join([*parts, self.model])
+
+    @classmethod
+    def unpack(cls, artifact: bytes) -> OnnxBundle:
+        """Inverse of :meth:`pack`.
+
+        Raises:
+            ValueError: the bytes are not a whole bundle.
+        """
+        view = memoryview(artifact)
+        at = len(BUNDLE_MAGIC) + _COUNT.size
+        if bytes(view[: len(BUNDLE_MAGIC)]) != BUNDLE_MAGIC or len(view) < at:
+            raise ValueError("not an ONNX bundle")
+        (count,) = _COUNT.unpack_from(view, len(BUNDLE_MAGIC))
+        data: dict[str, bytes] = {}
+        for _ in range(count):
+            if len(view) < at + _ENTRY.size:
+                raise ValueError("truncated ONNX bundle")
+            name_length, data_length = _ENTRY.unpack_from(view, at)
+            at += _ENTRY.size
+            end = at + name_length + data_length
+            if end > len(view):
+                raise ValueError("truncated ONNX bundle")
+            data[bytes(view[at : at + name_length]).decode()] = bytes(view[at + name_length : end])
+            at = end
+        return cls(model=bytes(view[at:]), data=data)
 
 
 class _Onnx:
     signature = b""
 
-    def __init__(self, artifact: bytes) -> None:
+    def __init__(self, artifact: bytes, data: Mapping[str, bytes] | None = None) -> None:
         import onnxruntime as ort  # noqa: PLC0415 - a worker imports only its own format
 
         ort.disable_telemetry_events()
@@ -56,6 +112,11 @@ class _Onnx:
         options.log_severity_level = 3
         options.intra_op_num_threads = 1  # one thread a worker: the pool is the parallelism
         options.inter_op_num_threads = 1
+        if data:  # external data from memory; a location not given here fails the load
+            buffers = [np.frombuffer(content, dtype=np.uint8) for content in data.values()]
+            options.add_external_initializers_from_files_in_memory(
+                list(data), buffers, [len(content) for content in data.values()]
+            )
         self._session = ort.InferenceSession(
             artifact, sess_options=options, providers=["CPUExecutionProvider"]
         )
