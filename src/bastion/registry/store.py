@@ -242,7 +242,7 @@ class ModelRegistry:
         labels = labels or UNLABELLED
         return {
             "name": name,
-            "sha256": hashlib.sha256(artifact).hexdigest(),
+            "sha256": _sha256(artifact),
             "signature": signature.to_json(),
             "output_policy": output_policy.to_json(),
             "input_policy": (input_policy or InputPolicy()).to_json(),
@@ -322,7 +322,7 @@ class ModelRegistry:
             CryptoError: the ciphertext was tampered with or the key is wrong.
         """
         artifact = self._blobs.get("model", model.ref)
-        if hashlib.sha256(artifact).hexdigest() != model.sha256:
+        if _sha256(artifact) != model.sha256:
             raise IntegrityError(detail=f"digest mismatch for {model.ref}")
         if model.signer is not None:
             # Signed versions load only while their signer is trusted.
@@ -346,7 +346,7 @@ class ModelRegistry:
     def _check_manifest(self, path: Path, artifact: bytes, manifest: SignedManifest) -> None:
         """The manifest of the file's folder must verify and list this very file."""
         verify_manifest(path.parent, manifest, trusted=self._trusted())
-        digest = hashlib.sha256(artifact).hexdigest()
+        digest = _sha256(artifact)
         if not any(f.path == path.name and f.sha256 == digest for f in manifest.manifest.files):
             raise IntegrityError(f"{path.name} is not listed at the top of its signed manifest.")
 
