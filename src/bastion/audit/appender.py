@@ -13,11 +13,9 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from bastion.audit.log import AuditEvent, AuditLog
+from bastion.audit.log import MAX_BACKLOG, MAX_BATCH, AuditEvent, AuditLog, overloaded
 from bastion.errors import BackendError, BastionError
 
-_BATCH = 2048
-_BACKLOG = 20_000
 logger = logging.getLogger("bastion.audit")
 
 
@@ -41,8 +39,8 @@ class AsyncAppender:
         Raises:
             BackendError: the database failed or the backlog is full; not recorded.
         """
-        if len(self._waiting) >= _BACKLOG:
-            raise BackendError("The audit log is overloaded.", detail="audit backlog full")
+        if len(self._waiting) >= MAX_BACKLOG:
+            raise overloaded()
         loop = asyncio.get_running_loop()
         committed: asyncio.Future[None] = loop.create_future()
         self._waiting.append((event, committed))
@@ -58,7 +56,7 @@ class AsyncAppender:
         loop = asyncio.get_running_loop()
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting[:_BATCH], self._waiting[_BATCH:]
+                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 events = [event for event, _ in batch]
                 try:
                     await loop.run_in_executor(self._thread, self._audit.append_many, events)

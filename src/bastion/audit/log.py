@@ -29,8 +29,8 @@ from bastion.errors import BackendError, BastionError, Conflict, IntegrityError,
 from bastion.storage import Database, tables
 from bastion.types import Clock
 
-_BATCH = 2048
-_QUEUE = 20_000
+MAX_BATCH = 2048  # entries in one transaction
+MAX_BACKLOG = 20_000  # entries waiting; past it appends are refused (503), never unaudited
 _ATTEMPTS = 20
 _ADVISORY_LOCK = 0x62617374696F6E  # "bastion"
 _FETCH = 20_000
@@ -110,6 +110,11 @@ _EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
+def overloaded() -> BackendError:
+    """The error of an append refused because the backlog is full."""
+    return BackendError("The audit log is overloaded.", detail="audit backlog full")
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     """An event at its place in the log."""
@@ -152,7 +157,7 @@ class AuditLog:
         self.origin = origin
         self._clock = clock
         self._interval = checkpoint_interval
-        self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=_QUEUE)
+        self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=MAX_BACKLOG)
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._frontier = Frontier()  # the tree as far as this process has read it
@@ -185,9 +190,7 @@ class AuditLog:
         try:
             self._queue.put_nowait(pending)
         except queue.Full:
-            raise BackendError(
-                "The audit log is overloaded.", detail="audit backlog full"
-            ) from None
+            raise overloaded() from None
         return pending.result
 
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
@@ -398,7 +401,7 @@ class AuditLog:
     def _run_writer(self) -> None:
         while True:
             batch = [self._queue.get()]
-            while len(batch) < _BATCH:
+            while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:

@@ -63,7 +63,8 @@ class Monitor:
         if len(self._pending) >= _QUEUE:
             self.dropped += 1
             return
-        self._idle.clear()
+        if self._idle.is_set():  # clearing takes a lock: only when it changes
+            self._idle.clear()
         self._pending.append(seen)
         if not self._wake.is_set():
             self._wake.set()

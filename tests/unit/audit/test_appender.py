@@ -73,7 +73,7 @@ async def test_a_full_backlog_refuses_rather_than_answers_unaudited(
     database, tmp_path, monkeypatch
 ):
     """Past the backlog limit an append raises at once; those already waiting commit."""
-    monkeypatch.setattr(appender_module, "_BACKLOG", 2)
+    monkeypatch.setattr(appender_module, "MAX_BACKLOG", 2)
     log = audit_log(database, tmp_path)
     appender = AsyncAppender(log)
     results = await asyncio.gather(
