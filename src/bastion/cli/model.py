@@ -50,7 +50,8 @@ def register(
     file: Annotated[
         Path,
         typer.Argument(
-            help="An ONNX model, or a scikit-learn estimator saved with skops.",
+            help="An ONNX model, or a scikit-learn estimator saved with skops, pickle or "
+            "joblib (it must scan clean: `bastion scan`).",
             exists=True,
             dir_okay=False,
         ),
@@ -105,7 +106,7 @@ def register(
         ),
     ] = None,
 ) -> None:
-    """Check a signed ONNX or skops model, encrypt it and record a new immutable version.
+    """Check a signed ONNX model or estimator, encrypt it and record a new immutable version.
 
     The file's folder must hold a manifest.json signed by a trusted signer (`bastion model
     sign FOLDER`, `bastion model trust KEY.pub.json`); it is verified now and at every load.

@@ -16,12 +16,19 @@ from bastion.registry.signature import (
     tensor_from_json,
     tensor_to_json,
 )
-from bastion.registry.store import ONNX_FORMAT, SKOPS_FORMAT, ModelRegistry, ModelVersion
+from bastion.registry.store import (
+    ONNX_FORMAT,
+    PICKLE_FORMAT,
+    SKOPS_FORMAT,
+    ModelRegistry,
+    ModelVersion,
+)
 from bastion.registry.upstream import UPSTREAM_FORMAT, UpstreamEndpoint
 
 __all__ = [
     "NUMPY_TYPES",
     "ONNX_FORMAT",
+    "PICKLE_FORMAT",
     "SKOPS_FORMAT",
     "UPSTREAM_FORMAT",
     "V2_TYPES",

@@ -27,7 +27,7 @@ from bastion.registry.output_policy import OutputPolicy
 from bastion.registry.scan import scan_bytes
 from bastion.registry.signature import ModelSignature
 from bastion.registry.upstream import UPSTREAM_FORMAT, UpstreamEndpoint
-from bastion.sandbox.models import BUNDLE_MAGIC, SKOPS_MAGIC, OnnxBundle, load
+from bastion.sandbox.models import BUNDLE_MAGIC, SKOPS_MAGIC, OnnxBundle, is_pickled, load
 from bastion.storage import Database, tables
 from bastion.types import Clock
 
@@ -38,6 +38,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ONNX_FORMAT = "onnx"
 SKOPS_FORMAT = "skops"
+PICKLE_FORMAT = "pickle"  # a scikit-learn estimator pickled, or saved with joblib
+# What the scanner calls the files an estimator can come in (after any compression: "zlib+").
+_ESTIMATOR_FILES = frozenset({"skops", "pickle", "joblib"})
 _MAX_EXTERNAL_FILES = 4096
 
 
@@ -64,7 +67,7 @@ class ModelVersion:
 
 
 class ModelRegistry:
-    """Registers ONNX and skops models and hands their decrypted bytes to the runner."""
+    """Registers ONNX models and scikit-learn estimators; hands their bytes to the runner."""
 
     def __init__(
         self,
@@ -79,7 +82,7 @@ class ModelRegistry:
         self._blobs = blobs
         self._clock = clock
         self._trusted = trusted_signers
-        # Proves a new model loads, and reports a skops model's signature; the workspace
+        # Proves a new model loads, and reports an estimator's signature; the workspace
         # passes a sandboxed check (Jail.check_loads).
         self._load_check = load_check or _load_in_process
 
@@ -100,13 +103,14 @@ class ModelRegistry:
 
         The format is told by content: an ONNX model — its external data files, confined
         to its folder, are stored with it as one :class:`OnnxBundle` — or a scikit-learn
-        estimator saved with skops, which must scan clean (every type its schema names on
-        the scanner's allow-list) before it is even loaded — in the sandbox.
+        estimator saved with skops, pickle or joblib, which must scan clean (every type its
+        schema names, every global the pickle imports, on the scanner's allow-list) before
+        it is even loaded — in the sandbox.
 
         Raises:
             InvalidInput: the name or version is malformed, or the file is not a usable
                 ONNX model (with its external data in its folder) or a clean, servable
-                skops file.
+                estimator.
             IntegrityError: a file is not in the signed manifest as it is now.
             Conflict: this version exists already.
 
@@ -122,8 +126,9 @@ class ModelRegistry:
         artifact = path.read_bytes()
         if manifest is not None:
             self._check_manifest(path, artifact, manifest)
-        if artifact[:4] == SKOPS_MAGIC:
-            model_format, signature = SKOPS_FORMAT, self._check_skops(path.name, artifact)
+        if artifact[:4] == SKOPS_MAGIC or is_pickled(artifact):
+            model_format = SKOPS_FORMAT if artifact[:4] == SKOPS_MAGIC else PICKLE_FORMAT
+            signature = self._check_estimator(path.name, artifact)
         else:
             model_format = ONNX_FORMAT
             signature, locations = _check_onnx(artifact, path)
@@ -332,14 +337,21 @@ class ModelRegistry:
                 raise IntegrityError(detail=f"{model.ref} is not in its signed manifest")
         return artifact
 
-    def _check_skops(self, name: str, artifact: bytes) -> ModelSignature:
+    def _check_estimator(self, name: str, artifact: bytes) -> ModelSignature:
+        """Scan a skops file or a pickle, then load it (sandboxed) for its signature."""
         if importlib.util.find_spec("skops") is None:
             raise InvalidInput("Serving scikit-learn models needs skops: install bastion[sklearn].")
         report = scan_bytes(artifact, name=name)
         if not report.is_safe:
             raise InvalidInput(f"{name} does not scan clean; see `bastion scan {name}`.")
+        if report.format.rpartition("+")[2] not in _ESTIMATOR_FILES:
+            raise InvalidInput(
+                f"{name} is a {report.format} file: tensors without the model's computation. "
+                "Export the model to ONNX to serve it."
+            )
+        reported = self._load_check(artifact)  # InvalidInput when it does not load
         try:
-            return ModelSignature.from_json(json.loads(self._load_check(artifact)))
+            return ModelSignature.from_json(json.loads(reported))
         except (ValueError, KeyError, TypeError):
             raise InvalidInput("The estimator reported no usable signature.") from None
 

@@ -142,7 +142,7 @@ class Jail:
         """Load ``model`` in a throwaway jailed worker, never in the registering process.
 
         Returns what the worker reported with ``READY``: the model's signature as JSON when
-        its format does not carry one (skops), else nothing.
+        its format does not carry one (an estimator), else nothing.
 
         Raises:
             InvalidInput: the model's runtime cannot load it (or the worker died trying).

@@ -1,15 +1,18 @@
-"""The models a worker runs: ONNX (onnxruntime) and scikit-learn estimators saved with skops.
+"""The models a worker runs: ONNX (onnxruntime) and scikit-learn estimators (skops, pickle).
 
-The format is told by content, never by name: a skops file is a zip archive, an ONNX model
-a protocol buffer. A worker loads its model here inside the jail (or the gateway does, with
-``unsafe_in_process_runner``). Registration has already scanned a skops file: every type its
-schema names is on the scanner's allow-list, and the bytes are re-verified against their
-digest before each load, so the types skops asks to trust are exactly the vetted ones.
+The format is told by content, never by name: a skops file is a zip archive, a pickle starts
+with its protocol opcode (or a compression header: joblib compresses), an ONNX model is a
+protocol buffer. A worker loads its model here inside the jail (or the gateway does, with
+``unsafe_in_process_runner``). Registration has already scanned a skops file or a pickle:
+every type a skops schema names and every global a pickle imports is on the scanner's
+allow-list, and the bytes are re-verified against their digest before each load, so the types
+skops asks to trust are exactly the vetted ones. A pickle is loaded by a restricted unpickler
+that checks each import against the same list again (``registry/scan/loader.py``).
 
-A skops estimator takes one tensor ``input`` (FP64, rows x ``n_features_in_``) and answers
+An estimator takes one tensor ``input`` (FP64, rows x ``n_features_in_``) and answers
 ``label`` (INT64; classifiers with integer classes) and ``probabilities`` (FP64, when it
 has ``predict_proba``), or ``prediction`` (FP64; regressors). ONNX models carry their own
-signature; for skops the loader reports it, as JSON, for the registry.
+signature; for an estimator the loader reports it, as JSON, for the registry.
 
 An ONNX model whose weights live in external data files travels as one :class:`OnnxBundle`:
 the model and the files it names, which onnxruntime reads from memory. A worker never opens
@@ -28,6 +31,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 SKOPS_MAGIC = b"PK\x03\x04"  # a zip archive's local file header
+# A pickle of protocol 2 or later (PROTO), or one compressed by joblib: gzip, bzip2, xz, zlib.
+# No ONNX protocol buffer starts so: its first byte is a field tag, 0x08 (ir_version).
+PICKLE_MAGICS = (b"\x80", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x78")
 BUNDLE_MAGIC = b"BASTION-ONNX-BUNDLE\x00"  # no ONNX protocol buffer starts with b"BA"
 INPUT = "input"
 _COUNT = struct.Struct("<H")
@@ -49,12 +55,27 @@ def load(artifact: bytes) -> LoadedModel:
 
     Raises:
         ValueError: an estimator Bastion cannot serve (no integer classes, no features).
-        Exception: whatever onnxruntime or skops raise for a file they cannot load.
+        Exception: whatever onnxruntime, skops or the unpickler raise for a file they
+            cannot load (a pickle importing a name off the allow-list among them).
     """
     if artifact.startswith(BUNDLE_MAGIC):
         bundle = OnnxBundle.unpack(artifact)
         return _Onnx(bundle.model, bundle.data)
-    return _Skops(artifact) if artifact[:4] == SKOPS_MAGIC else _Onnx(artifact)
+    if artifact[:4] == SKOPS_MAGIC:
+        import skops.io  # noqa: PLC0415 - scikit-learn is imported only for estimators
+
+        vetted = skops.io.get_untrusted_types(data=artifact)
+        return _Estimator(skops.io.loads(artifact, trusted=vetted))
+    if is_pickled(artifact):
+        from bastion.registry.scan import load_pickle  # noqa: PLC0415 - only for pickles
+
+        return _Estimator(load_pickle(artifact))
+    return _Onnx(artifact)
+
+
+def is_pickled(artifact: bytes) -> bool:
+    """True when ``artifact`` is a pickle (protocol 2 or later), raw or compressed."""
+    return artifact.startswith(PICKLE_MAGICS)
 
 
 @dataclass(frozen=True)
@@ -125,12 +146,13 @@ class _Onnx:
         return list(self._session.run(list(names), dict(inputs)))
 
 
-class _Skops:
-    def __init__(self, artifact: bytes) -> None:
-        import skops.io  # noqa: PLC0415 - scikit-learn is imported only for skops models
+class _Estimator:
+    """A fitted scikit-learn estimator: one FP64 input, labels and scores or predictions."""
 
-        vetted = skops.io.get_untrusted_types(data=artifact)
-        self._estimator = skops.io.loads(artifact, trusted=vetted)
+    def __init__(self, estimator: Any) -> None:
+        if not callable(getattr(estimator, "predict", None)):
+            raise ValueError("the file holds no estimator with a predict method")
+        self._estimator = estimator
         features = getattr(self._estimator, "n_features_in_", None)
         if not isinstance(features, int | np.integer) or features < 1:
             raise ValueError("the estimator is not fitted on a feature matrix")

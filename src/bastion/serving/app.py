@@ -47,7 +47,12 @@ _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 Endpoint = Callable[[Request], Awaitable[Response]]
-_PLATFORMS = {"onnx": "onnxruntime_onnx", "skops": "sklearn_skops", "v2-upstream": "upstream_v2"}
+_PLATFORMS = {
+    "onnx": "onnxruntime_onnx",
+    "skops": "sklearn_skops",
+    "pickle": "sklearn_pickle",
+    "v2-upstream": "upstream_v2",
+}
 
 
 def build_app(workspace: Workspace) -> Starlette:

@@ -11,6 +11,7 @@ from anyio import to_thread
 from bastion.errors import BackendError
 from bastion.registry import (
     ONNX_FORMAT,
+    PICKLE_FORMAT,
     SKOPS_FORMAT,
     UPSTREAM_FORMAT,
     ModelRegistry,
@@ -47,10 +48,10 @@ class Runner(Protocol):
 
 
 def build_runner(workspace: Workspace) -> Runner:
-    """The runner of every model format: ONNX and upstream V2 servers.
+    """The runner of every model format: ONNX, scikit-learn estimators, upstream V2 servers.
 
-    ONNX and skops models run in the sandbox, or in process when ``unsafe_in_process_runner``
-    is set.
+    ONNX models and estimators (skops, pickle) run in the sandbox, or in process when
+    ``unsafe_in_process_runner`` is set.
 
     Raises:
         ConfigError: bubblewrap is missing or cannot make its namespaces here.
@@ -59,7 +60,8 @@ def build_runner(workspace: Workspace) -> Runner:
         registry=workspace.registry, timeout=workspace.settings.sandbox_timeout_seconds
     )
     local = _local_runner(workspace)
-    return RunnerByFormat({ONNX_FORMAT: local, SKOPS_FORMAT: local, UPSTREAM_FORMAT: upstream})
+    formats = {ONNX_FORMAT: local, SKOPS_FORMAT: local, PICKLE_FORMAT: local}
+    return RunnerByFormat(formats | {UPSTREAM_FORMAT: upstream})
 
 
 class RunnerByFormat:
@@ -67,7 +69,7 @@ class RunnerByFormat:
 
     def __init__(self, runners: Mapping[str, Runner]) -> None:
         self._runners = dict(runners)
-        # One runner may serve several formats (the sandbox runs ONNX and skops alike).
+        # One runner may serve several formats (the sandbox runs ONNX and estimators alike).
         self._distinct = list({id(runner): runner for runner in runners.values()}.values())
 
     async def run(self, model: ModelVersion, inputs: Tensors, outputs: Sequence[str]) -> Tensors:

@@ -89,7 +89,7 @@ def test_digest_mismatch_is_an_integrity_error(registry, database, digits_file):
 def test_not_onnx_is_refused(registry, tmp_path):
     """A file that is not ONNX gets a clear error."""
     path = tmp_path / "model.onnx"
-    path.write_bytes(b"\x80\x04not a model")
+    path.write_bytes(b"GIF89a, not a model")
     with pytest.raises(InvalidInput, match="not a valid ONNX model"):
         registry.register(path, name="x", version=None, output_policy=OutputPolicy())
 
@@ -199,6 +199,69 @@ def test_scikit_learn_estimators_saved_with_skops_register_and_run(registry, tmp
     labels, scores = loaded.run(["label", "probabilities"], {"input": x[:5]})
     assert labels.tolist() == estimator.predict(x[:5]).tolist()
     assert np.allclose(scores, estimator.predict_proba(x[:5]))
+
+
+@pytest.mark.parametrize("save", ["pickle", "joblib", "joblib-zlib"])
+def test_pickled_estimators_register_when_every_import_is_allowed(registry, tmp_path, save):
+    """pickle.dump and joblib.dump (compressed or not) of a fitted estimator: format "pickle"."""
+    import pickle
+
+    import joblib
+    import numpy as np
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from bastion.sandbox.models import load
+
+    x, y = load_iris(return_X_y=True)
+    estimator = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(x, y)
+    path = tmp_path / "iris.bin"  # the name says nothing; the content decides
+    if save == "pickle":
+        path.write_bytes(pickle.dumps(estimator, protocol=5))
+    else:
+        joblib.dump(estimator, path, compress=3 if save == "joblib-zlib" else 0)
+    model = registry.register(path, name="iris", version=None, output_policy=OutputPolicy())
+    assert model.format == "pickle"
+    assert [(t.name, t.shape) for t in model.signature.outputs] == [
+        ("label", (-1,)), ("probabilities", (-1, 3))
+    ]  # fmt: skip
+    labels, scores = load(registry.load_artifact(model)).run(
+        ["label", "probabilities"], {"input": x[:7]}
+    )
+    assert labels.tolist() == estimator.predict(x[:7]).tolist()
+    assert np.allclose(scores, estimator.predict_proba(x[:7]))
+
+
+def test_a_pickle_that_imports_anything_else_is_refused_before_loading(registry, tmp_path):
+    from tests.unit.registry.test_scan import attack
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "model.pkl"
+    path.write_bytes(attack("os", "system", f"touch {marker}"))
+    with pytest.raises(InvalidInput, match="does not scan clean"):
+        registry.register(path, name="evil", version=None, output_policy=OutputPolicy())
+    assert not marker.exists()
+
+
+def test_tensor_files_and_other_pickles_are_not_taken_for_models(registry, tmp_path):
+    """A state dict holds weights without the computation; a clean dict is no estimator."""
+    import pickle
+
+    import torch
+
+    torch.save({"w": torch.zeros(2, 2)}, tmp_path / "zip.pt")
+    torch.save(
+        {"w": torch.zeros(2, 2)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False
+    )
+    for name in ("zip.pt", "legacy.pt"):
+        with pytest.raises(InvalidInput, match="tensors without the model's computation"):
+            registry.register(tmp_path / name, name="w", version=None, output_policy=OutputPolicy())
+    (tmp_path / "dict.pkl").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}, protocol=4))
+    with pytest.raises(InvalidInput, match="cannot load"):
+        registry.register(
+            tmp_path / "dict.pkl", name="d", version=None, output_policy=OutputPolicy()
+        )
+    assert registry.list() == []
 
 
 def test_a_skops_file_that_does_not_scan_clean_is_refused_before_loading(registry, tmp_path):

@@ -14,6 +14,7 @@ True
 """
 
 from bastion.registry.scan.allowlist import SAFE, AllowList
+from bastion.registry.scan.loader import load_pickle
 from bastion.registry.scan.pickles import Global, MalformedPickle, trace_pickle
 from bastion.registry.scan.scanner import Finding, ScanReport, scan_bytes, scan_path
 
@@ -24,6 +25,7 @@ __all__ = [
     "Global",
     "MalformedPickle",
     "ScanReport",
+    "load_pickle",
     "scan_bytes",
     "scan_path",
     "trace_pickle",

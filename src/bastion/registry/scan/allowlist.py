@@ -3,7 +3,9 @@
 A name is allowed only if it is listed here exactly (module and attribute; an attribute
 path such as ``OrderedDict.__init__.__globals__`` is never allowed), or if it is a *class*
 defined in scikit-learn (estimators, their trees and helpers: constructing them runs no
-code of the file's choosing), or if the user allowed it by name. Everything else is
+code of the file's choosing) or the function Cython generates to rebuild one of them
+(``__pyx_unpickle_<Class>``, beside the class in its module: it only makes that class), or
+if the user allowed it by name. Everything else is
 refused; names from the families below are also called out as known attack primitives, to
 make the report plain.
 """
@@ -28,8 +30,13 @@ SAFE: frozenset[str] = frozenset(
         # NumPy arrays, scalars, dtypes and random states.
         "numpy.ndarray", "numpy.dtype", "numpy.core.multiarray._reconstruct",
         "numpy.core.multiarray.scalar", "numpy._core.multiarray._reconstruct",
-        "numpy._core.multiarray.scalar", "numpy.random._pickle.__randomstate_ctor",
+        "numpy._core.multiarray.scalar", "numpy.core.numeric._frombuffer",
+        "numpy._core.numeric._frombuffer",  # protocol 5 arrays: bytes, dtype, shape, order
+        "numpy.random._pickle.__randomstate_ctor",
         "numpy.random._pickle.__bit_generator_ctor", "numpy.random._pickle.__generator_ctor",
+        "numpy.random._mt19937.MT19937", "numpy.random._pcg64.PCG64",
+        "numpy.random._pcg64.PCG64DXSM", "numpy.random._philox.Philox",
+        "numpy.random._sfc64.SFC64",
         "joblib.numpy_pickle.NumpyArrayWrapper",
         # PyTorch tensors and storages as torch.save writes them.
         "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor",
@@ -93,6 +100,7 @@ class AllowList:
 
 # scikit-learn modules whose classes touch files or the network, or exist for its own tests.
 _UNTRUSTED_PARTS = frozenset({"tests", "_testing", "externals", "datasets", "_build_utils"})
+_CYTHON_UNPICKLE = "__pyx_unpickle_"
 
 
 def _is_sklearn_class(name: Global) -> bool:
@@ -109,5 +117,8 @@ def _is_sklearn_class(name: Global) -> bool:
         module = importlib.import_module(name.module)
     except ImportError:
         return False
-    value = getattr(module, name.name, None)
+    rebuilt = name.name.removeprefix(_CYTHON_UNPICKLE)
+    if rebuilt != name.name and not callable(getattr(module, name.name, None)):
+        return False
+    value = getattr(module, rebuilt, None)
     return isinstance(value, type) and (value.__module__ or "").startswith("sklearn")

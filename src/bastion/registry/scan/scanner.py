@@ -112,7 +112,7 @@ class _Scan:
             return "numpy"
         if _is_zip(data):
             return self.archive(data, where, depth=depth)
-        compressed = _decompress(data)
+        compressed = decompress(data)
         if compressed is not None:
             kind, inner = compressed
             if inner is None:
@@ -392,7 +392,7 @@ def _skops_types(schema: Any) -> Iterator[tuple[str, str]]:
             yield from _skops_types(value)
 
 
-def _decompress(data: bytes) -> tuple[str, bytes | None] | None:
+def decompress(data: bytes) -> tuple[str, bytes | None] | None:
     """(format, bytes) for gzip, bz2, xz/lzma and zlib streams; None if not compressed."""
     limit = max(len(data), 1) * _MAX_EXPANSION
     if data.startswith(b"\x1f\x8b"):

@@ -1,7 +1,8 @@
-"""A scikit-learn estimator saved with skops, registered and served from a bubblewrap jail."""
+"""scikit-learn estimators saved with skops, joblib and pickle, served from a bubblewrap jail."""
 
 from __future__ import annotations
 
+import pickle
 import ssl
 
 import httpx
@@ -14,31 +15,36 @@ from bastion.settings import Settings
 from bastion.workspace import Workspace
 from tests.integration.conftest import access_token
 
-PASSPHRASE = "skops test passphrase"
+PASSPHRASE = "estimator test passphrase"
+SAVED = {"skops": "iris.skops", "joblib": "iris.joblib", "pickle": "iris.pkl"}
 
 
 @pytest.fixture(scope="module")
 def iris(tmp_path_factory):
+    import joblib
     import skops.io
     from sklearn.datasets import load_iris
     from sklearn.ensemble import RandomForestClassifier
 
     x, y = load_iris(return_X_y=True)
     estimator = RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y)
-    path = tmp_path_factory.mktemp("skops") / "iris.skops"
-    skops.io.dump(estimator, path)
-    return estimator, x, path
+    folder = tmp_path_factory.mktemp("estimators")
+    skops.io.dump(estimator, folder / SAVED["skops"])
+    joblib.dump(estimator, folder / SAVED["joblib"], compress=3)
+    (folder / SAVED["pickle"]).write_bytes(pickle.dumps(estimator, protocol=5))
+    return estimator, x, folder
 
 
-def test_a_skops_estimator_answers_through_the_sandboxed_gateway(tmp_path, iris):
+@pytest.mark.parametrize("saved", list(SAVED))
+def test_an_estimator_answers_through_the_sandboxed_gateway(tmp_path, iris, saved):
     """Registration loads it in a jail (never in the registering process); the gateway too."""
-    estimator, x, path = iris
+    estimator, x, folder = iris
     home, port = tmp_path / "ws", free_port()
     workspace = Workspace.create(Settings(home=home, port=port, passphrase=PASSPHRASE), force=False)
     model = workspace.registry.register(
-        path, name="iris", version="1", output_policy=OutputPolicy()
+        folder / SAVED[saved], name="iris", version="1", output_policy=OutputPolicy()
     )
-    assert model.format == "skops"
+    assert model.format == ("skops" if saved == "skops" else "pickle")
     analyst = workspace.principals.add("ana", role="analyst", attributes={})
     env = {"BASTION_PASSPHRASE": PASSPHRASE}
     with ServerProcess(home=home, port=port, log=tmp_path / "server.log", env=env) as server:
@@ -58,5 +64,5 @@ def test_a_skops_estimator_answers_through_the_sandboxed_gateway(tmp_path, iris)
     served = np.array(outputs["probabilities"]["data"]).reshape(len(rows), 3)
     assert np.allclose(served, estimator.predict_proba(rows))
     assert wrong.status_code == 400  # the estimator's own signature is enforced
-    assert metadata["platform"] == "sklearn_skops"
+    assert metadata["platform"] == f"sklearn_{model.format}"
     workspace.close()

@@ -1,0 +1,59 @@
+"""The allow-list enforced where it matters: on the imports a pickle really makes as it loads.
+
+The scanner decides from an emulation of the pickle machine; a loader that trusted its
+verdict would be exactly as safe as the emulation is faithful. :func:`load_pickle` does not:
+every name the unpickler asks for goes through the same :class:`AllowList` before it is
+imported, so a file that slipped past the emulation still cannot reach anything off the list.
+Persistent ids are refused, and so are bytes after the pickle. joblib's format (arrays
+written after the pickle, object arrays as nested pickles, which joblib routes through the
+same ``find_class``) is read by joblib's own unpickler; its compressed forms are decompressed
+first, with the scanner's size bound.
+
+>>> import pickle
+>>> load_pickle(pickle.dumps({"weights": [1.0, 2.0]}))
+{'weights': [1.0, 2.0]}
+>>> load_pickle(pickle.dumps(print))
+Traceback (most recent call last):
+...
+_pickle.UnpicklingError: builtins.print is not on the allow-list
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+from bastion.registry.scan.allowlist import AllowList
+from bastion.registry.scan.pickles import Global
+from bastion.registry.scan.scanner import decompress
+
+
+def load_pickle(data: bytes, *, allow: AllowList | None = None) -> object:
+    """The object a pickle or joblib file holds, importing only what ``allow`` allows.
+
+    Raises:
+        pickle.UnpicklingError: the file imports a name off the list, uses persistent ids,
+            or its compression is corrupt or expands too much.
+        Exception: whatever unpickling raises on a malformed file.
+    """
+    from joblib.numpy_pickle import NumpyUnpickler  # noqa: PLC0415 - only to load a pickle
+
+    names = allow or AllowList()
+    compressed = decompress(data)
+    if compressed is not None:
+        kind, inner = compressed
+        if inner is None:
+            raise pickle.UnpicklingError(f"{kind} data is corrupt or expands too much")
+        data = inner
+
+    class Restricted(NumpyUnpickler):  # type: ignore[misc]  # joblib is untyped
+        def find_class(self, module: str, name: str) -> object:
+            if not names.is_allowed(Global(module, name)):
+                raise pickle.UnpicklingError(f"{module}.{name} is not on the allow-list")
+            return super().find_class(module, name)
+
+    stream = io.BytesIO(data)
+    loaded = Restricted("", stream, ensure_native_byte_order=True).load()
+    if stream.read(1):  # what no loader reads is what a scanner might not look at either
+        raise pickle.UnpicklingError("there are bytes after the end of the pickle")
+    return loaded
