@@ -8,7 +8,7 @@ import logging
 import socket
 import subprocess
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from anyio import to_thread
 
@@ -46,6 +46,9 @@ class Worker:
     def __init__(self, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
         self._process = process
         self._sock = sock
+        # Made on the event loop, at the first exchange.
+        self._transport: asyncio.WriteTransport | None = None
+        self._channel: _Channel | None = None
 
     @classmethod
     def start(cls, jail: Jail) -> Worker:
@@ -89,11 +92,14 @@ class Worker:
         return self._process.poll()
 
     def is_alive(self) -> bool:
-        """Whether the jail is still running."""
-        return self._process.poll() is None
+        """Whether the jail is still running and its socket open."""
+        closed = self._channel is not None and self._channel.failure is not None
+        return not closed and self._process.poll() is None
 
     def stop(self) -> None:
         """Close the socket and end the jail (SIGKILL after a short grace)."""
+        if self._channel is not None:
+            self._channel.close()
         self._sock.close()
         with contextlib.suppress(ProcessLookupError):
             self._process.kill()
@@ -101,28 +107,89 @@ class Worker:
             self._process.wait(timeout=_STOP_SECONDS)
 
     async def _exchange(self, request: bytes, *, timeout: float) -> tuple[int, memoryview]:
-        loop = asyncio.get_running_loop()
+        if self._transport is None or self._channel is None:
+            loop = asyncio.get_running_loop()
+            transport, self._channel = await loop.connect_accepted_socket(_Channel, self._sock)
+            self._transport = cast(asyncio.WriteTransport, transport)
         try:
             async with asyncio.timeout(timeout):
-                await loop.sock_sendall(self._sock, request)
-                kind, size = HEADER.unpack(await self._read(loop, HEADER.size))
-                if size > _MAX_RESULT_BYTES:
-                    raise WorkerDied("the worker's answer is over the size limit")
-                return kind, memoryview(await self._read(loop, size))
+                answer = self._channel.expect()
+                self._transport.write(request)
+                return await answer
         except TimeoutError:
             raise WorkerDied("timed out") from None
-        except OSError as exc:
-            raise WorkerDied(type(exc).__name__) from None
+        except WorkerDied as exc:
+            if exc.args == (_CLOSED,):
+                raise WorkerDied(f"exited with {self.exit_code}") from None
+            raise
 
-    async def _read(self, loop: asyncio.AbstractEventLoop, size: int) -> bytearray:
-        buffer = bytearray(size)
-        view, got = memoryview(buffer), 0
-        while got < size:
-            count = await loop.sock_recv_into(self._sock, view[got:])
-            if count == 0:
-                raise WorkerDied(f"exited with {self.exit_code}")
-            got += count
-        return buffer
+
+_CLOSED = "closed"
+
+
+class _Channel(asyncio.Protocol):
+    """The gateway's end of a worker's socket: one request, then exactly one frame back.
+
+    The socket stays registered with the event loop, so an answer costs one wake-up and
+    no system calls to watch it; a worker that speaks unasked, answers with more than one
+    frame, or announces an answer over the size limit is cut off.
+    """
+
+    def __init__(self) -> None:
+        self._transport: asyncio.WriteTransport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[tuple[int, memoryview]] | None = None
+        self.failure: WorkerDied | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.WriteTransport, transport)  # a stream socket's
+
+    def expect(self) -> asyncio.Future[tuple[int, memoryview]]:
+        """The next frame the worker sends (send the request after calling this).
+
+        Raises:
+            WorkerDied: the worker is gone or was cut off.
+        """
+        if self.failure is not None:
+            raise self.failure
+        self._waiter = asyncio.get_running_loop().create_future()
+        return self._waiter
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._waiter is None or self._waiter.done():
+            self._fail(WorkerDied("the worker spoke unasked"))
+            return
+        if len(self._buffer) < HEADER.size:
+            return
+        kind, size = HEADER.unpack_from(self._buffer)
+        if size > _MAX_RESULT_BYTES:
+            self._fail(WorkerDied("the worker's answer is over the size limit"))
+            return
+        end = HEADER.size + size
+        if len(self._buffer) > end:
+            self._fail(WorkerDied("the worker answered more than once"))
+        elif len(self._buffer) == end:
+            answer, self._buffer = self._buffer, bytearray()
+            waiter, self._waiter = self._waiter, None
+            waiter.set_result((kind, memoryview(answer)[HEADER.size :]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(WorkerDied(_CLOSED))
+
+    def close(self) -> None:
+        """Cut the worker off (it is being stopped)."""
+        self._fail(WorkerDied(_CLOSED))
+
+    def _fail(self, failure: WorkerDied) -> None:
+        if self.failure is None:
+            self.failure = failure
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(self.failure)
+        if self._transport is not None:
+            with contextlib.suppress(RuntimeError):  # stopped after its event loop closed
+                self._transport.abort()
+            self._transport = None
 
 
 class WorkerPool:

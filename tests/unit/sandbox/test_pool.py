@@ -22,7 +22,8 @@ def n(value):
 
 
 @pytest.fixture
-def make_pool():
+async def make_pool():
+    """Pools closed on the event loop, as the gateway closes them at shutdown."""
     pools = []
 
     def make(artifact, *, size=1, limits=LIMITS):
