@@ -8,7 +8,7 @@ import logging
 import socket
 import subprocess
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from anyio import to_thread
 
@@ -46,9 +46,7 @@ class Worker:
     def __init__(self, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
         self._process = process
         self._sock = sock
-        # Made on the event loop, at the first exchange.
-        self._transport: asyncio.WriteTransport | None = None
-        self._channel: _Channel | None = None
+        self._channel: _Channel | None = None  # made on the event loop, at the first exchange
 
     @classmethod
     def start(cls, jail: Jail) -> Worker:
@@ -107,15 +105,11 @@ class Worker:
             self._process.wait(timeout=_STOP_SECONDS)
 
     async def _exchange(self, request: bytes, *, timeout: float) -> tuple[int, memoryview]:
-        if self._transport is None or self._channel is None:
-            loop = asyncio.get_running_loop()
-            transport, self._channel = await loop.connect_accepted_socket(_Channel, self._sock)
-            self._transport = cast(asyncio.WriteTransport, transport)
+        if self._channel is None:
+            self._channel = _Channel(self._sock, asyncio.get_running_loop())
         try:
             async with asyncio.timeout(timeout):
-                answer = self._channel.expect()
-                self._transport.write(request)
-                return await answer
+                return await self._channel.exchange(request)
         except TimeoutError:
             raise WorkerDied("timed out") from None
         except WorkerDied as exc:
@@ -125,71 +119,87 @@ class Worker:
 
 
 _CLOSED = "closed"
+_READ_BYTES = 256 * 1024
 
 
-class _Channel(asyncio.Protocol):
+class _Channel:
     """The gateway's end of a worker's socket: one request, then exactly one frame back.
 
-    The socket stays registered with the event loop, so an answer costs one wake-up and
-    no system calls to watch it; a worker that speaks unasked, answers with more than one
-    frame, or announces an answer over the size limit is cut off.
+    The socket stays registered with the event loop for reading, so an answer costs one
+    wake-up and no system calls to start or stop watching it; a worker that speaks unasked,
+    answers with more than one frame, or announces an answer over the size limit is cut off.
     """
 
-    def __init__(self) -> None:
-        self._transport: asyncio.WriteTransport | None = None
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self._sock = sock
+        self._loop = loop
         self._buffer = bytearray()
         self._waiter: asyncio.Future[tuple[int, memoryview]] | None = None
         self.failure: WorkerDied | None = None
+        loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.WriteTransport, transport)  # a stream socket's
-
-    def expect(self) -> asyncio.Future[tuple[int, memoryview]]:
-        """The next frame the worker sends (send the request after calling this).
+    async def exchange(self, request: bytes) -> tuple[int, memoryview]:
+        """Send ``request``; the frame the worker answers with.
 
         Raises:
-            WorkerDied: the worker is gone or was cut off.
+            WorkerDied: the worker is gone, or was cut off.
         """
         if self.failure is not None:
             raise self.failure
-        self._waiter = asyncio.get_running_loop().create_future()
-        return self._waiter
+        waiter: asyncio.Future[tuple[int, memoryview]] = self._loop.create_future()
+        self._waiter = waiter
+        try:
+            try:
+                sent = self._sock.send(request)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(request):  # a large frame (a model): the rest as the socket drains
+                await self._loop.sock_sendall(self._sock, memoryview(request)[sent:])
+            return await waiter
+        except OSError as exc:
+            raise WorkerDied(type(exc).__name__) from None
+        finally:
+            self._waiter = None  # an answer that comes later is unasked
 
-    def data_received(self, data: bytes) -> None:
+    def close(self) -> None:
+        """Stop reading (the worker is being stopped)."""
+        self._fail(WorkerDied(_CLOSED))
+
+    def _readable(self) -> None:
+        try:
+            data = self._sock.recv(_READ_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fail(WorkerDied(type(exc).__name__))
+            return
+        if not data:
+            self._fail(WorkerDied(_CLOSED))
+            return
         self._buffer += data
-        if self._waiter is None or self._waiter.done():
+        waiter = self._waiter
+        if waiter is None or waiter.done():
             self._fail(WorkerDied("the worker spoke unasked"))
             return
         if len(self._buffer) < HEADER.size:
             return
         kind, size = HEADER.unpack_from(self._buffer)
+        end = HEADER.size + size
         if size > _MAX_RESULT_BYTES:
             self._fail(WorkerDied("the worker's answer is over the size limit"))
-            return
-        end = HEADER.size + size
-        if len(self._buffer) > end:
+        elif len(self._buffer) > end:
             self._fail(WorkerDied("the worker answered more than once"))
         elif len(self._buffer) == end:
             answer, self._buffer = self._buffer, bytearray()
-            waiter, self._waiter = self._waiter, None
             waiter.set_result((kind, memoryview(answer)[HEADER.size :]))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(WorkerDied(_CLOSED))
-
-    def close(self) -> None:
-        """Cut the worker off (it is being stopped)."""
-        self._fail(WorkerDied(_CLOSED))
 
     def _fail(self, failure: WorkerDied) -> None:
         if self.failure is None:
             self.failure = failure
+            if not self._loop.is_closed():
+                self._loop.remove_reader(self._sock.fileno())
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(self.failure)
-        if self._transport is not None:
-            with contextlib.suppress(RuntimeError):  # stopped after its event loop closed
-                self._transport.abort()
-            self._transport = None
 
 
 class WorkerPool:
