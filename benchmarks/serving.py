@@ -9,17 +9,20 @@ other, each loaded by ``wrk`` (Debian package) with 16 connections:
   it on first run under ``.venv-mlserver``), ``parallel_workers: 0``, with a small custom
   runtime that runs the model with onnxruntime — the same engine as the others;
 - **bare**: a Starlette + onnxruntime V2 endpoint in one uvicorn process, nothing else;
+  it runs twice, over plain HTTP (the issue's peer) and over TLS (what TLS alone costs);
 - **Bastion** with everything on: TLS 1.3, an access token checked on every request, Cedar,
   rate limit, schema validation, the model in a bubblewrap-jailed worker pool, output
   policy, audit log (every request recorded) and metrics.
 
 It prints each server's requests/s and latency percentiles, then the two ratios the
-serving issue names (Bastion / MLServer, Bastion / bare).
+serving issue names (Bastion / MLServer, Bastion / bare over plain HTTP).
+``benchmarks/serving_breakdown.py`` shows where Bastion's own time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import re
 import shutil
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import httpx
 
+from bastion.crypto.tls import CertificatePaths, create_local_pki
 from bastion.registry import OutputPolicy
 from bastion.samples import DIGITS_INPUT, train_digits
 from bastion.serving import ServerProcess, free_port
@@ -72,7 +76,8 @@ app = Starlette(routes=[
     Route("/v2/models/digits/infer", infer, methods=["POST"]),
     Route("/v2/health/ready", ready),
 ])
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+tls = {"ssl_certfile": sys.argv[3], "ssl_keyfile": sys.argv[4]} if len(sys.argv) > 3 else {}
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", **tls)
 """
 
 
@@ -147,13 +152,21 @@ def process(command: list[str], log: Path, **kwargs) -> Iterator[None]:
 
 
 @contextmanager
-def bare(folder: Path, model: Path) -> Iterator[str]:
+def bare(folder: Path, model: Path, *, tls: bool = False) -> Iterator[str]:
     port = free_port()
     script = folder / "bare.py"
     script.write_text(BARE_APP)
-    with process([sys.executable, str(script), str(model), str(port)], folder / "bare.log"):
-        wait_for(f"http://127.0.0.1:{port}/v2/health/ready")
-        yield f"http://127.0.0.1:{port}/v2/models/digits/infer"
+    command = [sys.executable, str(script), str(model), str(port)]
+    scheme = "http"
+    if tls:  # a certificate from a throwaway local CA, as a Bastion workspace has
+        (folder / "pki").mkdir(exist_ok=True)
+        paths = CertificatePaths.under(folder / "pki")
+        create_local_pki(paths, hosts=("127.0.0.1",), now=dt.datetime.now(dt.UTC))
+        command += [str(paths.server_cert), str(paths.server_key)]
+        scheme = "https"
+    with process(command, folder / "bare.log"):
+        wait_for(f"{scheme}://127.0.0.1:{port}/v2/health/ready")
+        yield f"{scheme}://127.0.0.1:{port}/v2/models/digits/infer"
 
 
 @contextmanager
@@ -200,6 +213,8 @@ def main() -> None:
             results["MLServer (no security)"] = measure(url, body, token=None, **load)
         with bare(folder, model) as url:
             results["bare Starlette + onnxruntime"] = measure(url, body, token=None, **load)
+        with bare(folder, model, tls=True) as url:
+            results["bare, over TLS"] = measure(url, body, token=None, **load)
         with bastion(folder, model, args.workers) as (url, token):
             results["Bastion, full pipeline"] = measure(url, body, token=token, **load)
     print(f"\nwrk, {args.connections} connections, {args.seconds} s each, digits model (V2 JSON)")
