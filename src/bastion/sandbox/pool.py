@@ -112,14 +112,15 @@ class Worker:
                 return await self._channel.exchange(request)
         except TimeoutError:
             raise WorkerDied("timed out") from None
-        except WorkerDied as exc:
-            if exc.args == (_CLOSED,):
-                raise WorkerDied(f"exited with {self.exit_code}") from None
-            raise
+        except _Closed:
+            raise WorkerDied(f"exited with {self.exit_code}") from None
 
 
-_CLOSED = "closed"
 _READ_BYTES = 256 * 1024
+
+
+class _Closed(WorkerDied):
+    """The worker's end of the socket closed (or the gateway stopped reading it)."""
 
 
 class _Channel:
@@ -163,7 +164,7 @@ class _Channel:
 
     def close(self) -> None:
         """Stop reading (the worker is being stopped)."""
-        self._fail(WorkerDied(_CLOSED))
+        self._fail(_Closed())
 
     def _readable(self) -> None:
         try:
@@ -174,7 +175,7 @@ class _Channel:
             self._fail(WorkerDied(type(exc).__name__))
             return
         if not data:
-            self._fail(WorkerDied(_CLOSED))
+            self._fail(_Closed())
             return
         self._buffer += data
         waiter = self._waiter

@@ -6,7 +6,8 @@ socket pair made by the gateway. The worker reads the model (``LOAD``), answers
 run it sets its CPU-time limit to what it has used plus ``CPU_SECONDS``, so a run that
 spins is killed by SIGXCPU even if the gateway's wall-clock timeout has not yet fired.
 It imports only numpy, the frame codec and its model's runtime (onnxruntime, or scikit-learn
-through skops; ``sandbox/models.py``); it never sees keys, the database or the network.
+through skops or the restricted unpickler; ``sandbox/models.py``); it never sees keys, the
+database or the network.
 """
 
 from __future__ import annotations

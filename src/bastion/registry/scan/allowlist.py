@@ -5,9 +5,8 @@ path such as ``OrderedDict.__init__.__globals__`` is never allowed), or if it is
 defined in scikit-learn (estimators, their trees and helpers: constructing them runs no
 code of the file's choosing) or the function Cython generates to rebuild one of them
 (``__pyx_unpickle_<Class>``, beside the class in its module: it only makes that class), or
-if the user allowed it by name. Everything else is
-refused; names from the families below are also called out as known attack primitives, to
-make the report plain.
+if the user allowed it by name. Everything else is refused; names from the families below
+are also called out as known attack primitives, to make the report plain.
 """
 
 from __future__ import annotations
