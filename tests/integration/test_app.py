@@ -354,3 +354,28 @@ async def test_dp_queries_are_authorized_budgeted_and_audited(make_app, tmp_path
     assert events[1].reason == "mean(age, 0, 100) at epsilon 0.6"
     assert events[1].resource == "census" and events[1].policy_ids == ("analysts-query-census",)
     assert str(answer["value"])[:6] not in events[1].to_entry().decode()  # never the answer
+
+
+@pytest.mark.anyio
+async def test_each_role_gets_the_outputs_its_output_policy_allows(make_app, digits, digits_file):
+    """Defaults for analysts; partners get the label only, and asking for more is refused."""
+    partners = '@id("partners-infer")\npermit (principal in Bastion::Role::"partner", '
+    partners += 'action == Bastion::Action::"infer", resource is Bastion::Model);\n'
+    ws, analyst, client = make_app(extra_policy=partners)
+    label_only = OutputPolicy(outputs=("label",))
+    policy = OutputPolicy(round_digits=1, by_role=(("partner", label_only),))
+    ws.registry.register(digits_file, name="graded", version=None, output_policy=policy)
+    partner = ws.principals.add("pat", role="partner", attributes={})
+    async with client:
+        answers = {}
+        for who in (analyst, partner):
+            headers = {"Authorization": f"Bearer {await token_for(client, who)}"}
+            answers[who.principal.role] = await client.post(
+                "/v2/models/graded/infer", json=body(digits.images[:2]), headers=headers
+            )
+        more = body(digits.images[:1]) | {"outputs": [{"name": "probabilities"}]}
+        refused = await client.post("/v2/models/graded/infer", json=more, headers=headers)
+    scores = {o["name"]: o for o in answers["analyst"].json()["outputs"]}["probabilities"]
+    assert all(abs(value * 10 - round(value * 10)) < 1e-5 for value in scores["data"])  # FP32
+    assert [o["name"] for o in answers["partner"].json()["outputs"]] == ["label"]
+    assert refused.status_code == 400 and "not available" in refused.json()["error"]

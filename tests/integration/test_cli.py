@@ -93,6 +93,18 @@ def test_model_register_and_list(home, digits_file, tmp_path):
     assert "digits" in listing and " b " in listing
     again = bastion(home, *register, "--version", "b", check=False)
     assert again.returncode == 5 and "immutable" in again.stderr
+    roles = ["--role-policy", "partner:output=label", "--role-policy", "analyst:top-k=2,round=3"]
+    bastion(home, *register, "--version", "r", "--round", "1", *roles)
+    shown = " ".join(bastion(home, "model", "inspect", "digits@r").stdout.split())
+    assert "round_digits=1; role analyst: top_k=2, round_digits=3; role partner:" in shown
+    for bad, says in (
+        ("partner", "at least one setting"),
+        ("partner:top-k=x", "whole numbers"),
+        ("Partner:round=1", "not a role name"),
+        ("p:colour=red", "ROLE:SETTING"),
+    ):
+        refused = bastion(home, *register, "--version", "x", "--role-policy", bad, check=False)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
     import numpy as np
 
     sample = tmp_path / "reference.npy"

@@ -33,6 +33,16 @@ Outputs = Annotated[
     list[str] | None,
     typer.Option(help="Only this output is returned to clients (repeat for more)."),
 ]
+RolePolicies = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--role-policy",
+        help="Other output limits for callers of one role, instead of the model's defaults: "
+        "ROLE:SETTING[,SETTING…] with top-k=N, round=N and output=NAME (repeatable). "
+        "Example: --role-policy partner:output=label --role-policy analyst:round=2. "
+        "Repeat the option for more roles.",
+    ),
+]
 RiskTierOption = Annotated[
     str, typer.Option("--risk-tier", help="For policies: unassessed, low, medium or high.")
 ]
@@ -66,6 +76,7 @@ def register(
         typer.Option("--round", help="Round scores to this many decimals.", min=0, max=8),
     ] = None,
     output: Outputs = None,
+    role_policy: RolePolicies = None,
     reference: Annotated[
         Path | None,
         typer.Option(
@@ -114,9 +125,7 @@ def register(
     Example: `bastion model register models/digits/mlp.onnx --name digits --clip 0:1
     --levels 4 --robustness report/robustness.json --principal bcl_…`
     """
-    policy = OutputPolicy(
-        top_k=top_k, round_digits=round_digits, outputs=tuple(output) if output else None
-    )
+    policy = output_policy(top_k, round_digits, output, role_policy)
     squeeze = sanitizer.input_policy(clip, levels, median, image, bounds)
     labels = model_labels(risk_tier, classification)
     claim = None
@@ -175,6 +184,7 @@ def register_upstream(
     ] = None,
     version: Version = None,
     output: Outputs = None,
+    role_policy: RolePolicies = None,
     risk_tier: RiskTierOption = "unassessed",
     classification: ClassificationOption = "internal",
 ) -> None:
@@ -200,7 +210,7 @@ def register_upstream(
             endpoint,
             name=name,
             version=version,
-            output_policy=OutputPolicy(outputs=tuple(output) if output else None),
+            output_policy=output_policy(None, None, output, role_policy),
             labels=model_labels(risk_tier, classification),
         )
     )
@@ -295,9 +305,56 @@ def _claim(found: ModelVersion) -> None:
         console.print(f"  {line}", highlight=False)
 
 
+def output_policy(
+    top_k: int | None, round_digits: int | None, outputs: list[str] | None, roles: list[str] | None
+) -> OutputPolicy:
+    """The output policy of ``register``'s options; ``roles`` in ``--role-policy`` syntax.
+
+    Raises:
+        InvalidInput: a ``--role-policy`` is malformed.
+    """
+    try:
+        return OutputPolicy(
+            top_k=top_k,
+            round_digits=round_digits,
+            outputs=tuple(outputs) if outputs else None,
+            by_role=tuple(_role_policy(text) for text in roles or ()),
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"Output policy: {exc}.") from None
+
+
+def _role_policy(text: str) -> tuple[str, OutputPolicy]:
+    """``ROLE:top-k=N,round=N,output=NAME,…`` as (role, policy)."""
+    role, _, settings = text.partition(":")
+    values: dict[str, list[str]] = {"top-k": [], "round": [], "output": []}
+    for setting in filter(None, settings.split(",")):
+        key, _, value = setting.partition("=")
+        if key.strip() not in values or not value.strip():
+            raise ValueError(
+                f"--role-policy {text!r}: write ROLE:SETTING[,SETTING…] with top-k=N, "
+                "round=N or output=NAME"
+            )
+        values[key.strip()].append(value.strip())
+    if not any(values.values()):
+        raise ValueError(f"--role-policy {text!r}: give at least one setting after the role")
+    if any(len(values[key]) > 1 for key in ("top-k", "round")):
+        raise ValueError(f"--role-policy {text!r}: give each of top-k and round at most once")
+    try:
+        top_k, digits = (int(values[key][0]) if values[key] else None for key in ("top-k", "round"))
+    except ValueError:
+        raise ValueError(f"--role-policy {text!r}: top-k and round are whole numbers") from None
+    outputs = tuple(values["output"]) or None
+    return role.strip(), OutputPolicy(top_k=top_k, round_digits=digits, outputs=outputs)
+
+
 def _describe(policy: dict[str, object]) -> str:
-    chosen = {k: v for k, v in policy.items() if v is not None}
-    return ", ".join(f"{k}={v}" for k, v in chosen.items()) or "none (pass-through)"
+    roles = policy.get("roles")
+    chosen = {k: v for k, v in policy.items() if v is not None and k != "roles"}
+    text = ", ".join(f"{k}={v}" for k, v in chosen.items()) or "none (pass-through)"
+    if isinstance(roles, dict):
+        text += "".join(f"; role {role}: {_describe(limits)}" for role, limits in roles.items())
+    return text
 
 
 def _signature_table(signature: ModelSignature) -> None:

@@ -92,6 +92,11 @@ class Call:
     error: BastionError | None = None
 
     @property
+    def role(self) -> str:
+        """The caller's role once authenticated ("" before)."""
+        return self.principal.role if self.principal is not None else ""
+
+    @property
     def status(self) -> int:
         """The HTTP status this call ends with."""
         return self.error.http_status if self.error is not None else 200

@@ -1,4 +1,4 @@
-"""Stage 6: apply the model's output policy (withhold, top-k, rounding)."""
+"""Stage 6: apply the model's output policy for the caller's role (withhold, top-k, rounding)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from bastion.serving.call import Call
 
 
 class Harden:
-    """Limits what the outputs reveal, as the model's output policy says."""
+    """Limits what the outputs reveal, as the model's output policy says for the caller's role."""
 
     async def __call__(self, call: Call) -> None:
         """Rewrite ``call.outputs`` under the policy."""
         if call.model is None:
             call.outputs = {}
             return
-        policy = call.model.output_policy
+        policy = call.model.output_policy.for_role(call.role)
         call.outputs = {
             name: harden(array, policy)
             for name, array in call.outputs.items()

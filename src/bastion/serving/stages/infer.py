@@ -23,5 +23,8 @@ class Infer:
         if call.model is None or call.request is None:
             raise InvalidInput("infer reached without a validated request")  # fail closed
         requested = call.request.outputs
-        names = tuple(o.name for o in requested) if requested else allowed_outputs(call.model)
+        if requested:
+            names = tuple(output.name for output in requested)
+        else:
+            names = allowed_outputs(call.model, call.role)
         call.outputs = await self._runner.run(call.model, call.inputs, names)

@@ -53,7 +53,7 @@ class Validate:
             name: sanitizer.apply(array)
             for name, array in check_inputs(call.request, call.model, raw).items()
         }
-        check_requested_outputs(call.request, call.model)
+        check_requested_outputs(call.request, call.model, call.role)
 
 
 def parse_request(body: bytes) -> InferenceRequest:
@@ -101,13 +101,13 @@ def check_inputs(
     }
 
 
-def check_requested_outputs(request: InferenceRequest, model: ModelVersion) -> None:
-    """Check that every requested output exists and the output policy allows it.
+def check_requested_outputs(request: InferenceRequest, model: ModelVersion, role: str = "") -> None:
+    """Check that every requested output exists and the output policy allows it to ``role``.
 
     Raises:
         InvalidInput: an output is unknown or withheld by the model's output policy.
     """
-    available = allowed_outputs(model)
+    available = allowed_outputs(model, role)
     for output in request.outputs or ():
         if output.name not in available:
             raise InvalidInput(
@@ -115,9 +115,9 @@ def check_requested_outputs(request: InferenceRequest, model: ModelVersion) -> N
             )
 
 
-def allowed_outputs(model: ModelVersion) -> tuple[str, ...]:
-    """The outputs of ``model`` that its output policy lets clients see."""
-    allowed = model.output_policy.outputs
+def allowed_outputs(model: ModelVersion, role: str = "") -> tuple[str, ...]:
+    """The outputs of ``model`` that its output policy lets callers of ``role`` see."""
+    allowed = model.output_policy.for_role(role).outputs
     return tuple(
         spec.name for spec in model.signature.outputs if allowed is None or spec.name in allowed
     )
