@@ -39,8 +39,10 @@ _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ONNX_FORMAT = "onnx"
 SKOPS_FORMAT = "skops"
 PICKLE_FORMAT = "pickle"  # a scikit-learn estimator pickled, or saved with joblib
-# What the scanner calls the files an estimator can come in (after any compression: "zlib+").
+# What the scanner calls the files an estimator can come in (after any compression: "zlib+"),
+# and the files that hold only tensors (weights without the computation that uses them).
 _ESTIMATOR_FILES = frozenset({"skops", "pickle", "joblib"})
+_TENSOR_FILES = frozenset({"numpy", "safetensors", "pytorch-zip", "pytorch-legacy"})
 _MAX_EXTERNAL_FILES = 4096
 
 
@@ -345,10 +347,7 @@ class ModelRegistry:
         if not report.is_safe:
             raise InvalidInput(f"{name} does not scan clean; see `bastion scan {name}`.")
         if report.format.rpartition("+")[2] not in _ESTIMATOR_FILES:
-            raise InvalidInput(
-                f"{name} is a {report.format} file: tensors without the model's computation. "
-                "Export the model to ONNX to serve it."
-            )
+            raise _not_servable(name, report.format)
         reported = self._load_check(artifact)  # InvalidInput when it does not load
         try:
             return ModelSignature.from_json(json.loads(reported))
@@ -399,8 +398,24 @@ def _check_onnx(artifact: bytes, path: Path) -> tuple[ModelSignature, set[str]]:
         # bytes it would look in the current directory.
         onnx.checker.check_model(str(path) if locations else model)
     except Exception:  # onnx raises many unrelated types for a bad file
+        kind = scan_bytes(artifact, name=path.name).format
+        if kind in _TENSOR_FILES:
+            raise _not_servable(path.name, kind) from None
         raise InvalidInput("The file is not a valid ONNX model.") from None
     return ModelSignature.from_onnx(model), locations
+
+
+def _not_servable(name: str, kind: str) -> InvalidInput:
+    """Why a file the scanner recognizes cannot be registered, and what to do instead."""
+    if kind.rpartition("+")[2] in _TENSOR_FILES:
+        return InvalidInput(
+            f"{name} is a {kind} file: tensors without the model's computation. "
+            "Export the model to ONNX to serve it."
+        )
+    return InvalidInput(
+        f"{name} is a {kind} file, not a model Bastion serves: register an ONNX model, or a "
+        "scikit-learn estimator saved with skops, pickle or joblib."
+    )
 
 
 def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:

@@ -247,15 +247,23 @@ def test_tensor_files_and_other_pickles_are_not_taken_for_models(registry, tmp_p
     """A state dict holds weights without the computation; a clean dict is no estimator."""
     import pickle
 
+    import numpy as np
     import torch
+    from safetensors.torch import save
 
+    (tmp_path / "w.safetensors").write_bytes(save({"w": torch.zeros(2, 2)}))
+    np.save(tmp_path / "w.npy", np.zeros((2, 2)))
     torch.save({"w": torch.zeros(2, 2)}, tmp_path / "zip.pt")
     torch.save(
         {"w": torch.zeros(2, 2)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False
     )
-    for name in ("zip.pt", "legacy.pt"):
+    for name in ("zip.pt", "legacy.pt", "w.safetensors", "w.npy"):
         with pytest.raises(InvalidInput, match="tensors without the model's computation"):
             registry.register(tmp_path / name, name="w", version=None, output_policy=OutputPolicy())
+    archive = tmp_path / "arrays.npz"  # a clean zip archive, but no model
+    np.savez(archive, w=np.zeros(3))
+    with pytest.raises(InvalidInput, match="not a model Bastion serves"):
+        registry.register(archive, name="z", version=None, output_policy=OutputPolicy())
     (tmp_path / "dict.pkl").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}, protocol=4))
     with pytest.raises(InvalidInput, match="cannot load"):
         registry.register(
