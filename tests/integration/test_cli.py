@@ -98,8 +98,8 @@ def test_model_register_and_list(home, digits_file, tmp_path):
     shown = " ".join(bastion(home, "model", "inspect", "digits@r").stdout.split())
     assert "round_digits=1; role analyst: top_k=2, round_digits=3; role partner:" in shown
     for bad, says in (
-        ("partner", "at least one setting"),
-        ("partner:top-k=x", "whole numbers"),
+        ("partner", "ROLE:SETTING"),
+        ("partner:top-k=x", "ROLE:SETTING"),
         ("Partner:round=1", "not a role name"),
         ("p:colour=red", "ROLE:SETTING"),
     ):

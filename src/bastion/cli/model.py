@@ -327,25 +327,23 @@ def output_policy(
 def _role_policy(text: str) -> tuple[str, OutputPolicy]:
     """``ROLE:top-k=N,round=N,output=NAME,…`` as (role, policy)."""
     role, _, settings = text.partition(":")
-    values: dict[str, list[str]] = {"top-k": [], "round": [], "output": []}
-    for setting in filter(None, settings.split(",")):
-        key, _, value = setting.partition("=")
-        if key.strip() not in values or not value.strip():
+    limits: dict[str, int] = {}
+    outputs: list[str] = []
+    for setting in settings.split(","):
+        key, _, value = (part.strip() for part in setting.partition("="))
+        if key == "output" and value:
+            outputs.append(value)
+        elif key in ("top-k", "round") and value.isdigit() and key not in limits:
+            limits[key] = int(value)
+        else:
             raise ValueError(
-                f"--role-policy {text!r}: write ROLE:SETTING[,SETTING…] with top-k=N, "
-                "round=N or output=NAME"
+                f"--role-policy {text!r}: write ROLE:SETTING[,SETTING…] with top-k=N and "
+                "round=N at most once each, and output=NAME as often as needed"
             )
-        values[key.strip()].append(value.strip())
-    if not any(values.values()):
-        raise ValueError(f"--role-policy {text!r}: give at least one setting after the role")
-    if any(len(values[key]) > 1 for key in ("top-k", "round")):
-        raise ValueError(f"--role-policy {text!r}: give each of top-k and round at most once")
-    try:
-        top_k, digits = (int(values[key][0]) if values[key] else None for key in ("top-k", "round"))
-    except ValueError:
-        raise ValueError(f"--role-policy {text!r}: top-k and round are whole numbers") from None
-    outputs = tuple(values["output"]) or None
-    return role.strip(), OutputPolicy(top_k=top_k, round_digits=digits, outputs=outputs)
+    policy = OutputPolicy(
+        top_k=limits.get("top-k"), round_digits=limits.get("round"), outputs=tuple(outputs) or None
+    )
+    return role.strip(), policy
 
 
 def _describe(policy: dict[str, object]) -> str:
