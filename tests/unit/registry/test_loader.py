@@ -46,9 +46,26 @@ def test_nothing_runs_before_the_refusal(tmp_path):
     assert not marker.exists()
 
 
-def test_object_arrays_in_joblib_files_go_through_the_same_list(tmp_path):
-    """Joblib writes object arrays as nested pickles; their imports are checked as well."""
+@pytest.mark.parametrize("joblib_reads", ["itself", "as before 1.6"])
+def test_object_arrays_in_joblib_files_go_through_the_same_list(
+    tmp_path, monkeypatch, joblib_reads
+):
+    """Joblib writes object arrays as nested pickles; their imports are checked as well.
+
+    Whatever joblib does with them: before 1.6 it read them with a bare ``pickle.load``.
+    """
     import joblib
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    if joblib_reads == "as before 1.6":
+        read_array = NumpyArrayWrapper.read_array
+
+        def unrestricted(self, unpickler, ensure_native_byte_order):
+            if self.dtype.hasobject:
+                return pickle.load(unpickler.file_handle)  # noqa: S301 - the old behaviour
+            return read_array(self, unpickler, ensure_native_byte_order)
+
+        monkeypatch.setattr(NumpyArrayWrapper, "read_array", unrestricted)
 
     class Planted:
         def __reduce__(self):

@@ -5,9 +5,10 @@ verdict would be exactly as safe as the emulation is faithful. :func:`load_pickl
 every name the unpickler asks for goes through the same :class:`AllowList` before it is
 imported, so a file that slipped past the emulation still cannot reach anything off the list.
 Persistent ids are refused, and so are bytes after the pickle. joblib's format (arrays
-written after the pickle, object arrays as nested pickles, which joblib routes through the
-same ``find_class``) is read by joblib's own unpickler; its compressed forms are decompressed
-first, with the scanner's size bound.
+written after the pickle) is read by joblib's own unpickler, but an object array — a nested
+pickle — is read here, by the same restricted unpickler: joblib before 1.6 read it with a
+bare ``pickle.load`` (GHSA-m62q-453p-gv66), so its version must not decide. Compressed
+files are decompressed first, with the scanner's size bound.
 
 >>> import pickle
 >>> load_pickle(pickle.dumps({"weights": [1.0, 2.0]}))
@@ -23,6 +24,8 @@ from __future__ import annotations
 import io
 import pickle
 
+import numpy as np
+
 from bastion.registry.scan.allowlist import AllowList
 from bastion.registry.scan.pickles import Global
 from bastion.registry.scan.scanner import decompress
@@ -36,7 +39,7 @@ def load_pickle(data: bytes, *, allow: AllowList | None = None) -> object:
             or its compression is corrupt or expands too much.
         Exception: whatever unpickling raises on a malformed file.
     """
-    from joblib.numpy_pickle import NumpyUnpickler  # noqa: PLC0415 - only to load a pickle
+    from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler  # noqa: PLC0415
 
     names = allow or AllowList()
     compressed = decompress(data)
@@ -47,10 +50,25 @@ def load_pickle(data: bytes, *, allow: AllowList | None = None) -> object:
         data = inner
 
     class Restricted(NumpyUnpickler):  # type: ignore[misc]  # joblib is untyped
+        dispatch = NumpyUnpickler.dispatch.copy()
+
         def find_class(self, module: str, name: str) -> object:
             if not names.is_allowed(Global(module, name)):
                 raise pickle.UnpicklingError(f"{module}.{name} is not on the allow-list")
             return super().find_class(module, name)
+
+        def load_build(self) -> None:
+            state, target = self.stack[-1], self.stack[-2]  # BUILD: an object, its state
+            dtype = state.get("dtype") if isinstance(state, dict) else None
+            objects = isinstance(dtype, np.dtype) and dtype.hasobject
+            if isinstance(target, NumpyArrayWrapper) and objects:  # a nested pickle follows
+                del self.stack[-2:]
+                nested = type(self)("", self.file_handle, ensure_native_byte_order=True)
+                self.stack.append(nested.load())
+                return
+            super().load_build()
+
+        dispatch[pickle.BUILD[0]] = load_build
 
     stream = io.BytesIO(data)
     loaded = Restricted("", stream, ensure_native_byte_order=True).load()
