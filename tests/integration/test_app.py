@@ -360,7 +360,8 @@ async def test_dp_queries_are_authorized_budgeted_and_audited(make_app, tmp_path
 async def test_each_role_gets_the_outputs_its_output_policy_allows(make_app, digits, digits_file):
     """Defaults for analysts; partners get the label only, and asking for more is refused."""
     partners = '@id("partners-infer")\npermit (principal in Bastion::Role::"partner", '
-    partners += 'action == Bastion::Action::"infer", resource is Bastion::Model);\n'
+    partners += 'action in [Bastion::Action::"infer", Bastion::Action::"describe"], '
+    partners += "resource is Bastion::Model);\n"
     ws, analyst, client = make_app(extra_policy=partners)
     label_only = OutputPolicy(outputs=("label",))
     policy = OutputPolicy(round_digits=1, by_role=(("partner", label_only),))
@@ -375,6 +376,8 @@ async def test_each_role_gets_the_outputs_its_output_policy_allows(make_app, dig
             )
         more = body(digits.images[:1]) | {"outputs": [{"name": "probabilities"}]}
         refused = await client.post("/v2/models/graded/infer", json=more, headers=headers)
+        metadata = (await client.get("/v2/models/graded", headers=headers)).json()
+    assert [o["name"] for o in metadata["outputs"]] == ["label"]  # nor does it see the rest
     scores = {o["name"]: o for o in answers["analyst"].json()["outputs"]}["probabilities"]
     assert all(abs(value * 10 - round(value * 10)) < 1e-5 for value in scores["data"])  # FP32
     assert [o["name"] for o in answers["partner"].json()["outputs"]] == ["label"]

@@ -37,6 +37,7 @@ from bastion.serving.openapi import openapi_document
 from bastion.serving.pipeline import Pipelines, build_pipelines
 from bastion.serving.protocol import response_body
 from bastion.serving.runner import Runner, build_runner
+from bastion.serving.stages.validate import allowed_outputs
 from bastion.workspace import Workspace
 
 logger = logging.getLogger("bastion.serving")
@@ -86,6 +87,7 @@ def build_app(workspace: Workspace) -> Starlette:
         if call.error is not None or call.model is None:
             return error_response(call.error or BastionError(), request_id=call.request_id)
         model = call.model
+        visible = allowed_outputs(model, call.role)  # what this caller's output policy shows
         return _json(
             call,
             {
@@ -93,7 +95,9 @@ def build_app(workspace: Workspace) -> Starlette:
                 "versions": [model.version],
                 "platform": _PLATFORMS.get(model.format, model.format),
                 "inputs": [spec.to_json() for spec in model.signature.inputs],
-                "outputs": [spec.to_json() for spec in model.signature.outputs],
+                "outputs": [
+                    spec.to_json() for spec in model.signature.outputs if spec.name in visible
+                ],
             },
         )
 
