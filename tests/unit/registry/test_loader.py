@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bastion.registry.scan import AllowList, load_pickle, scan_bytes
-from tests.unit.registry.test_scan import FAMILIES, TRICKS, attack
+from tests.unit.registry.test_scan import FAMILIES, TRICKS, attack, program, stack_global, text
 
 ALLOW_LIST_ERROR = "is not on the allow-list"
 
@@ -37,6 +37,17 @@ def test_every_import_the_scanner_refuses_the_loader_refuses_too(data):
     """
     with pytest.raises(pickle.UnpicklingError, match=f"{ALLOW_LIST_ERROR}|after the end"):
         load_pickle(data)
+
+
+def test_attributes_are_not_planted_on_shared_classes():
+    """BUILD on an allowed class would change it for every later use in the process."""
+    from sklearn.linear_model import LogisticRegression
+
+    cls = stack_global("sklearn.linear_model._logistic", "LogisticRegression")
+    slots = b"N}" + text("predict") + text("planted") + b"s\x86"  # state (None, {...})
+    with pytest.raises(pickle.UnpicklingError, match="plant attributes"):
+        load_pickle(program(cls + slots + b"b"))
+    assert callable(LogisticRegression.predict)
 
 
 def test_nothing_runs_before_the_refusal(tmp_path):

@@ -4,7 +4,8 @@ The scanner decides from an emulation of the pickle machine; a loader that trust
 verdict would be exactly as safe as the emulation is faithful. :func:`load_pickle` does not:
 every name the unpickler asks for goes through the same :class:`AllowList` before it is
 imported, so a file that slipped past the emulation still cannot reach anything off the list.
-Persistent ids are refused, and so are bytes after the pickle. joblib's format (arrays
+Persistent ids are refused, and so are bytes after the pickle and ``BUILD`` on a class,
+function or module (planting attributes on code the process shares). joblib's format (arrays
 written after the pickle) is read by joblib's own unpickler, but an object array — a nested
 pickle — is read here, by the same restricted unpickler: joblib before 1.6 read it with a
 bare ``pickle.load`` (GHSA-m62q-453p-gv66), so its version must not decide. Compressed
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import types
 
 import numpy as np
 
@@ -59,6 +61,8 @@ def load_pickle(data: bytes, *, allow: AllowList | None = None) -> object:
 
         def load_build(self) -> None:
             state, target = self.stack[-1], self.stack[-2]  # BUILD: an object, its state
+            if isinstance(target, type | types.FunctionType | types.BuiltinFunctionType):
+                raise pickle.UnpicklingError(f"BUILD on {target!r} would plant attributes")
             dtype = state.get("dtype") if isinstance(state, dict) else None
             objects = isinstance(dtype, np.dtype) and dtype.hasobject
             if isinstance(target, NumpyArrayWrapper) and objects:  # a nested pickle follows
