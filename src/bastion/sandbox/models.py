@@ -5,9 +5,10 @@ with its protocol opcode (or a compression header: joblib compresses), an ONNX m
 protocol buffer. A worker loads its model here inside the jail (or the gateway does, with
 ``unsafe_in_process_runner``). Registration has already scanned a skops file or a pickle:
 every type a skops schema names and every global a pickle imports is on the scanner's
-allow-list, and the bytes are re-verified against their digest before each load, so the types
-skops asks to trust are exactly the vetted ones. A pickle is loaded by a restricted unpickler
-that checks each import against the same list again (``registry/scan/loader.py``).
+allow-list, and the bytes are re-verified against their digest before each load. The load
+checks again, on what the loader itself would construct: the types skops asks to trust, and
+each import of a pickle (a restricted unpickler, ``registry/scan/loader.py``), go through the
+same allow-list — so a file the scanner read differently from its loader gains nothing.
 
 An estimator takes one tensor ``input`` (FP64, rows x ``n_features_in_``) and answers
 ``label`` (INT64; classifiers with integer classes) and ``probabilities`` (FP64, when it
@@ -62,15 +63,32 @@ def load(artifact: bytes) -> LoadedModel:
         bundle = OnnxBundle.unpack(artifact)
         return _Onnx(bundle.model, bundle.data)
     if artifact[:4] == SKOPS_MAGIC:
-        import skops.io  # noqa: PLC0415 - scikit-learn is imported only for estimators
-
-        vetted = skops.io.get_untrusted_types(data=artifact)
-        return _Estimator(skops.io.loads(artifact, trusted=vetted))
+        return _Estimator(_from_skops(artifact))
     if is_pickled(artifact):
         from bastion.registry.scan import load_pickle  # noqa: PLC0415 - only for pickles
 
         return _Estimator(load_pickle(artifact))
     return _Onnx(artifact)
+
+
+def _from_skops(artifact: bytes) -> Any:
+    """The object of a skops file, once every type skops would have to trust is allowed.
+
+    Raises:
+        ValueError: skops would construct a type off the scanner's allow-list.
+    """
+    import skops.io  # noqa: PLC0415 - scikit-learn is imported only for estimators
+
+    from bastion.registry.scan import AllowList, Global  # noqa: PLC0415 - only for estimators
+    from bastion.registry.scan.scanner import SKOPS_VALUES  # noqa: PLC0415
+
+    allow = AllowList()
+    wanted = skops.io.get_untrusted_types(data=artifact)
+    for name in wanted:
+        module, _, attribute = name.rpartition(".")
+        if name not in SKOPS_VALUES and not allow.is_allowed(Global(module, attribute)):
+            raise ValueError(f"{name} is not on the allow-list")
+    return skops.io.loads(artifact, trusted=wanted)
 
 
 def is_pickled(artifact: bytes) -> bool:

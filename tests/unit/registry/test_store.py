@@ -272,6 +272,18 @@ def test_tensor_files_and_other_pickles_are_not_taken_for_models(registry, tmp_p
     assert registry.list() == []
 
 
+def test_loading_a_skops_file_checks_what_skops_itself_would_construct():
+    """The load does not rest on the registration scan: skops's own list meets the allow-list."""
+    import fractions
+
+    import skops.io
+
+    from bastion.sandbox.models import load
+
+    with pytest.raises(ValueError, match=r"fractions\.Fraction is not on the allow-list"):
+        load(skops.io.dumps({"ratio": fractions.Fraction(1, 3)}))
+
+
 def test_a_skops_file_that_does_not_scan_clean_is_refused_before_loading(registry, tmp_path):
     import json
     import zipfile
