@@ -55,7 +55,8 @@ def load(artifact: bytes) -> LoadedModel:
     """Load a model's bytes.
 
     Raises:
-        ValueError: an estimator Bastion cannot serve (no integer classes, no features).
+        ValueError: an estimator Bastion cannot serve (no integer classes, no features), or
+            a skops file that would construct a type off the allow-list.
         Exception: whatever onnxruntime, skops or the unpickler raise for a file they
             cannot load (a pickle importing a name off the allow-list among them).
     """
