@@ -5,6 +5,7 @@
 {'top_k': 3, 'round_digits': None, 'outputs': None}
 """
 
+from bastion.registry.artifacts import ONNX_FORMAT, PICKLE_FORMAT, SKOPS_FORMAT
 from bastion.registry.claims import Budget, RobustnessClaim
 from bastion.registry.input_policy import InputPolicy
 from bastion.registry.output_policy import OutputPolicy
@@ -16,13 +17,7 @@ from bastion.registry.signature import (
     tensor_from_json,
     tensor_to_json,
 )
-from bastion.registry.store import (
-    ONNX_FORMAT,
-    PICKLE_FORMAT,
-    SKOPS_FORMAT,
-    ModelRegistry,
-    ModelVersion,
-)
+from bastion.registry.store import ModelRegistry, ModelVersion
 from bastion.registry.upstream import UPSTREAM_FORMAT, UpstreamEndpoint
 
 __all__ = [

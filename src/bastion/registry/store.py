@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -20,6 +18,17 @@ from numpy.typing import NDArray
 from bastion.crypto import BlobStore
 from bastion.errors import Conflict, CryptoError, IntegrityError, InvalidInput, NotFound
 from bastion.policy import UNLABELLED, ModelLabels
+from bastion.registry.artifacts import (
+    ONNX_FORMAT,
+    PICKLE_FORMAT,
+    SKOPS_FORMAT,
+    check_estimator_file,
+    check_onnx,
+    external_data,
+    file_digests,
+    model_file,
+    sha256,
+)
 from bastion.registry.claims import RobustnessClaim
 from bastion.registry.input_policy import InputPolicy
 from bastion.registry.manifest import SignedManifest, verify_manifest, verify_signature
@@ -27,23 +36,12 @@ from bastion.registry.output_policy import OutputPolicy
 from bastion.registry.scan import scan_bytes
 from bastion.registry.signature import ModelSignature
 from bastion.registry.upstream import UPSTREAM_FORMAT, UpstreamEndpoint
-from bastion.sandbox.models import BUNDLE_MAGIC, SKOPS_MAGIC, OnnxBundle, is_pickled, load
+from bastion.sandbox.models import SKOPS_MAGIC, OnnxBundle, is_pickled, load
 from bastion.storage import Database, tables
 from bastion.types import Clock
 
-if TYPE_CHECKING:
-    import onnx
-
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-ONNX_FORMAT = "onnx"
-SKOPS_FORMAT = "skops"
-PICKLE_FORMAT = "pickle"  # a scikit-learn estimator pickled, or saved with joblib
-# What the scanner calls the files an estimator can come in (after any compression: "zlib+"),
-# and the files that hold only tensors (weights without the computation that uses them).
-_ESTIMATOR_FILES = frozenset({"skops", "pickle", "joblib"})
-_TENSOR_FILES = frozenset({"numpy", "safetensors", "pytorch-zip", "pytorch-legacy"})
-_MAX_EXTERNAL_FILES = 4096
 
 
 @dataclass(frozen=True)
@@ -133,9 +131,9 @@ class ModelRegistry:
             signature = self._check_estimator(path.name, artifact)
         else:
             model_format = ONNX_FORMAT
-            signature, locations = _check_onnx(artifact, path)
+            signature, locations = check_onnx(artifact, path)
             if locations:
-                data = _external_data(path, locations, manifest)
+                data = external_data(path, locations, manifest)
                 artifact = OnnxBundle(model=artifact, data=data).pack()
             self._load_check(artifact)
         row = self._row(name, artifact, signature, (output_policy, input_policy), labels) | {
@@ -217,7 +215,7 @@ class ModelRegistry:
             except (IntegrityError, CryptoError):
                 problems.append("its signature or digest no longer verifies")
             else:
-                report = scan_bytes(_model_file(artifact), name=f"{model.ref}.{model.format}")
+                report = scan_bytes(model_file(artifact), name=f"{model.ref}.{model.format}")
                 if not report.is_safe:
                     problems.append("its artifact does not scan clean (`bastion scan`)")
         if model.labels.risk_tier == "high" and model.robustness is None:
@@ -249,7 +247,7 @@ class ModelRegistry:
         labels = labels or UNLABELLED
         return {
             "name": name,
-            "sha256": _sha256(artifact),
+            "sha256": sha256(artifact),
             "signature": signature.to_json(),
             "output_policy": output_policy.to_json(),
             "input_policy": (input_policy or InputPolicy()).to_json(),
@@ -329,25 +327,19 @@ class ModelRegistry:
             CryptoError: the ciphertext was tampered with or the key is wrong.
         """
         artifact = self._blobs.get("model", model.ref)
-        if _sha256(artifact) != model.sha256:
+        if sha256(artifact) != model.sha256:
             raise IntegrityError(detail=f"digest mismatch for {model.ref}")
         if model.signer is not None:
             # Signed versions load only while their signer is trusted.
             stored = SignedManifest.from_json(self._blobs.get("model-manifest", model.ref).decode())
             manifest = verify_signature(stored, trusted=self._trusted())
-            if not _file_digests(artifact) <= {f.sha256 for f in manifest.files}:
+            if not file_digests(artifact) <= {f.sha256 for f in manifest.files}:
                 raise IntegrityError(detail=f"{model.ref} is not in its signed manifest")
         return artifact
 
     def _check_estimator(self, name: str, artifact: bytes) -> ModelSignature:
         """Scan a skops file or a pickle, then load it (sandboxed) for its signature."""
-        if importlib.util.find_spec("skops") is None:
-            raise InvalidInput("Serving scikit-learn models needs skops: install bastion[sklearn].")
-        report = scan_bytes(artifact, name=name)
-        if not report.is_safe:
-            raise InvalidInput(f"{name} does not scan clean; see `bastion scan {name}`.")
-        if report.format.rpartition("+")[2] not in _ESTIMATOR_FILES:
-            raise _not_servable(name, report.format)
+        check_estimator_file(name, artifact)
         reported = self._load_check(artifact)  # InvalidInput when it does not load
         try:
             return ModelSignature.from_json(json.loads(reported))
@@ -357,7 +349,7 @@ class ModelRegistry:
     def _check_manifest(self, path: Path, artifact: bytes, manifest: SignedManifest) -> None:
         """The manifest of the file's folder must verify and list this very file."""
         verify_manifest(path.parent, manifest, trusted=self._trusted())
-        digest = _sha256(artifact)
+        digest = sha256(artifact)
         if not any(f.path == path.name and f.sha256 == digest for f in manifest.manifest.files):
             raise IntegrityError(f"{path.name} is not listed at the top of its signed manifest.")
 
@@ -379,112 +371,6 @@ def _check_names(name: str, version: str | None) -> None:
         raise InvalidInput(f"Model name {name!r} is not allowed; use letters, digits, . _ -")
     if version is not None and not _VERSION.fullmatch(version):
         raise InvalidInput(f"Version {version!r} is not allowed; use letters, digits, . _ -")
-
-
-def _check_onnx(artifact: bytes, path: Path) -> tuple[ModelSignature, set[str]]:
-    """The signature of the ONNX model at ``path`` and the external data files it names."""
-    import onnx  # noqa: PLC0415 - only registration parses ONNX; CLI and gateway start faster
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data  # noqa: PLC0415
-
-    try:
-        model = onnx.load_model_from_string(artifact)
-        locations = {
-            ExternalDataInfo(tensor).location
-            for tensor in _tensors(model.graph)
-            if uses_external_data(tensor)
-        }
-        # With external data the checker reads the files, relative to the model's folder
-        # when given its path (and refuses links and paths that leave it); given only the
-        # bytes it would look in the current directory.
-        onnx.checker.check_model(str(path) if locations else model)
-    except Exception:  # onnx raises many unrelated types for a bad file
-        kind = scan_bytes(artifact, name=path.name).format
-        if kind in _TENSOR_FILES:
-            raise _not_servable(path.name, kind) from None
-        raise InvalidInput("The file is not a valid ONNX model.") from None
-    return ModelSignature.from_onnx(model), locations
-
-
-def _not_servable(name: str, kind: str) -> InvalidInput:
-    """Why a file the scanner recognizes cannot be registered, and what to do instead."""
-    if kind.rpartition("+")[2] in _TENSOR_FILES:
-        return InvalidInput(
-            f"{name} is a {kind} file: tensors without the model's computation. "
-            "Export the model to ONNX to serve it."
-        )
-    return InvalidInput(
-        f"{name} is a {kind} file, not a model Bastion serves: register an ONNX model, or a "
-        "scikit-learn estimator saved with skops, pickle or joblib."
-    )
-
-
-def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Every tensor a graph holds: initializers, sparse ones, attributes, subgraphs."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield from (sparse.values, sparse.indices)
-    for node in graph.node:
-        for attribute in node.attribute:
-            yield from (attribute.t, *attribute.tensors)
-            for subgraph in (attribute.g, *attribute.graphs):
-                yield from _tensors(subgraph)
-
-
-def _external_data(
-    path: Path, locations: set[str], manifest: SignedManifest | None
-) -> dict[str, bytes]:
-    """The external data files of the model at ``path``, each confined to its folder.
-
-    A location must be a relative path below the model's folder naming a regular file,
-    not a symbolic link; with a signed manifest, each file must be listed there with its
-    digest.
-
-    Raises:
-        InvalidInput: a location leaves the folder, is a link, or names no file.
-        IntegrityError: a file is not in the signed manifest as it is now.
-    """
-    if len(locations) > _MAX_EXTERNAL_FILES:
-        raise InvalidInput(f"The model names over {_MAX_EXTERNAL_FILES} external data files.")
-    folder = path.parent.resolve()
-    listed = {f.path: f.sha256 for f in manifest.manifest.files} if manifest else None
-    files = {}
-    for location in sorted(locations):
-        relative = PurePosixPath(location)
-        file = path.parent / relative
-        if (
-            not location
-            or "\\" in location
-            or relative.is_absolute()
-            or ".." in relative.parts
-            or file.is_symlink()
-            or not file.resolve().is_relative_to(folder)
-            or not file.is_file()
-        ):
-            raise InvalidInput(
-                f"External data {location[:100]!r} is not a file in the model's folder."
-            )
-        data = file.read_bytes()
-        if listed is not None and listed.get(relative.as_posix()) != _sha256(data):
-            raise IntegrityError(f"{relative} is not in the signed manifest as it is now.")
-        files[location] = data
-    return files
-
-
-def _model_file(artifact: bytes) -> bytes:
-    """The model itself: the ONNX file of a bundle, or the artifact."""
-    return OnnxBundle.unpack(artifact).model if artifact.startswith(BUNDLE_MAGIC) else artifact
-
-
-def _file_digests(artifact: bytes) -> set[str]:
-    """The SHA-256 of each file the artifact was made from (a bundle: model and data)."""
-    if not artifact.startswith(BUNDLE_MAGIC):
-        return {_sha256(artifact)}
-    bundle = OnnxBundle.unpack(artifact)
-    return {_sha256(bundle.model), *(_sha256(data) for data in bundle.data.values())}
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _load_in_process(artifact: bytes) -> bytes:
