@@ -5,7 +5,6 @@
 {'top_k': 3, 'round_digits': None, 'outputs': None}
 """
 
-from bastion.registry.artifacts import ONNX_FORMAT, PICKLE_FORMAT, SKOPS_FORMAT
 from bastion.registry.claims import Budget, RobustnessClaim
 from bastion.registry.input_policy import InputPolicy
 from bastion.registry.output_policy import OutputPolicy
@@ -19,8 +18,10 @@ from bastion.registry.signature import (
 )
 from bastion.registry.store import ModelRegistry, ModelVersion
 from bastion.registry.upstream import UPSTREAM_FORMAT, UpstreamEndpoint
+from bastion.sandbox.models import LOCAL_FORMATS, ONNX_FORMAT, PICKLE_FORMAT, SKOPS_FORMAT
 
 __all__ = [
+    "LOCAL_FORMATS",
     "NUMPY_TYPES",
     "ONNX_FORMAT",
     "PICKLE_FORMAT",

@@ -24,9 +24,6 @@ from bastion.sandbox.models import BUNDLE_MAGIC, OnnxBundle
 if TYPE_CHECKING:
     import onnx
 
-ONNX_FORMAT = "onnx"
-SKOPS_FORMAT = "skops"
-PICKLE_FORMAT = "pickle"  # a scikit-learn estimator pickled, or saved with joblib
 # What the scanner calls the files an estimator can come in (after any compression: "zlib+"),
 # and the files that hold only tensors (weights without the computation that uses them).
 _ESTIMATOR_FILES = frozenset({"skops", "pickle", "joblib"})

@@ -19,9 +19,6 @@ from bastion.crypto import BlobStore
 from bastion.errors import Conflict, CryptoError, IntegrityError, InvalidInput, NotFound
 from bastion.policy import UNLABELLED, ModelLabels
 from bastion.registry.artifacts import (
-    ONNX_FORMAT,
-    PICKLE_FORMAT,
-    SKOPS_FORMAT,
     check_estimator_file,
     check_onnx,
     external_data,
@@ -36,7 +33,7 @@ from bastion.registry.output_policy import OutputPolicy
 from bastion.registry.scan import scan_bytes
 from bastion.registry.signature import ModelSignature
 from bastion.registry.upstream import UPSTREAM_FORMAT, UpstreamEndpoint
-from bastion.sandbox.models import SKOPS_MAGIC, OnnxBundle, is_pickled, load
+from bastion.sandbox.models import ONNX_FORMAT, OnnxBundle, format_of, load
 from bastion.storage import Database, tables
 from bastion.types import Clock
 
@@ -126,11 +123,10 @@ class ModelRegistry:
         artifact = path.read_bytes()
         if manifest is not None:
             self._check_manifest(path, artifact, manifest)
-        if artifact[:4] == SKOPS_MAGIC or is_pickled(artifact):
-            model_format = SKOPS_FORMAT if artifact[:4] == SKOPS_MAGIC else PICKLE_FORMAT
+        model_format = format_of(artifact)
+        if model_format != ONNX_FORMAT:
             signature = self._check_estimator(path.name, artifact)
         else:
-            model_format = ONNX_FORMAT
             signature, locations = check_onnx(artifact, path)
             if locations:
                 data = external_data(path, locations, manifest)

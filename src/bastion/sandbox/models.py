@@ -36,6 +36,11 @@ SKOPS_MAGIC = b"PK\x03\x04"  # a zip archive's local file header
 # No ONNX protocol buffer starts so: its first byte is a field tag, 0x08 (ir_version).
 PICKLE_MAGICS = (b"\x80", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x78")
 BUNDLE_MAGIC = b"BASTION-ONNX-BUNDLE\x00"  # no ONNX protocol buffer starts with b"BA"
+ONNX_FORMAT = "onnx"  # an ONNX model, or an OnnxBundle of it and its external data
+SKOPS_FORMAT = "skops"
+PICKLE_FORMAT = "pickle"  # a scikit-learn estimator pickled, or saved with joblib
+# The formats a worker runs, as the registry records them.
+LOCAL_FORMATS = (ONNX_FORMAT, SKOPS_FORMAT, PICKLE_FORMAT)
 INPUT = "input"
 _COUNT = struct.Struct("<H")
 _ENTRY = struct.Struct("<HQ")  # name length, data length
@@ -60,16 +65,30 @@ def load(artifact: bytes) -> LoadedModel:
         Exception: whatever onnxruntime, skops or the unpickler raise for a file they
             cannot load (a pickle importing a name off the allow-list among them).
     """
-    if artifact.startswith(BUNDLE_MAGIC):
-        bundle = OnnxBundle.unpack(artifact)
-        return _Onnx(bundle.model, bundle.data)
-    if artifact[:4] == SKOPS_MAGIC:
+    kind = format_of(artifact)
+    if kind == SKOPS_FORMAT:
         return _Estimator(_from_skops(artifact))
-    if is_pickled(artifact):
+    if kind == PICKLE_FORMAT:
         from bastion.registry.scan import load_pickle  # noqa: PLC0415 - only for pickles
 
         return _Estimator(load_pickle(artifact))
+    if artifact.startswith(BUNDLE_MAGIC):
+        bundle = OnnxBundle.unpack(artifact)
+        return _Onnx(bundle.model, bundle.data)
     return _Onnx(artifact)
+
+
+def format_of(artifact: bytes) -> str:
+    """The format of a model's bytes, told by how they start: skops, pickle or else ONNX.
+
+    A skops file is a zip archive; a pickle of protocol 2 or later starts with PROTO, or
+    with a compression header when joblib compressed it.
+    """
+    if artifact[:4] == SKOPS_MAGIC:
+        return SKOPS_FORMAT
+    if artifact.startswith(PICKLE_MAGICS):
+        return PICKLE_FORMAT
+    return ONNX_FORMAT
 
 
 def _from_skops(artifact: bytes) -> Any:
@@ -90,11 +109,6 @@ def _from_skops(artifact: bytes) -> Any:
         if name not in SKOPS_VALUES and not allow.is_allowed(Global(module, attribute)):
             raise ValueError(f"{name} is not on the allow-list")
     return skops.io.loads(artifact, trusted=wanted)
-
-
-def is_pickled(artifact: bytes) -> bool:
-    """True when ``artifact`` is a pickle (protocol 2 or later), raw or compressed."""
-    return artifact.startswith(PICKLE_MAGICS)
 
 
 @dataclass(frozen=True)

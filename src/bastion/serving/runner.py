@@ -10,9 +10,7 @@ from anyio import to_thread
 
 from bastion.errors import BackendError
 from bastion.registry import (
-    ONNX_FORMAT,
-    PICKLE_FORMAT,
-    SKOPS_FORMAT,
+    LOCAL_FORMATS,
     UPSTREAM_FORMAT,
     ModelRegistry,
     ModelVersion,
@@ -60,8 +58,9 @@ def build_runner(workspace: Workspace) -> Runner:
         registry=workspace.registry, timeout=workspace.settings.sandbox_timeout_seconds
     )
     local = _local_runner(workspace)
-    formats = {ONNX_FORMAT: local, SKOPS_FORMAT: local, PICKLE_FORMAT: local}
-    return RunnerByFormat(formats | {UPSTREAM_FORMAT: upstream})
+    runners: dict[str, Runner] = dict.fromkeys(LOCAL_FORMATS, local)
+    runners[UPSTREAM_FORMAT] = upstream
+    return RunnerByFormat(runners)
 
 
 class RunnerByFormat:
