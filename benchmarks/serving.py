@@ -80,6 +80,41 @@ tls = {"ssl_certfile": sys.argv[3], "ssl_keyfile": sys.argv[4]} if len(sys.argv)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", **tls)
 """
 
+# The floor of any sandboxed design: BARE_APP over TLS whose model runs in Bastion's own
+# pool of two bubblewrap-jailed workers, and nothing else (no token, policy, audit, …).
+JAILED_APP = """
+import json, sys, types
+import numpy as np, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from bastion.sandbox import Jail, SandboxLimits, WorkerPool
+
+model = open(sys.argv[1], "rb").read()
+ref = types.SimpleNamespace(name="digits", version="1", ref="digits@1")
+pool = WorkerPool(ref, jail=Jail(limits=SandboxLimits()), artifact=lambda: model, size=2)
+
+async def infer(request):
+    body = await request.json()
+    tensor = body["inputs"][0]
+    x = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+    outputs = await pool.run({tensor["name"]: x}, ["label", "probabilities"])
+    return JSONResponse({"model_name": "digits", "outputs": [
+        {"name": name, "datatype": "INT64" if name == "label" else "FP32",
+         "shape": list(array.shape), "data": array.ravel().tolist()}
+        for name, array in outputs.items()]})
+
+async def ready(request):
+    return JSONResponse({"ready": True})
+
+app = Starlette(routes=[
+    Route("/v2/models/digits/infer", infer, methods=["POST"]),
+    Route("/v2/health/ready", ready),
+])  # the workers start on the first requests, during wrk's warm-up
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning",
+            ssl_certfile=sys.argv[3], ssl_keyfile=sys.argv[4])
+"""
+
 
 def request_body() -> str:
     image = train_digits().images[0].reshape(1, 64)
@@ -152,16 +187,17 @@ def process(command: list[str], log: Path, **kwargs) -> Iterator[None]:
 
 
 @contextmanager
-def bare(folder: Path, model: Path, *, tls: bool = False) -> Iterator[str]:
+def bare(folder: Path, model: Path, *, tls: bool = False, jailed: bool = False) -> Iterator[str]:
     port = free_port()
     script = folder / "bare.py"
-    script.write_text(BARE_APP)
+    script.write_text(JAILED_APP if jailed else BARE_APP)
     command = [sys.executable, str(script), str(model), str(port)]
     scheme = "http"
-    if tls:  # a certificate from a throwaway local CA, as a Bastion workspace has
-        (folder / "pki").mkdir(exist_ok=True)
+    if tls or jailed:  # a certificate from a throwaway local CA, as a Bastion workspace has
         paths = CertificatePaths.under(folder / "pki")
-        create_local_pki(paths, hosts=("127.0.0.1",), now=dt.datetime.now(dt.UTC))
+        if not paths.server_cert.exists():
+            (folder / "pki").mkdir()
+            create_local_pki(paths, hosts=("127.0.0.1",), now=dt.datetime.now(dt.UTC))
         command += [str(paths.server_cert), str(paths.server_key)]
         scheme = "https"
     with process(command, folder / "bare.log"):
@@ -215,6 +251,8 @@ def main() -> None:
             results["bare Starlette + onnxruntime"] = measure(url, body, token=None, **load)
         with bare(folder, model, tls=True) as url:
             results["bare, over TLS"] = measure(url, body, token=None, **load)
+        with bare(folder, model, jailed=True) as url:
+            results["bare, TLS + jailed workers"] = measure(url, body, token=None, **load)
         with bastion(folder, model, args.workers) as (url, token):
             results["Bastion, full pipeline"] = measure(url, body, token=token, **load)
     print(f"\nwrk, {args.connections} connections, {args.seconds} s each, digits model (V2 JSON)")

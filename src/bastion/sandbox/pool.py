@@ -7,6 +7,7 @@ import contextlib
 import logging
 import socket
 import subprocess
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -213,9 +214,10 @@ class WorkerPool:
         self.size = size
         self._jail = jail
         self._artifact = artifact  # verifies digest and signature again at every load
-        self._idle: asyncio.Queue[Worker | None] = asyncio.Queue()
-        for _ in range(size):
-            self._idle.put_nowait(None)  # started on first use
+        self._idle: deque[Worker | None] = deque([None] * size)  # None: started on first use
+        # Requests waiting for a worker, served first come, first served: a freed worker is
+        # handed to the oldest of them, never taken by a newcomer (a long tail otherwise).
+        self._waiting: deque[asyncio.Future[Worker | None]] = deque()
         self._workers: set[Worker] = set()
         self.starts = 0  # workers started so far (the first ones and their replacements)
         self.failing = False  # the last start failed: the model cannot be served now
@@ -223,7 +225,7 @@ class WorkerPool:
     @property
     def is_idle(self) -> bool:
         """Whether no request is using the pool right now."""
-        return self._idle.qsize() == self.size
+        return len(self._idle) == self.size
 
     async def run(self, inputs: Tensors, outputs: Sequence[str]) -> Tensors:
         """Run on an idle worker, starting or replacing it first when needed.
@@ -231,7 +233,7 @@ class WorkerPool:
         Raises:
             BackendError: the model failed, timed out or its worker died.
         """
-        worker = await self._idle.get()
+        worker = await self._acquire()
         try:
             if worker is not None and not worker.is_alive():  # died while idle
                 self._retire(worker, reason=f"exited with {worker.exit_code}")
@@ -247,14 +249,14 @@ class WorkerPool:
                 detail=f"{self.model.ref}: {exc}",
             ) from None
         finally:
-            self._idle.put_nowait(worker)
+            self._release(worker)
 
     async def warm(self) -> None:
         """Start every worker not started yet, all at once, so no request waits for one.
 
         A worker that fails to start leaves its slot empty and the pool ``failing``.
         """
-        slots = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
+        slots = [self._idle.popleft() for _ in range(len(self._idle))]
 
         async def started(worker: Worker | None) -> Worker | None:
             if worker is None:
@@ -263,12 +265,32 @@ class WorkerPool:
             return worker
 
         for worker in await asyncio.gather(*(started(slot) for slot in slots)):
-            self._idle.put_nowait(worker)
+            self._release(worker)
 
     def close(self) -> None:
         """Stop every worker of the pool."""
         for worker in list(self._workers):
             self._retire(worker, reason="closed")
+
+    async def _acquire(self) -> Worker | None:
+        if self._idle:  # then nobody is waiting (a freed worker goes to a waiter first)
+            return self._idle.popleft()
+        handed: asyncio.Future[Worker | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(handed)
+        try:
+            return await handed
+        except asyncio.CancelledError:
+            if handed.done() and not handed.cancelled():  # handed over, then cancelled
+                self._release(handed.result())
+            raise
+
+    def _release(self, worker: Worker | None) -> None:
+        while self._waiting:
+            handed = self._waiting.popleft()
+            if not handed.done():  # not cancelled
+                handed.set_result(worker)
+                return
+        self._idle.append(worker)
 
     async def _start(self) -> Worker:
         limits = self._jail.limits

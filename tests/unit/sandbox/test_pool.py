@@ -88,6 +88,49 @@ async def test_a_pool_runs_requests_in_parallel_on_its_workers(make_pool):
     assert pool.starts == 2
 
 
+async def test_a_freed_worker_goes_to_the_longest_waiting_request_not_a_newcomer(make_pool):
+    pool = make_pool(spinner())
+    await pool.run(n(0), ["out"])  # started
+    finished = []
+
+    async def hog():  # asks again the moment it is answered, without yielding first
+        for i in range(10):
+            await pool.run(n(i), ["out"])
+            finished.append("hog")
+
+    async def waiter():
+        await pool.run(n(0), ["out"])
+        finished.append("waiter")
+
+    await asyncio.gather(hog(), waiter())
+    assert finished.index("waiter") <= 1  # served after the hog's first call, not its last
+
+
+async def test_a_request_cancelled_while_waiting_for_a_worker_loses_no_worker(make_pool):
+    pool = make_pool(spinner())
+    await pool.run(n(0), ["out"])
+    gives_up = asyncio.ensure_future(pool.run(n(1), ["out"]))  # placeholder, replaced below
+
+    async def holder():  # holds the only worker; cancels a waiter the moment it hands it over
+        answer = await pool.run(n(3), ["out"])
+        gives_up.cancel()  # handed the worker, not yet resumed
+        return answer
+
+    gives_up.cancel()
+    held = asyncio.ensure_future(holder())
+    await asyncio.sleep(0)
+    for _ in range(3):  # these give up while still waiting
+        waiting = asyncio.ensure_future(pool.run(n(1), ["out"]))
+        await asyncio.sleep(0)
+        waiting.cancel()
+    gives_up = asyncio.ensure_future(pool.run(n(2), ["out"]))
+    assert (await held)["out"].tolist() == [3]
+    with pytest.raises(asyncio.CancelledError):
+        await gives_up
+    assert (await asyncio.wait_for(pool.run(n(4), ["out"]), 5))["out"].tolist() == [4]
+    assert pool.is_idle and pool.starts == 1
+
+
 async def test_a_model_that_does_not_load_makes_the_pool_fail_and_say_so(make_pool):
     pool = make_pool(b"not an onnx model")
     with pytest.raises(BackendError):
