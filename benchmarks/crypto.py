@@ -150,13 +150,13 @@ def main() -> None:
     print(f"{'method':<21} {'GB/s':>7} {'peak RSS MiB':>13}")
     for name, rate, peak in rows:
         print(f"{name:<21} {rate:7.2f} {peak:13.0f}")
-    rate = dict((name, r) for name, r, _ in rows)
+    rate = {name: r for name, r, _ in rows}
     print(f"\nbastion encrypt vs tink:   {rate['bastion-encrypt'] / rate['tink-encrypt']:.1f}x")
     print(f"bastion encrypt vs fernet: {rate['bastion-encrypt'] / rate['fernet-encrypt']:.1f}x")
     print(f"bastion encrypt vs raw:    {rate['bastion-encrypt'] / rate['raw-aes-gcm-64k']:.2f}x")
     null_ratio = rate["bastion-encrypt-null"] / rate["tink-encrypt-null"]
     print(f"bastion vs tink, output discarded (cipher and framing only): {null_ratio:.1f}x")
-    full_peak = dict((name, p) for name, _, p in rows)["bastion-encrypt"]
+    full_peak = {name: p for name, _, p in rows}["bastion-encrypt"]
     print(
         f"bastion encrypt peak RSS:  {quarter_peak:.0f} MiB for {args.size_mib // 4} MiB, "
         f"{full_peak:.0f} MiB for {args.size_mib} MiB"

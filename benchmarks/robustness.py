@@ -5,8 +5,9 @@ Run: .venv/bin/python benchmarks/robustness.py [--repeats 30] [--epochs 20]
 1. PGD, L∞ ε = 0.1, 10 steps of 0.025 with a random start, on 500 digits (a seeded draw
    from all 1,797), against the same undefended MLP (64-256-256-10): seconds (median of
    ``--repeats`` runs, the tools taking turns) and attack success (the share of the 500 the
-   model gets wrong after the attack, averaged over the runs: each draws its own start). ART runs with the whole batch at once, as the others
-   do, and at its default batch size of 32.
+   model gets wrong after the attack, averaged over the runs: each draws its own start).
+   ART runs with the whole batch at once, as the others do, and at its default batch size
+   of 32.
 2. Adversarial training, same MLP, same ε, PGD-10 inner attack, batch 64, Adam 1e-3: seconds
    per epoch for Bastion's PGD-AT and ART's AdversarialTrainer (ratio 1.0: every batch
    adversarial, the same work), then PGD-20 robust accuracy on the 450 test digits of
@@ -111,7 +112,7 @@ def attacks(model: torch.nn.Module, repeats: int) -> None:
     print(f"{'':16}{'seconds':>10}{'success (± s.e.)':>20}{'Bastion is':>16}")
     for name, (seconds, success, error) in results.items():
         ratio = seconds / results["Bastion"][0]
-        print(f"{name:16}{seconds:10.4f}{success:12.2%} ± {error:.2%}{ratio:12.2f}× faster")
+        print(f"{name:16}{seconds:10.4f}{success:12.2%} ± {error:.2%}{ratio:12.2f}x faster")
 
 
 def training(epochs: int) -> None:
@@ -143,7 +144,7 @@ def training(epochs: int) -> None:
     print(f"\nAdversarial training, PGD-{STEPS} inner attack, ε={EPS}, {epochs} epochs")
     print(
         f"  seconds per epoch: Bastion {ours_epoch:.3f}, ART (ratio 1.0) {art_seconds[1.0]:.3f}"
-        f"  → Bastion is {art_seconds[1.0] / ours_epoch:.1f}× faster"
+        f"  → Bastion is {art_seconds[1.0] / ours_epoch:.1f}x faster"
         f"  (ART at ratio 0.5: {art_seconds[0.5]:.3f})"
     )
     pgd20 = PGD(threat, steps=20)

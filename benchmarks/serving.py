@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/serving.py [--seconds 15] [--connections 16]
 
-Three servers answer the same V2 JSON request for the same ONNX model, one after the
+These servers answer the same V2 JSON request for the same ONNX model, one after the
 other, each loaded by ``wrk`` (Debian package) with 16 connections:
 
 - **MLServer** (no security), in its own virtual environment (``tests/mlserver.py`` makes
@@ -10,12 +10,16 @@ other, each loaded by ``wrk`` (Debian package) with 16 connections:
   runtime that runs the model with onnxruntime — the same engine as the others;
 - **bare**: a Starlette + onnxruntime V2 endpoint in one uvicorn process, nothing else;
   it runs twice, over plain HTTP (the issue's peer) and over TLS (what TLS alone costs);
+- **bare, TLS + jailed workers**: the bare endpoint over TLS with its model in Bastion's pool
+  of two bubblewrap-jailed workers and nothing else: the floor of any sandboxed server that
+  makes one worker round trip per request;
 - **Bastion** with everything on: TLS 1.3, an access token checked on every request, Cedar,
   rate limit, schema validation, the model in a bubblewrap-jailed worker pool, output
   policy, audit log (every request recorded) and metrics.
 
 It prints each server's requests/s and latency percentiles, then the two ratios the
-serving issue names (Bastion / MLServer, Bastion / bare over plain HTTP).
+serving issue names (Bastion / MLServer, Bastion / bare over plain HTTP) and Bastion's
+share of the sandboxed floor.
 ``benchmarks/serving_breakdown.py`` shows where Bastion's own time goes.
 """
 
@@ -267,6 +271,9 @@ def main() -> None:
     print(f"\nBastion / MLServer: {ours['rps'] / peer['rps']:.2f}x (target ≥ 3)")
     print(f"Bastion / bare:     {ours['rps'] / bare_endpoint['rps']:.2f}x (target ≥ 0.5)")
     print(f"Bastion p99:        {ours['p99']:.2f} ms (target ≤ 5)")
+    floor = results["bare, TLS + jailed workers"]["rps"]
+    print(f"Bastion / floor:    {ours['rps'] / floor:.2f}x", end=" ")
+    print(f"(floor: {floor / peer['rps']:.2f}x MLServer, {floor / bare_endpoint['rps']:.2f}x bare)")
 
 
 if __name__ == "__main__":
