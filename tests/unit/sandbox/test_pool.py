@@ -109,24 +109,23 @@ async def test_a_freed_worker_goes_to_the_longest_waiting_request_not_a_newcomer
 async def test_a_request_cancelled_while_waiting_for_a_worker_loses_no_worker(make_pool):
     pool = make_pool(spinner())
     await pool.run(n(0), ["out"])
-    gives_up = asyncio.ensure_future(pool.run(n(1), ["out"]))  # placeholder, replaced below
+    last = []  # the last waiter, which gives up just as it is handed the worker
 
-    async def holder():  # holds the only worker; cancels a waiter the moment it hands it over
+    async def holder():  # holds the only worker while the others line up
         answer = await pool.run(n(3), ["out"])
-        gives_up.cancel()  # handed the worker, not yet resumed
+        last[0].cancel()  # handed the worker by the line above, not yet resumed
         return answer
 
-    gives_up.cancel()
     held = asyncio.ensure_future(holder())
     await asyncio.sleep(0)
     for _ in range(3):  # these give up while still waiting
         waiting = asyncio.ensure_future(pool.run(n(1), ["out"]))
         await asyncio.sleep(0)
         waiting.cancel()
-    gives_up = asyncio.ensure_future(pool.run(n(2), ["out"]))
+    last.append(asyncio.ensure_future(pool.run(n(2), ["out"])))
     assert (await held)["out"].tolist() == [3]
     with pytest.raises(asyncio.CancelledError):
-        await gives_up
+        await last[0]
     assert (await asyncio.wait_for(pool.run(n(4), ["out"]), 5))["out"].tolist() == [4]
     assert pool.is_idle and pool.starts == 1
 
