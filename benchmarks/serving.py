@@ -53,20 +53,36 @@ from tests.mlserver import mlserver  # the MLServer peer, shared with the tests
 
 PASSPHRASE = "serving benchmark passphrase"
 
+# Run as: bare.py MODEL PORT [CERT KEY [jailed]]. "jailed" runs the model in Bastion's own
+# pool of two bubblewrap-jailed workers instead of in process: the floor of any sandboxed
+# design, with nothing else (no token, policy, audit, ...).
 BARE_APP = """
-import json, sys
+import sys, types
 import numpy as np, onnxruntime as ort, uvicorn
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+if sys.argv[5:] == ["jailed"]:  # the workers start on the first requests (wrk's warm-up)
+    from bastion.sandbox import Jail, SandboxLimits, WorkerPool
+    model = open(sys.argv[1], "rb").read()
+    ref = types.SimpleNamespace(name="digits", version="1", ref="digits@1")
+    pool = WorkerPool(ref, jail=Jail(limits=SandboxLimits()), artifact=lambda: model, size=2)
+
+    async def run(name, x):
+        outputs = await pool.run({name: x}, ["label", "probabilities"])
+        return outputs["label"], outputs["probabilities"]
+else:
+    session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+
+    async def run(name, x):
+        return session.run(None, {name: x})
 
 async def infer(request):
     body = await request.json()
     tensor = body["inputs"][0]
     x = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
-    label, probabilities = session.run(None, {tensor["name"]: x})
+    label, probabilities = await run(tensor["name"], x)
     return JSONResponse({"model_name": "digits", "outputs": [
         {"name": "label", "datatype": "INT64", "shape": list(label.shape),
          "data": label.ravel().tolist()},
@@ -82,41 +98,6 @@ app = Starlette(routes=[
 ])
 tls = {"ssl_certfile": sys.argv[3], "ssl_keyfile": sys.argv[4]} if len(sys.argv) > 3 else {}
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", **tls)
-"""
-
-# The floor of any sandboxed design: BARE_APP over TLS whose model runs in Bastion's own
-# pool of two bubblewrap-jailed workers, and nothing else (no token, policy, audit, …).
-JAILED_APP = """
-import json, sys, types
-import numpy as np, uvicorn
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-from bastion.sandbox import Jail, SandboxLimits, WorkerPool
-
-model = open(sys.argv[1], "rb").read()
-ref = types.SimpleNamespace(name="digits", version="1", ref="digits@1")
-pool = WorkerPool(ref, jail=Jail(limits=SandboxLimits()), artifact=lambda: model, size=2)
-
-async def infer(request):
-    body = await request.json()
-    tensor = body["inputs"][0]
-    x = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
-    outputs = await pool.run({tensor["name"]: x}, ["label", "probabilities"])
-    return JSONResponse({"model_name": "digits", "outputs": [
-        {"name": name, "datatype": "INT64" if name == "label" else "FP32",
-         "shape": list(array.shape), "data": array.ravel().tolist()}
-        for name, array in outputs.items()]})
-
-async def ready(request):
-    return JSONResponse({"ready": True})
-
-app = Starlette(routes=[
-    Route("/v2/models/digits/infer", infer, methods=["POST"]),
-    Route("/v2/health/ready", ready),
-])  # the workers start on the first requests, during wrk's warm-up
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning",
-            ssl_certfile=sys.argv[3], ssl_keyfile=sys.argv[4])
 """
 
 
@@ -194,7 +175,7 @@ def process(command: list[str], log: Path, **kwargs) -> Iterator[None]:
 def bare(folder: Path, model: Path, *, tls: bool = False, jailed: bool = False) -> Iterator[str]:
     port = free_port()
     script = folder / "bare.py"
-    script.write_text(JAILED_APP if jailed else BARE_APP)
+    script.write_text(BARE_APP)
     command = [sys.executable, str(script), str(model), str(port)]
     scheme = "http"
     if tls or jailed:  # a certificate from a throwaway local CA, as a Bastion workspace has
@@ -202,7 +183,7 @@ def bare(folder: Path, model: Path, *, tls: bool = False, jailed: bool = False) 
         if not paths.server_cert.exists():
             (folder / "pki").mkdir()
             create_local_pki(paths, hosts=("127.0.0.1",), now=dt.datetime.now(dt.UTC))
-        command += [str(paths.server_cert), str(paths.server_key)]
+        command += [str(paths.server_cert), str(paths.server_key), *(["jailed"] if jailed else [])]
         scheme = "https"
     with process(command, folder / "bare.log"):
         wait_for(f"{scheme}://127.0.0.1:{port}/v2/health/ready")

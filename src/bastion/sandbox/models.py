@@ -100,13 +100,13 @@ def _from_skops(artifact: bytes) -> Any:
     import skops.io  # noqa: PLC0415 - scikit-learn is imported only for estimators
 
     from bastion.registry.scan import AllowList, Global  # noqa: PLC0415 - only for estimators
-    from bastion.registry.scan.scanner import SKOPS_VALUES  # noqa: PLC0415
+    from bastion.registry.scan.scanner import skops_may_construct  # noqa: PLC0415
 
     allow = AllowList()
     wanted = skops.io.get_untrusted_types(data=artifact)
     for name in wanted:
         module, _, attribute = name.rpartition(".")
-        if name not in SKOPS_VALUES and not allow.is_allowed(Global(module, attribute)):
+        if not skops_may_construct(Global(module, attribute), allow):
             raise ValueError(f"{name} is not on the allow-list")
     return skops.io.loads(artifact, trusted=wanted)
 

@@ -27,7 +27,14 @@ from bastion.identity import ClientCertificate
 from bastion.identity.assertions import ASSERTION_ALGORITHMS
 from bastion.identity.oauth import SCOPES
 from bastion.monitor import CONTENT_TYPE, GatewayMetrics
-from bastion.registry import ModelRegistry, ModelVersion
+from bastion.registry import (
+    ONNX_FORMAT,
+    PICKLE_FORMAT,
+    SKOPS_FORMAT,
+    UPSTREAM_FORMAT,
+    ModelRegistry,
+    ModelVersion,
+)
 from bastion.serving import binary
 from bastion.serving.admin import admin_routes
 from bastion.serving.call import Call, Target
@@ -49,10 +56,10 @@ _SECURITY_HEADERS = {
 }
 Endpoint = Callable[[Request], Awaitable[Response]]
 _PLATFORMS = {
-    "onnx": "onnxruntime_onnx",
-    "skops": "sklearn_skops",
-    "pickle": "sklearn_pickle",
-    "v2-upstream": "upstream_v2",
+    ONNX_FORMAT: "onnxruntime_onnx",
+    SKOPS_FORMAT: "sklearn_skops",
+    PICKLE_FORMAT: "sklearn_pickle",
+    UPSTREAM_FORMAT: "upstream_v2",
 }
 
 

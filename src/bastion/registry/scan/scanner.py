@@ -34,7 +34,7 @@ _MAX_DEPTH = 4  # archives inside archives inside ...
 _MAX_EXPANSION = 64  # a compressed member may not grow beyond 64x (or 1 GiB), against bombs
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 # Plain values skops rebuilds from JSON or .npy members (no code of the file's choosing).
-SKOPS_VALUES = frozenset(
+_SKOPS_VALUES = frozenset(
     {f"builtins.{t}" for t in ("dict", "list", "tuple", "str", "int", "float", "bool", "bytes",
                               "bytearray", "complex", "set", "frozenset", "slice", "NoneType")}
     | {f"numpy.{t}" for t in ("ndarray", "dtype", "float64", "float32", "float16", "int64",
@@ -223,7 +223,7 @@ class _Scan:
         for module, name in _skops_types(schema):
             found = Global(module, name)
             self.imports.append(str(found))
-            if str(found) not in SKOPS_VALUES and not self.allow.is_allowed(found):
+            if not skops_may_construct(found, self.allow):
                 self.find(where, "unsafe_type", f"constructs {found} (not on the allow-list)")
 
     def safetensors(self, data: bytes, where: str) -> None:
@@ -390,6 +390,11 @@ def _skops_types(schema: Any) -> Iterator[tuple[str, str]]:
     elif isinstance(schema, list):
         for value in schema:
             yield from _skops_types(value)
+
+
+def skops_may_construct(found: Global, allow: AllowList) -> bool:
+    """Whether a skops file may construct ``found``: a plain value, or on the allow-list."""
+    return str(found) in _SKOPS_VALUES or allow.is_allowed(found)
 
 
 def decompress(data: bytes) -> tuple[str, bytes | None] | None:
