@@ -21,7 +21,8 @@ from bastion.identity.assertions import ASSERTION_TYPE, public_jwk_from_file
 from .test_gateway import auth, infer_body
 
 OTHER_RESOURCE = "https://scoring.example"
-GATEWAY_CONFIG = f'\n[resources]\n"{OTHER_RESOURCE}" = "scoring"\n'
+# Many bad assertions are sent on purpose: lockout (tested elsewhere) must not stop them.
+GATEWAY_CONFIG = f'\nlockout_failures = 1000\n[resources]\n"{OTHER_RESOURCE}" = "scoring"\n'
 KEYS = {
     "EdDSA": ed25519.Ed25519PrivateKey.generate,
     "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
@@ -220,3 +221,112 @@ def test_metadata_lists_the_new_methods(gateway):
     assert "private_key_jwt" in metadata["token_endpoint_auth_methods_supported"]
     assert "EdDSA" in metadata["token_endpoint_auth_signing_alg_values_supported"]
     assert "infer" in metadata["scopes_supported"]
+
+
+def own_token(gateway, claims_json: str, header_json: str | None = None) -> str:
+    """A token signed with the workspace's real signing key: exactly these JSON texts."""
+    key = gateway.workspace.signing_keys.current()
+    header = header_json or json.dumps({"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid})
+    signing_input = (
+        jwt.utils.base64url_encode(header.encode()) + b"."
+        + jwt.utils.base64url_encode(claims_json.encode())
+    )  # fmt: skip
+    signature = jwt.utils.base64url_encode(key.sign(signing_input))
+    token = (signing_input + b"." + signature).decode()
+    gateway.tokens.append(token)  # the leak scan checks that it is written nowhere
+    return token
+
+
+def own_claims(gateway, **literals: str) -> str:
+    """A good token's claims as JSON text, with the given claims replaced by JSON literals."""
+    now = int(time.time())
+    good = {"iss": gateway.workspace.settings.issuer, "aud": "bastion",
+            "sub": gateway.analyst.principal.client_id,
+            "client_id": gateway.analyst.principal.client_id,
+            "iat": str(now), "exp": str(now + 60), "jti": json.dumps(uuid.uuid4().hex)}  # fmt: skip
+    fields = {name: json.dumps(value) for name, value in good.items() if name not in
+              ("iat", "exp", "jti")} | {n: good[n] for n in ("iat", "exp", "jti")}  # fmt: skip
+    fields |= literals
+    return "{" + ", ".join(f'"{n}": {v}' for n, v in fields.items() if v != "ABSENT") + "}"
+
+
+def test_own_tokens_with_bad_times_are_401_never_500(gateway, digits):
+    """Signed with the workspace's key, through the real gateway: every bad time claim is 401."""
+    now, year = int(time.time()), 365 * 86_400
+    cases = {
+        "exp 10**400": {"exp": str(10**400)},
+        "exp 1e400": {"exp": "1e400"},
+        "exp NaN": {"exp": "NaN"},
+        "exp Infinity": {"exp": "Infinity"},
+        "exp float": {"exp": f"{now + 60}.5"},
+        "exp true": {"exp": "true"},
+        "exp string": {"exp": f'"{now + 60}"'},
+        "exp negative": {"exp": "-1"},
+        "exp 10 years ahead": {"exp": str(now + 10 * year)},
+        "exp year 9999": {"exp": "253402300799"},
+        "iat 10 years ago": {"iat": str(now - 10 * year)},
+        "exp before iat": {"iat": str(now + 20), "exp": str(now + 10)},
+        "iat in the future": {"iat": str(now + year), "exp": str(now + year + 60)},
+        "iat 10**400": {"iat": str(10**400)},
+        "iat false": {"iat": "false"},
+        "iat missing": {"iat": "ABSENT"},
+        "nbf far ahead": {"nbf": str(now + year)},
+        "nbf -Infinity": {"nbf": "-Infinity"},
+        "nbf 2**64": {"nbf": str(2**64)},
+        "exp twice": {"exp": f'{now - 3600}, "exp": {now + 60}'},
+    }
+    body = infer_body(digits.images[:1])
+    nested = own_token(gateway, own_claims(gateway), "[" * 2000 + "]" * 2000)
+    with gateway.http() as http:
+        good = http.post("/v2/models/digits/infer", json=body,
+                         headers=auth(own_token(gateway, own_claims(gateway))))  # fmt: skip
+        assert good.status_code == 200, good.text  # the crafting itself is right
+        for name, literals in cases.items():
+            token = own_token(gateway, own_claims(gateway, **literals))
+            refused = http.post("/v2/models/digits/infer", json=body, headers=auth(token))
+            assert refused.status_code == 401, name
+            assert refused.json() == {"error": "Authentication failed."}, name
+            described = http.get("/v2/models/digits", headers=auth(token))
+            assert described.status_code == 401, name
+        assert http.post("/v2/models/digits/infer", json=body,
+                         headers=auth(nested)).status_code == 401  # fmt: skip
+    reasons = " | ".join(e.event.reason for e in gateway.workspace.audit.tail(60)
+                         if e.event.status == 401)  # fmt: skip
+    for reason in ("lives too long", "malformed time claim exp", "exp not after iat",
+                   "not yet valid", "malformed token"):  # fmt: skip
+        assert reason in reasons
+
+
+def test_client_assertions_with_bad_times_are_401_never_500(gateway):
+    """private_key_jwt: string, huge, boolean, float or inverted times, nesting: all 401."""
+    private_key = ed25519.Ed25519PrivateKey.generate()
+    client_id = key_client(gateway, "signer-times", private_key)
+    now, year = int(time.time()), 365 * 86_400
+    cases = {
+        "exp string": {"exp": str(now + 60)},
+        "exp 10**400": {"exp": 10**400},
+        "exp float": {"exp": now + 60.5},
+        "exp NaN": {"exp": float("nan")},
+        "exp Infinity": {"exp": float("inf")},
+        "exp true": {"exp": True},
+        "exp negative": {"exp": -1},
+        "exp a year ahead": {"exp": now + year},
+        "exp before iat": {"iat": now + 20, "exp": now + 10},
+        "iat string": {"iat": str(now)},
+        "iat 10**400": {"iat": 10**400},
+        "iat a year ago": {"iat": now - year},
+        "nbf a year ahead": {"nbf": now + year},
+        "nbf list": {"nbf": [now]},
+    }
+    with gateway.http() as http:
+        for name, changes in cases.items():
+            refused = token_request(http, assertion(gateway, client_id, private_key, "EdDSA",
+                                                    **changes))  # fmt: skip
+            assert refused.status_code == 401, name
+            assert refused.json()["error"] == "invalid_client", name
+        payload = jwt.utils.base64url_encode(json.dumps({"sub": client_id}).encode()).decode()
+        nested = jwt.utils.base64url_encode(("[" * 2000 + "]" * 2000).encode()).decode()
+        assert token_request(http, f"{nested}.{payload}.AAAA").status_code == 401
+        good = token_request(http, assertion(gateway, client_id, private_key, "EdDSA"))
+        assert good.status_code == 200, good.text
+        gateway.tokens.append(good.json()["access_token"])

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from bastion.errors import AuthError, Conflict, InvalidInput
+from bastion.identity.tokens import check_times
 from bastion.storage import Database, tables
 from bastion.types import Clock
 
@@ -146,14 +147,17 @@ class ClientAssertions:
                 leeway=self._leeway,
                 options={"require": ["iss", "sub", "aud", "exp", "jti"]},
             )
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:
             raise AuthError(detail=f"client assertion: {type(exc).__name__}") from None
         if claims["sub"] != client_id or not isinstance(claims["jti"], str):
             raise AuthError(detail="client assertion: wrong subject or jti")
-        expires = claims["exp"]
-        if expires > self._clock() + MAX_ASSERTION_SECONDS + self._leeway:
-            raise AuthError(detail="client assertion lives too long")
-        self._spend(client_id, claims["jti"], float(expires))
+        # Integers in range before any arithmetic; at most an hour ahead (iat is optional).
+        try:
+            times = check_times(claims, now=self._clock(), leeway=self._leeway,
+                                max_lifetime=MAX_ASSERTION_SECONDS, require_iat=False)  # fmt: skip
+        except AuthError as exc:
+            raise AuthError(detail=f"client assertion: {exc.detail}") from None
+        self._spend(client_id, claims["jti"], float(times.expires_at))
 
     def _spend(self, client_id: str, jti: str, expires_at: float) -> None:
         table = tables.client_assertions
@@ -174,7 +178,7 @@ def assertion_subject(assertion: str) -> str:
     """
     try:
         claims = jwt.decode(assertion, options={"verify_signature": False})
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, RecursionError):  # a deeply nested header or payload
         raise AuthError(detail="malformed client assertion") from None
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:

@@ -12,6 +12,11 @@ The checks are those of Bastion's own tokens (RFC 8725): the algorithm from the 
 and the key's own, ``typ`` from the allowed types, no ``jku``/``x5u``/``jwk``/``x5c``/
 ``crit`` headers, ``iss``, ``aud``, ``exp``/``nbf``/``iat`` with the leeway, and a
 revoked ``jti`` is refused. Every failure is the same opaque :class:`AuthError`.
+
+Time claims must be integers in range (:func:`~bastion.identity.tokens.check_times`;
+PyJWT alone would take ``"exp": "99999999999"`` or ``1e300``), and an issuer's token may
+live at most :data:`MAX_EXTERNAL_TOKEN_SECONDS` (a day, the longest that Entra ID or Okta
+can be configured to issue): a token minted for years is refused, fail-closed.
 """
 
 from __future__ import annotations
@@ -30,14 +35,16 @@ import jwt
 from bastion.errors import AuthError
 from bastion.identity.assertions import PRIVATE_JWK_MEMBERS
 from bastion.identity.principals import Principal
-from bastion.identity.tokens import UNTRUSTED_HEADERS
+from bastion.identity.tokens import UNTRUSTED_HEADERS, check_times
 from bastion.settings import TrustedIssuer
+from bastion.types import Clock
 
 EXTERNAL_PREFIX = "ext:"
 _FETCH_TIMEOUT = 5.0
 _MAX_DOCUMENT_BYTES = 256 * 1024
 _DISCOVERY = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 NO_ROLE = "none"  # the role of an external principal whose claims map to no role
+MAX_EXTERNAL_TOKEN_SECONDS = 86_400  # exp - iat, and how far ahead exp may be
 _MAX_ID = 64  # characters of a client id (the audit record's principal column)
 
 
@@ -53,9 +60,12 @@ class ExternalToken:
 class ExternalIssuer:
     """Verifies one trusted issuer's tokens with its published keys."""
 
-    def __init__(self, config: TrustedIssuer, *, leeway_seconds: int) -> None:
+    def __init__(
+        self, config: TrustedIssuer, *, leeway_seconds: int, clock: Clock = time.time
+    ) -> None:
         self.config = config
         self._leeway = leeway_seconds
+        self._clock = clock
         self._keys: dict[str, tuple[Any, str | None]] = {}  # kid → (key, declared alg)
         self._fetched_at = float("-inf")  # monotonic
         self._jwks_uri: str | None = None
@@ -70,7 +80,7 @@ class ExternalIssuer:
         config = self.config
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, RecursionError):
             raise AuthError(detail="malformed token") from None
         algorithm = header.get("alg")
         if algorithm not in config.algorithms:
@@ -92,10 +102,18 @@ class ExternalIssuer:
                 leeway=self._leeway,
                 options={"require": ["iss", "aud", "sub", "exp", "iat"]},
             )
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, RecursionError) as exc:
             raise AuthError(detail=f"external token: {type(exc).__name__}") from None
-        jti, expires_at = _text(claims.get("jti")), claims["exp"]
-        return ExternalToken(principal=self._principal(claims), jti=jti, expires_at=expires_at)
+        times = check_times(
+            claims,
+            now=self._clock(),
+            leeway=self._leeway,
+            max_lifetime=MAX_EXTERNAL_TOKEN_SECONDS,
+            require_iat=True,
+        )
+        jti = _text(claims.get("jti"))
+        principal = self._principal(claims)
+        return ExternalToken(principal=principal, jti=jti, expires_at=times.expires_at)
 
     def _principal(self, claims: Mapping[str, Any]) -> Principal:
         config = self.config

@@ -4,6 +4,11 @@ The verifier accepts exactly one algorithm (EdDSA) and one type (``at+jwt``), ke
 only from its own key set (``jku``, ``x5u``, ``jwk`` and ``x5c`` headers are refused),
 and checks issuer, audience and times with a bounded leeway. Every failure is the
 same :class:`~bastion.errors.AuthError`; the precise reason is in its ``detail``.
+
+Time claims are checked before any arithmetic is done with them (:func:`check_times`,
+also used for external tokens and client assertions): each is a JSON integer between 0
+and the end of year 9999, never a float, a boolean, a string, ``NaN`` or a 400-digit
+number, so a token can only ever be refused with a 401, never crash a request.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from bastion.crypto import SigningKey, b64url, b64url_decode, verify_ed25519
 from bastion.errors import AuthError
 from bastion.identity.principals import Principal
 from bastion.identity.signing import SigningKeyring
+from bastion.settings import MAX_TOKEN_TTL_SECONDS
 from bastion.types import Clock
 
 ALGORITHM = "EdDSA"
@@ -31,6 +37,8 @@ MAX_TOKEN_BYTES = 8192
 UNTRUSTED_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 _REQUIRED_CLAIMS = ("iss", "aud", "sub", "client_id", "iat", "exp", "jti")
 _MINT = object()  # proof that a VerifiedToken came from TokenVerifier.verify
+# RFC 7519 NumericDate, bounded: 9999-12-31T23:59:59Z fits a float, an int64 and a datetime.
+MAX_NUMERIC_DATE = 253_402_300_799
 
 
 @dataclass(frozen=True)
@@ -133,8 +141,15 @@ class TokenVerifier:
         audience: str | Collection[str],
         leeway_seconds: int,
         clock: Clock,
+        max_lifetime_seconds: int = MAX_TOKEN_TTL_SECONDS,
     ) -> None:
-        """``audience``: the one this verifier's tokens must name (or any of several)."""
+        """``audience``: the one this verifier's tokens must name (or any of several).
+
+        ``max_lifetime_seconds``: the longest ``exp - iat`` accepted, and how far ahead
+        ``exp`` may be (plus the leeway): the longest lifetime any gateway of the workspace
+        may be configured to issue, so a token signed with a stolen or misused key for years
+        ahead is refused.
+        """
         if not isinstance(keys, SigningKeyring) and not keys:
             raise ValueError("a token verifier needs at least one key")  # fail closed (E5)
         self._keys = keys
@@ -142,6 +157,7 @@ class TokenVerifier:
         self._audiences = frozenset([audience] if isinstance(audience, str) else audience)
         self._leeway = leeway_seconds
         self._clock = clock
+        self._max_lifetime = max_lifetime_seconds
 
     def verify(
         self, token: str, *, certificate_thumbprint: str | None, ignore_binding: bool = False
@@ -173,30 +189,35 @@ class TokenVerifier:
             raise AuthError(detail="unknown key id")
         if not verify_ed25519(key, signature, signing_input):
             raise AuthError(detail="bad signature")
-        audiences = self._check_claims(claims)
+        audiences, times = self._check_claims(claims)
         if not ignore_binding:
             _check_binding(claims.get("cnf"), certificate_thumbprint)
         return VerifiedToken(
             client_id=claims["client_id"],
             subject=claims["sub"],
             jti=claims["jti"],
-            issued_at=claims["iat"],
-            expires_at=claims["exp"],
+            issued_at=claims["iat"],  # required, and checked by check_times
+            expires_at=times.expires_at,
             audience=next(a for a in audiences if a in self._audiences),
             scopes=_scopes(claims.get("scope")),
             certificate_bound="cnf" in claims,
             _mint=_MINT,
         )
 
-    def _check_claims(self, claims: dict[str, Any]) -> list[str]:
-        """The token's audiences, once every claim checked out."""
+    def _check_claims(self, claims: dict[str, Any]) -> tuple[list[str], TokenTimes]:
+        """The token's audiences and times, once every claim checked out."""
         missing = [name for name in _REQUIRED_CLAIMS if name not in claims]
         if missing:
             raise AuthError(detail=f"missing claims {missing}")
         if any(not isinstance(claims[n], str) for n in ("iss", "sub", "client_id", "jti")):
             raise AuthError(detail="malformed claims")
-        if any(type(claims.get(n, 0)) is not int for n in ("iat", "exp", "nbf")):
-            raise AuthError(detail="malformed time claims")
+        times = check_times(
+            claims,
+            now=self._clock(),
+            leeway=self._leeway,
+            max_lifetime=self._max_lifetime,
+            require_iat=True,
+        )
         if claims["iss"] != self._issuer:
             raise AuthError(detail="wrong issuer")
         audience = claims["aud"]
@@ -205,12 +226,72 @@ class TokenVerifier:
             raise AuthError(detail="malformed audience")
         if not self._audiences.intersection(audiences):
             raise AuthError(detail="wrong audience")
-        now = self._clock()
-        if claims["exp"] <= now - self._leeway:
-            raise AuthError(detail="expired")
-        if claims["iat"] > now + self._leeway or claims.get("nbf", 0) > now + self._leeway:
-            raise AuthError(detail="not yet valid")
-        return audiences
+        return audiences, times
+
+
+@dataclass(frozen=True)
+class TokenTimes:
+    """A token's checked time claims (RFC 7519 NumericDates, in range)."""
+
+    expires_at: int
+    issued_at: int | None
+    not_before: int | None
+
+
+def numeric_date(claims: Mapping[str, Any], name: str) -> int | None:
+    """Claim ``name`` as a NumericDate in 0..MAX_NUMERIC_DATE, or None when it is absent.
+
+    Only a JSON integer is accepted: not a boolean (``True`` is an ``int`` in Python), not
+    a float (fractions, ``1e400`` = infinity, ``NaN``), not a string, not a number so large
+    that converting it overflows.
+
+    Raises:
+        AuthError: the claim is there but is not such a number.
+    """
+    if name not in claims:
+        return None
+    value = claims[name]
+    if type(value) is not int or not 0 <= value <= MAX_NUMERIC_DATE:
+        raise AuthError(detail=f"malformed time claim {name}")
+    return value
+
+
+def check_times(
+    claims: Mapping[str, Any],
+    *,
+    now: float,
+    leeway: float,
+    max_lifetime: int,
+    require_iat: bool,
+) -> TokenTimes:
+    """Check ``exp``, ``iat`` and ``nbf``: types and ranges first, then against ``now``.
+
+    A token must not be expired (``exp`` after ``now - leeway``), nor issued or valid only
+    in the future (``iat``, ``nbf`` before ``now + leeway``); it must not live longer than
+    ``max_lifetime`` (``0 < exp - iat <= max_lifetime``) nor expire further ahead than
+    ``now + max_lifetime + leeway``, whatever its ``iat`` says.
+
+    Raises:
+        AuthError: any of those fails (``detail`` names which).
+    """
+    expires_at = numeric_date(claims, "exp")
+    issued_at = numeric_date(claims, "iat")
+    not_before = numeric_date(claims, "nbf")
+    if expires_at is None or (require_iat and issued_at is None):
+        raise AuthError(detail="missing time claims")
+    if expires_at <= now - leeway:
+        raise AuthError(detail="expired")
+    if (issued_at is not None and issued_at > now + leeway) or (
+        not_before is not None and not_before > now + leeway
+    ):
+        raise AuthError(detail="not yet valid")
+    if issued_at is not None and expires_at <= issued_at:
+        raise AuthError(detail="exp not after iat")
+    if issued_at is not None and expires_at - issued_at > max_lifetime:
+        raise AuthError(detail="lives too long (exp - iat)")
+    if expires_at > now + max_lifetime + leeway:
+        raise AuthError(detail="lives too long (exp too far ahead)")
+    return TokenTimes(expires_at=expires_at, issued_at=issued_at, not_before=not_before)
 
 
 def _scopes(claim: object) -> frozenset[str] | None:
@@ -245,14 +326,34 @@ def _parse_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes
     if len(parts) != 3:  # noqa: PLR2004 - a JWS in compact form has three parts
         raise AuthError(detail="malformed token")
     try:
-        header = json.loads(b64url_decode(parts[0]))
-        claims = json.loads(b64url_decode(parts[1]))
+        header = _strict_json(b64url_decode(parts[0]))
+        claims = _strict_json(b64url_decode(parts[1]))
         signature = b64url_decode(parts[2])
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise AuthError(detail="malformed token") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise AuthError(detail="malformed token")
     return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+
+
+def _strict_json(data: bytes) -> Any:
+    """JSON as RFC 8259 has it: no ``NaN``/``Infinity``, and no member named twice.
+
+    Python's parser takes both by default; a claim given twice could mean one thing to
+    this verifier and another to a log reader or a second parser, so it is refused.
+    """
+    return json.loads(data, parse_constant=_no_constant, object_pairs_hook=_unique_members)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("a member is named twice")
+    return members
 
 
 def _encode(value: dict[str, Any]) -> str:

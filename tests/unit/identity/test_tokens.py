@@ -233,3 +233,125 @@ def test_unknown_confirmation_methods_are_refused(key):
     with pytest.raises(AuthError) as caught:
         make_verifier(key).verify(token, certificate_thumbprint="x")
     assert "confirmation" in caught.value.detail
+
+
+def sign_raw(key, header: str, body: str) -> str:
+    """A token whose header and claims are exactly the given JSON texts, signed with ``key``."""
+    signing_input = f"{b64url(header.encode())}.{b64url(body.encode())}"
+    return f"{signing_input}.{b64url(key.sign(signing_input.encode()))}"
+
+
+def claims_text(name: str, literal: str) -> str:
+    """The JSON text of a good token's claims with claim ``name`` set to ``literal``."""
+    good = {"iss": ISSUER, "aud": "bastion", "sub": "bcl_ana", "client_id": "bcl_ana",
+            "iat": NOW, "exp": NOW + 300, "jti": "j1"}  # fmt: skip
+    good.pop(name, None)
+    return json.dumps(good)[:-1] + f', "{name}": {literal}}}'
+
+
+# Every kind of value a NumericDate must not be, as JSON text: the verifier sees exactly this.
+NOT_NUMERIC_DATES = {
+    "float": f"{NOW + 60}.0",
+    "fraction": f"{NOW + 60}.5",
+    "exponent": "1.8e9",
+    "NaN": "NaN",
+    "Infinity": "Infinity",
+    "-Infinity": "-Infinity",
+    "1e400": "1e400",
+    "true": "true",
+    "false": "false",
+    "null": "null",
+    "string": f'"{NOW + 60}"',
+    "list": f"[{NOW + 60}]",
+    "object": f'{{"t": {NOW + 60}}}',
+    "negative": "-1",
+    "10**400": str(10**400),
+    "past year 9999": str(253_402_300_800),
+    "2**64": str(2**64),
+}
+
+
+@pytest.mark.parametrize("name", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("literal", NOT_NUMERIC_DATES.values(), ids=NOT_NUMERIC_DATES.keys())
+def test_time_claims_are_integers_in_range_or_the_token_is_refused(key, name, literal):
+    """exp, iat and nbf: floats, NaN, booleans, strings, huge or negative numbers: AuthError."""
+    token = sign_raw(key, json.dumps({"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid}),
+                     claims_text(name, literal))  # fmt: skip
+    with pytest.raises(AuthError) as caught:
+        make_verifier(key).verify(token, certificate_thumbprint=None)
+    assert "malformed" in caught.value.detail
+
+
+YEAR = 365 * 86_400
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"exp": NOW + 10 * YEAR}, "lives too long"),
+        ({"iat": NOW - 10 * YEAR, "exp": NOW + 60}, "lives too long"),
+        ({"iat": NOW, "exp": NOW + 901}, "lives too long"),
+        ({"iat": NOW + 20, "exp": NOW + 931}, "lives too long"),
+        ({"iat": NOW - 100, "exp": NOW + 900 + 31}, "lives too long"),
+        ({"iat": NOW + 20, "exp": NOW + 10}, "exp not after iat"),
+        ({"iat": NOW, "exp": NOW}, "exp not after iat"),
+        ({"iat": NOW + 10 * YEAR, "exp": NOW + 10 * YEAR + 60}, "not yet valid"),
+        ({"nbf": NOW + 10 * YEAR}, "not yet valid"),
+        ({"exp": 0, "iat": 0}, "expired"),
+        ({"exp": 253_402_300_799}, "lives too long"),
+    ],
+    ids=[
+        "exp-10-years",
+        "iat-10-years-ago",
+        "one-second-over",
+        "iat-future-in-leeway",
+        "exp-past-now-plus-max",
+        "exp-before-iat",
+        "exp-equals-iat",
+        "iat-future",
+        "nbf-future",
+        "epoch",
+        "year-9999",
+    ],
+)
+def test_tokens_live_at_most_the_longest_token_lifetime(key, claims, reason):
+    """The span exp - iat is 1..900 s, and exp at most now + 900 s + leeway (15 minutes)."""
+    with pytest.raises(AuthError) as caught:
+        make_verifier(key).verify(make_token(key, **claims), certificate_thumbprint=None)
+    assert reason in caught.value.detail
+
+
+def test_the_longest_lifetime_itself_is_accepted(key):
+    """A token issued for the 15-minute maximum, with iat inside the leeway, still verifies."""
+    verifier = make_verifier(key)
+    for claims in ({"iat": NOW, "exp": NOW + 900}, {"iat": NOW + 30, "exp": NOW + 930}):
+        verified = verifier.verify(make_token(key, **claims), certificate_thumbprint=None)
+        assert verified.expires_at == claims["exp"]
+
+
+def test_a_token_without_iat_is_refused(key):
+    """A token without iat is refused: its lifetime could not be checked."""
+    body = claims_text("iat", "0").replace(', "iat": 0', "")
+    token = sign_raw(key, json.dumps({"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid}), body)
+    with pytest.raises(AuthError) as caught:
+        make_verifier(key).verify(token, certificate_thumbprint=None)
+    assert "missing" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("header", "body"),
+    [
+        ('{"alg": "EdDSA", "typ": "at+jwt", "kid": "K", "kid": "K"}', None),
+        (None, claims_text("exp", str(NOW - 3600))[:-1] + f', "exp": {NOW + 60}}}'),
+        ("[" * 2000 + "]" * 2000, None),  # within the 8 KiB a token may have
+        (None, '{"a": ' + "[" * 2000 + "]" * 2000 + "}"),
+    ],
+    ids=["header-member-twice", "exp-twice", "nested-header", "nested-claims"],
+)
+def test_ambiguous_or_deeply_nested_json_is_a_malformed_token(key, header, body):
+    """A member named twice, or JSON nested past the recursion limit: AuthError, no crash."""
+    header = (header or '{"alg": "EdDSA", "typ": "at+jwt", "kid": "K"}').replace("K", key.kid)
+    token = sign_raw(key, header, body or claims_text("jti", '"j1"'))
+    with pytest.raises(AuthError) as caught:
+        make_verifier(key).verify(token, certificate_thumbprint=None)
+    assert caught.value.detail == "malformed token"
