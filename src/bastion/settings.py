@@ -126,6 +126,16 @@ class Settings(BaseSettings):
         description="Share rate limits, daily quotas and lockouts between gateway processes "
         "through this Redis, e.g. redis://127.0.0.1:6379/0; default: each process on its own.",
     )
+    redis_timeout_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=10,
+        description="How long a gateway waits for Redis to answer a command before it refuses "
+        "the request with 503 (fail closed).",
+    )
+    redis_connect_timeout_seconds: float = Field(
+        0.25, gt=0, le=10, description="How long a gateway waits to connect to Redis."
+    )
     host: str = Field("127.0.0.1", description="Address `bastion serve` listens on.")
     port: int = Field(8443, ge=0, le=65535, description="Port `bastion serve` listens on.")
     public_url: str | None = Field(
@@ -159,10 +169,26 @@ class Settings(BaseSettings):
         30, ge=0, le=600, description="Leeway when checking token times."
     )
     lockout_failures: int = Field(
-        10, ge=2, le=1000, description="Failed client authentications before a lockout."
+        10,
+        ge=2,
+        le=1000,
+        description="Failed authentications of one client id from one address within "
+        "lockout_seconds before that client id is refused at that address.",
     )
     lockout_seconds: int = Field(
-        900, ge=1, le=86400, description="How long a locked client id or address is refused."
+        900,
+        ge=1,
+        le=86400,
+        description="The counting window of a client id at an address, and how long it is "
+        "then refused there.",
+    )
+    lockout_client_failures_per_hour: int = Field(
+        100,
+        ge=2,
+        le=100_000,
+        description="Failed authentications of one client id per hour from all addresses "
+        "together; past it, only addresses where the client authenticated in the last 30 "
+        "days may still try (brute force from many addresses stays this slow).",
     )
     auth_cache_seconds: float = Field(
         2.0,

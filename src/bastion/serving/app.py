@@ -39,6 +39,7 @@ from bastion.serving import binary
 from bastion.serving.admin import admin_routes
 from bastion.serving.call import Call, Target
 from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_response
+from bastion.serving.health import Backends
 from bastion.serving.monitoring import build_monitor
 from bastion.serving.openapi import openapi_document
 from bastion.serving.pipeline import Pipelines, build_pipelines
@@ -155,7 +156,7 @@ def build_app(workspace: Workspace) -> Starlette:
         Route("/v2", static(server_metadata)),
         Route("/openapi.json", static(openapi_document(settings.issuer))),
         Route("/v2/health/live", static({"live": True})),
-        Route("/v2/health/ready", _readiness(runner)),
+        Route("/v2/health/ready", _readiness(runner, pipelines.backends)),
         Route("/metrics", prometheus),
         Route("/audit/checkpoint", audit_checkpoint),
         Route("/audit/proof/{kind}", audit_proof),
@@ -183,11 +184,15 @@ def build_app(workspace: Workspace) -> Starlette:
     return app
 
 
-def _readiness(runner: Runner) -> Endpoint:
-    """``/v2/health/ready``: 503 while a model's sandboxed workers fail to start."""
+def _readiness(runner: Runner, backends: Backends) -> Endpoint:
+    """``/v2/health/ready``: 503 while a model's workers fail to start or a backend is down.
+
+    The database and Redis are probed off the event loop with a timeout; liveness
+    (``/v2/health/live``) never waits on them.
+    """
 
     async def ready(_: Request) -> Response:
-        is_ready = runner.is_ready()
+        is_ready = runner.is_ready() and await backends.is_ready()
         status = 200 if is_ready else 503
         return JSONResponse({"ready": is_ready}, status_code=status, headers=_SECURITY_HEADERS)
 

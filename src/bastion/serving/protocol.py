@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,17 +13,21 @@ from bastion.registry import tensor_to_json
 
 _NAME = r"^[A-Za-z0-9_.:/-]{1,128}$"
 MAX_DIMENSIONS = 8
+MAX_DIMENSION = 2**31 - 1
+# A dimension is a JSON integer: not "1", not 1.0, not true, never negative.
+Dimension = Annotated[int, Field(ge=0, le=MAX_DIMENSION)]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    # Strict: no value is coerced from another JSON type (a string, a float, a boolean).
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, strict=True)
 
 
 class RequestInput(_Frozen):
     """One input tensor of an inference request."""
 
     name: str = Field(pattern=_NAME)
-    shape: tuple[int, ...] = Field(max_length=MAX_DIMENSIONS)
+    shape: tuple[Dimension, ...] = Field(max_length=MAX_DIMENSIONS)
     datatype: str
     data: list[Any] | None = None  # absent when the tensor comes as binary data
     parameters: dict[str, Any] | None = None

@@ -69,7 +69,7 @@ class Record:
             call.outputs = {}
         self._metrics.observe(
             route=call.route,
-            model=call.target.model,
+            model=call.model.name if call.model is not None else "-",  # never the URL's name
             status=call.status,
             decision=event.decision,
             seconds=seconds,

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from bastion.errors import InvalidInput
+from bastion.errors import InvalidInput, UnsupportedMediaType
 from bastion.registry import NUMPY_TYPES, ModelVersion, TensorSpec
 from bastion.serving import binary
 from bastion.serving.cache import ModelCache
@@ -32,7 +32,9 @@ class Validate:
             NotFound: the model or version is not registered.
             InvalidInput: the body is malformed or does not fit the model.
             PayloadTooLarge: the body is over the size limit.
+            UnsupportedMediaType: the Content-Type is not JSON (binary: octet-stream).
         """
+        check_media_type(call.content_type, binary=call.binary_header is not None)
         target = call.target
         call.model = await self._models.get(target.model, target.version)
         body = await call.read_body()
@@ -54,6 +56,32 @@ class Validate:
             for name, array in check_inputs(call.request, call.model, raw).items()
         }
         check_requested_outputs(call.request, call.model, call.role)
+
+
+def check_media_type(content_type: str, *, binary: bool) -> None:
+    """Check the Content-Type of an inference request.
+
+    JSON requests are ``application/json`` (UTF-8 if a charset is named); requests with the
+    binary tensor extension are ``application/octet-stream``. A request without a
+    Content-Type is taken as the protocol's own format: NVIDIA's tritonclient sends none,
+    and a browser cannot send a bearer token cross-site without a CORS preflight anyway.
+
+    Raises:
+        UnsupportedMediaType: any other type, or a charset other than UTF-8.
+    """
+    if not content_type:
+        return
+    kind, *parameters = (part.strip().lower() for part in content_type.split(";"))
+    wanted = _BINARY_TYPE if binary else _JSON_TYPE
+    charsets = {
+        p.removeprefix("charset=").strip('"') for p in parameters if p.startswith("charset=")
+    }
+    if kind != wanted or not charsets <= {"utf-8"}:
+        raise UnsupportedMediaType(f"Send the inference request as {wanted}.")
+
+
+_JSON_TYPE = "application/json"
+_BINARY_TYPE = "application/octet-stream"
 
 
 def parse_request(body: bytes) -> InferenceRequest:
