@@ -29,9 +29,15 @@ from pathlib import Path
 import bastion
 from bastion.errors import ConfigError, InvalidInput
 from bastion.sandbox.frames import LOAD, READY, frame, receive
+from bastion.sandbox.identity import JAIL_ID, jail_user_namespace
+from bastion.sandbox.logs import JailLogs
 from bastion.sandbox.seccomp import worker_filter
 
-_NOBODY = "65534"
+# What bubblewrap and prlimit are started with: nothing of the gateway's environment (its
+# passphrase, tokens...) reaches them, nor any process they start.
+_LAUNCH_ENVIRONMENT = {"PATH": "/usr/bin:/bin"}
+# A tmpfs that stays empty: small, and remounted read-only after it.
+_EMPTY = ("--size", str(64 * 1024), "--tmpfs")
 _TMP = "/tmp"  # noqa: S108 - the jail's own private tmpfs, not the host's
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
@@ -63,9 +69,17 @@ class Jail:
         self._bwrap, self._prlimit = bwrap, prlimit
         self._binds = _outermost([Path(sys.base_prefix), Path(sys.prefix), _package_root()])
         self._hidden = [path.resolve() for path in hidden]
+        self._userns = jail_user_namespace()  # None unless the gateway runs as root
+        self._logs = JailLogs()
 
-    def command(self, argv: Sequence[str], *, seccomp_fd: int) -> list[str]:
-        """The full command line that runs ``argv`` jailed (the filter read from ``seccomp_fd``)."""
+    def command(
+        self, argv: Sequence[str], *, seccomp_fd: int, userns_fd: int | None = None
+    ) -> list[str]:
+        """The full command line that runs ``argv`` jailed.
+
+        The seccomp filter is read from ``seccomp_fd``; ``userns_fd`` is the user namespace
+        to join (:mod:`bastion.sandbox.identity`), or None for bubblewrap to make one.
+        """
         limits = self.limits
         prlimit = [
             self._prlimit,
@@ -75,62 +89,79 @@ class Jail:
             f"--fsize={limits.tmp_mb * 1024 * 1024}",
             "--",
         ]
-        namespaces = ["--unshare-all", "--unshare-user", "--disable-userns"]
-        identity = ["--uid", _NOBODY, "--gid", _NOBODY, "--cap-drop", "ALL"]
-        lifetime = ["--die-with-parent", "--new-session"]
+        return [
+            *prlimit,
+            self._bwrap,
+            *_namespaces(userns_fd),
+            *["--uid", str(JAIL_ID), "--gid", str(JAIL_ID), "--cap-drop", "ALL"],
+            # The worker is PID 1 and the only process of its PID namespace: no bubblewrap
+            # reaper (it would keep bubblewrap's memory, unfiltered by seccomp) to read or
+            # write through /proc/1. Nothing needs reaping: the worker cannot fork.
+            *["--die-with-parent", "--new-session", "--as-pid-1"],
+            *self._filesystem(),
+            *["--clearenv", "--setenv", "PATH", "/usr/bin", "--setenv", "HOME", _TMP],
+            *["--chdir", _TMP, "--seccomp", str(seccomp_fd), "--", *argv],
+        ]
+
+    def _filesystem(self) -> list[str]:
         # The private /tmp comes first: Bastion itself may live under /tmp, and a later
         # tmpfs would cover its binds.
-        filesystem = ["--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", _TMP]
+        filesystem = ["--size", str(self.limits.tmp_mb * 1024 * 1024), "--tmpfs", _TMP]
         filesystem += ["--ro-bind", "/usr", "/usr", *_system_links()]
         for path in self._binds:
             filesystem += ["--ro-bind", str(path), str(path)]
         for path in self._hidden:
             if any(path.is_relative_to(bound) for bound in self._binds):
-                filesystem += ["--tmpfs", str(path)]
-        filesystem += ["--proc", "/proc", "--dev", "/dev"]
-        environment = ["--clearenv", "--setenv", "PATH", "/usr/bin", "--setenv", "HOME", _TMP]
-        return [
-            *prlimit,
-            self._bwrap,
-            *namespaces,
-            *identity,
-            *lifetime,
-            *filesystem,
-            *environment,
-            "--chdir",
-            _TMP,
-            "--seccomp",
-            str(seccomp_fd),
-            "--",
-            *argv,
-        ]
+                filesystem += [*_EMPTY, str(path), "--remount-ro", str(path)]
+        # /proc/sys hidden under an empty read-only tmpfs: no kernel setting to read or write.
+        filesystem += ["--proc", "/proc", *_EMPTY, "/proc/sys", "--remount-ro", "/proc/sys"]
+        # /dev read-only: its device files (null, zero, urandom...) stay usable.
+        filesystem += ["--dev", "/dev", "--remount-ro", "/dev"]
+        return [*filesystem, "--remount-ro", "/"]  # the root tmpfs, last: read-only
 
     def spawn(
-        self, argv: Sequence[str], *, pass_fds: Sequence[int] = (), stdout: int = subprocess.DEVNULL
+        self,
+        argv: Sequence[str],
+        *,
+        pass_fds: Sequence[int] = (),
+        stdout: int = subprocess.DEVNULL,
+        label: str = "check",
     ) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in the jail; its errors go to the gateway's standard error."""
+        """Start ``argv`` in the jail; its standard error is logged as ``label`` (``logs``)."""
         seccomp = os.memfd_create("bastion-seccomp")
+        errors, stderr = os.pipe2(os.O_CLOEXEC)
+        userns = () if self._userns is None else (self._userns,)
         try:
             os.write(seccomp, worker_filter())
             os.lseek(seccomp, 0, os.SEEK_SET)
-            return subprocess.Popen(  # noqa: S603 - fixed programs, arguments built here
-                self.command(argv, seccomp_fd=seccomp),
-                pass_fds=(seccomp, *pass_fds),
+            process = subprocess.Popen(  # noqa: S603 - fixed programs, arguments built here
+                self.command(argv, seccomp_fd=seccomp, userns_fd=self._userns),
+                pass_fds=(seccomp, *userns, *pass_fds),
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
+                stderr=stderr,
+                env=_LAUNCH_ENVIRONMENT,
                 start_new_session=True,
             )
+        except BaseException:
+            os.close(errors)
+            raise
         finally:
             os.close(seccomp)
+            os.close(stderr)
+        self._logs.follow(errors, label=f"{label} (pid {process.pid})")
+        return process
 
-    def spawn_worker(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    def spawn_worker(
+        self, *, label: str = "worker"
+    ) -> tuple[subprocess.Popen[bytes], socket.socket]:
         """A jailed ``bastion.sandbox.worker`` and the gateway's end of its socket pair."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             argv = self.python(
                 "-m", "bastion.sandbox.worker", str(theirs.fileno()), str(self.limits.cpu_seconds)
             )
-            process = self.spawn(argv, pass_fds=[theirs.fileno()])
+            process = self.spawn(argv, pass_fds=[theirs.fileno()], label=label)
         except BaseException:
             ours.close()
             raise
@@ -147,7 +178,7 @@ class Jail:
         Raises:
             InvalidInput: the model's runtime cannot load it (or the worker died trying).
         """
-        process, sock = self.spawn_worker()
+        process, sock = self.spawn_worker(label="registration check")
         try:
             sock.settimeout(self.limits.start_seconds)
             sock.sendall(frame(LOAD, model))
@@ -177,8 +208,8 @@ class Jail:
         if code != 0:
             raise ConfigError(
                 "The model sandbox does not start here (bubblewrap needs user namespaces; its "
-                "message is above). Fix the host, or set unsafe_in_process_runner = true for "
-                "development only."
+                "message is logged by bastion.sandbox). Fix the host, or set "
+                "unsafe_in_process_runner = true for development only."
             )
 
     def python(self, *arguments: str) -> list[str]:
@@ -197,6 +228,17 @@ def _package_root() -> Path:
 def _outermost(paths: list[Path]) -> list[Path]:
     resolved = sorted({path.resolve() for path in paths})
     return [p for p in resolved if not any(p != o and p.is_relative_to(o) for o in resolved)]
+
+
+def _namespaces(userns_fd: int | None) -> list[str]:
+    """New namespaces of every kind; the user namespace made by bubblewrap, or ours."""
+    if userns_fd is None:  # the gateway is not root: bubblewrap maps the jail to its uid
+        return ["--unshare-all", "--unshare-user", "--disable-userns"]
+    # --block-fd on the namespace's descriptor: bubblewrap reads it (a read that fails at
+    # once) and closes it, so the descriptor does not reach the jail.
+    fd = str(userns_fd)
+    unshare = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+    return [*unshare, "--unshare-cgroup", "--userns", fd, "--block-fd", fd]
 
 
 def _system_links() -> list[str]:

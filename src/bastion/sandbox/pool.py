@@ -50,9 +50,9 @@ class Worker:
         self._channel: _Channel | None = None  # made on the event loop, at the first exchange
 
     @classmethod
-    def start(cls, jail: Jail) -> Worker:
-        """Launch a worker (it waits for its model)."""
-        process, ours = jail.spawn_worker()
+    def start(cls, jail: Jail, *, label: str = "worker") -> Worker:
+        """Launch a worker (it waits for its model); its standard error is logged as ``label``."""
+        process, ours = jail.spawn_worker(label=label)
         ours.setblocking(False)
         return cls(process, ours)
 
@@ -295,7 +295,9 @@ class WorkerPool:
     async def _start(self) -> Worker:
         limits = self._jail.limits
         try:
-            worker = await to_thread.run_sync(Worker.start, self._jail)
+            worker = await to_thread.run_sync(
+                lambda: Worker.start(self._jail, label=f"worker of {self.model.ref}")
+            )
         except OSError as exc:
             self.failing = True
             raise BackendError(
