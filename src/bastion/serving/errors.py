@@ -6,7 +6,7 @@ import math
 
 from starlette.responses import JSONResponse
 
-from bastion.errors import AuthError, BastionError, InvalidInput, RateLimited
+from bastion.errors import AuthError, BackendUnavailable, BastionError, InvalidInput, RateLimited
 from bastion.identity import InvalidScope, InvalidTarget, LockedOut, UnsupportedGrantType
 
 INTERNAL_ERROR = "Internal server error."
@@ -49,6 +49,6 @@ def _headers(error: BastionError, request_id: str) -> dict[str, str]:
     headers = {"X-Request-ID": request_id}
     if isinstance(error, AuthError):
         headers["WWW-Authenticate"] = 'Bearer realm="bastion", error="invalid_token"'
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | BackendUnavailable):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     return headers

@@ -1,6 +1,7 @@
 """Rate limits (token buckets) and daily quotas, in memory (one gateway process).
 
-``redis_limits.py`` has the same two, shared by every gateway process through Redis.
+``redis_limits.py`` has the same two, shared by every gateway process through Redis. The
+methods are coroutines because the shared ones wait on Redis without blocking the event loop.
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ class _Bucket:
 class RateLimiter(Protocol):
     """Takes one request from a key's budget."""
 
-    def check(self, key: str) -> None:
-        """Raise RateLimited when ``key`` is over its rate."""
+    async def check(self, key: str) -> None:
+        """Raise RateLimited when ``key`` is over its rate (BackendUnavailable: cannot tell)."""
         ...
 
 
 class QuotaCounter(Protocol):
     """Counts requests per key and UTC day."""
 
-    def take(self, key: str, quota: int) -> None:
+    async def take(self, key: str, quota: int) -> None:
         """Count one request of ``key`` today; raise RateLimited once ``quota`` is spent."""
         ...
 
@@ -49,7 +50,7 @@ class TokenBucketLimiter:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = Lock()
 
-    def check(self, key: str) -> None:
+    async def check(self, key: str) -> None:
         """Take one token from ``key``'s bucket.
 
         Raises:
@@ -84,7 +85,7 @@ class DailyQuotas:
         self._counts: dict[str, int] = {}
         self._lock = Lock()
 
-    def take(self, key: str, quota: int) -> None:
+    async def take(self, key: str, quota: int) -> None:
         """Count one request of ``key``.
 
         Raises:

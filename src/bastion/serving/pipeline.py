@@ -10,18 +10,24 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import redis
+import redis.asyncio as aioredis
 
 from bastion.audit import AsyncAppender, AuditEvent
 from bastion.errors import BastionError
-from bastion.identity import Lockout, LockoutCounter
 from bastion.identity.external import ExternalIssuers
+from bastion.identity.lockout import Lockout, LockoutCounter, LockoutRules
 from bastion.monitor import GatewayMetrics, Monitor
 from bastion.policy import ReloadingAuthorizer
 from bastion.serving.cache import ModelCache, TtlCache
 from bastion.serving.call import Call
+from bastion.serving.health import Backends
 from bastion.serving.limits import DailyQuotas, QuotaCounter, RateLimiter, TokenBucketLimiter
-from bastion.serving.redis_limits import RedisDailyQuotas, RedisLockout, RedisTokenBucketLimiter
+from bastion.serving.redis_limits import (
+    RedisDailyQuotas,
+    RedisLockout,
+    RedisTokenBucketLimiter,
+    connect,
+)
 from bastion.serving.runner import Runner
 from bastion.serving.stages.administer import Administer
 from bastion.serving.stages.authenticate import Authenticate, Sessions
@@ -38,6 +44,9 @@ from bastion.workspace import Workspace
 
 Stage = Callable[[Call], Awaitable[None]]
 _SESSIONS = 100_000
+# Readiness probes wait this long for the database and Redis: far above a healthy answer,
+# far below a load balancer's probe timeout.
+_READY_SECONDS = 1.0
 logger = logging.getLogger("bastion.serving")
 
 
@@ -84,7 +93,7 @@ def _policies(workspace: Workspace) -> ReloadingAuthorizer:
     return ReloadingAuthorizer(workspace.paths.policies, clock=workspace.clock, on_change=audit)
 
 
-def _throttle(workspace: Workspace, shared: redis.Redis | None) -> Throttle:
+def _throttle(workspace: Workspace, shared: aioredis.Redis | None) -> Throttle:
     """Rate limits and quotas: in this process, or in the ``shared`` Redis."""
     settings, clock = workspace.settings, workspace.clock
     prefix = _redis_prefix(workspace)
@@ -118,16 +127,17 @@ def _throttle(workspace: Workspace, shared: redis.Redis | None) -> Throttle:
     )
 
 
-def _lockout(workspace: Workspace, shared: redis.Redis | None) -> LockoutCounter:
+def _lockout(workspace: Workspace, shared: aioredis.Redis | None) -> LockoutCounter:
     settings = workspace.settings
-    rules = {
-        "limit": settings.lockout_failures,
-        "window": settings.lockout_seconds,
-        "lock_seconds": settings.lockout_seconds,
-    }
+    rules = LockoutRules(
+        pair_failures=settings.lockout_failures,
+        window=settings.lockout_seconds,
+        lock_seconds=settings.lockout_seconds,
+        client_failures=settings.lockout_client_failures_per_hour,
+    )
     if shared is None:
-        return Lockout(**rules, clock=workspace.clock)
-    return RedisLockout(client=shared, prefix=f"{_redis_prefix(workspace)}lockout:", **rules)
+        return Lockout(rules=rules, clock=workspace.clock)
+    return RedisLockout(client=shared, prefix=f"{_redis_prefix(workspace)}lockout:", rules=rules)
 
 
 def _redis_prefix(workspace: Workspace) -> str:
@@ -137,7 +147,7 @@ def _redis_prefix(workspace: Workspace) -> str:
 
 @dataclass(frozen=True)
 class Pipelines:
-    """One pipeline per kind of route."""
+    """One pipeline per kind of route, and the backends they need (for readiness)."""
 
     token: Pipeline
     revoke: Pipeline
@@ -148,6 +158,7 @@ class Pipelines:
     audit: Pipeline
     dp_query: Pipeline
     admin: Pipeline
+    backends: Backends
 
 
 def build_pipelines(
@@ -177,7 +188,15 @@ def build_pipelines(
     tokens = workspace.token_service()
     # Limits and lockouts shared by every gateway process, when a Redis is configured.
     redis_url = settings.redis_url
-    shared = redis.Redis.from_url(redis_url.get_secret_value()) if redis_url else None
+    shared = (
+        connect(
+            redis_url.get_secret_value(),
+            timeout=settings.redis_timeout_seconds,
+            connect_timeout=settings.redis_connect_timeout_seconds,
+        )
+        if redis_url
+        else None
+    )
     lockout = _lockout(workspace, shared)
     models = ModelCache(registry=workspace.registry, clock=clock)
     authorize = Authorize(authorizer=_policies(workspace), models=models, clock=clock)
@@ -203,4 +222,5 @@ def build_pipelines(
         audit=Pipeline(guard, record=record),
         dp_query=Pipeline([*guard, AnswerQuery(engine=workspace.dp_engine())], record=record),
         admin=Pipeline([*guard, Administer()], record=record),
+        backends=Backends(database=workspace.database, shared=shared, timeout=_READY_SECONDS),
     )

@@ -1,20 +1,32 @@
 """Limits shared by every gateway process, in Redis: token buckets, daily quotas, lockouts.
 
 Each is one atomic Lua script on Redis's own clock, so gateways agree on time and two
-processes can never both take the last token. When Redis does not answer, the request
-is refused (503), never let through.
+processes can never both take the last token. The client is ``redis.asyncio`` with short
+timeouts (``redis_timeout_seconds``, ``redis_connect_timeout_seconds``): a Redis that is
+down, or accepts connections and never answers, costs the one request that needs it a
+quick 503 (:class:`BackendUnavailable`), never a blocked event loop, and is never let through.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
-from bastion.errors import BackendError, RateLimited
-from bastion.identity.lockout import SLOW_DOWN_SECONDS, LockedOut
+from bastion.errors import BackendUnavailable, RateLimited
+from bastion.identity.lockout import (
+    CLIENT_SPENT,
+    PAIR_LOCKED,
+    LockedOut,
+    LockoutRules,
+    StateKeys,
+    state_keys,
+)
 from bastion.serving.limits import until_midnight
 from bastion.types import Clock
 
@@ -53,56 +65,118 @@ end
 return {1, used}
 """
 
-# KEYS: failure counters then lock flags of the client id and the address; ARGV: limit,
-# window and lock seconds. Returns the larger failure count (0 once a lock is set).
-_FAILURE_SCRIPT = """
-local limit, window, lock = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local worst = 0
-for i = 1, 2 do
-  local count = redis.call('INCR', KEYS[i])
-  if count == 1 then
-    redis.call('EXPIRE', KEYS[i], window)
-  end
-  if count >= limit then
-    redis.call('SET', KEYS[i + 2], '1', 'EX', lock)
-    redis.call('DEL', KEYS[i])
-    count = 0
-  end
-  worst = math.max(worst, count)
+# The lockout (identity/lockout.py has the same rules in memory). KEYS: pair count, pair
+# lock, client count, address count, trusted pair. Counts start their window at 1.
+_LOCKOUT_COMMON = """
+local pair, pair_lock, client, address, trusted = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local function value(key) return tonumber(redis.call('GET', key) or '0') end
+local function add(key, ttl)
+  if redis.call('INCR', key) == 1 then redis.call('PEXPIRE', key, ttl) end
 end
-return worst
+local function refund(key)
+  if value(key) > 0 then redis.call('DECR', key) end
+end
 """
 
+# ARGV: pair failures, window ms, client failures, client window ms. Returns {0, ms to
+# wait, which} when refused (1: the pair is locked, 2: the client's budget is spent), else {1}.
+_ATTEMPT_SCRIPT = (
+    _LOCKOUT_COMMON
+    + """
+local locked = redis.call('PTTL', pair_lock)
+if locked > 0 then return {0, locked, 1} end
+if value(pair) >= tonumber(ARGV[1]) then return {0, redis.call('PTTL', pair), 1} end
+if redis.call('EXISTS', trusted) == 0 and value(client) >= tonumber(ARGV[3]) then
+  return {0, redis.call('PTTL', client), 2}
+end
+add(pair, ARGV[2])
+add(client, ARGV[4])
+add(address, ARGV[2])
+return {1}
+"""
+)
 
-@contextmanager
-def _answering(what: str) -> Iterator[None]:
+# ARGV: pair failures, lock ms. Returns the largest of the three failure counts.
+_FAILURE_SCRIPT = (
+    _LOCKOUT_COMMON
+    + """
+local counts = {value(pair), value(address), value(client)}
+if counts[1] >= tonumber(ARGV[1]) then
+  redis.call('SET', pair_lock, '1', 'PX', ARGV[2])
+  redis.call('DEL', pair)
+end
+return math.max(counts[1], counts[2], counts[3])
+"""
+)
+
+# ARGV: trust ms.
+_SUCCESS_SCRIPT = (
+    _LOCKOUT_COMMON
+    + """
+redis.call('DEL', pair, pair_lock, address)
+refund(client)
+redis.call('SET', trusted, '1', 'PX', ARGV[1])
+return 1
+"""
+)
+
+_RELEASE_SCRIPT = (
+    _LOCKOUT_COMMON
+    + """
+refund(pair)
+refund(client)
+refund(address)
+return 1
+"""
+)
+
+
+def connect(url: str, *, timeout: float, connect_timeout: float) -> aioredis.Redis:
+    """An asyncio Redis client that gives up quickly.
+
+    One retry (no backoff) survives a connection Redis closed while idle; a Redis that does
+    not answer costs at most about ``connect_timeout + 2 * timeout``.
+    """
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+@asynccontextmanager
+async def _answering(what: str) -> AsyncIterator[None]:
     try:
         yield
-    except redis.RedisError as exc:
-        raise BackendError(f"The {what} is unavailable.", detail=type(exc).__name__) from None
+    except (RedisError, OSError) as exc:
+        # Refused, never let through: a limit nobody can check is a limit nobody enforces.
+        raise BackendUnavailable(
+            f"The {what} is unavailable; try again shortly.", detail=type(exc).__name__
+        ) from None
 
 
 class RedisTokenBucketLimiter:
     """The same token bucket as the in-memory limiter, shared through Redis."""
 
     def __init__(
-        self, *, client: redis.Redis, rate: float, burst: int, prefix: str, limit: str = "rate"
+        self, *, client: aioredis.Redis, rate: float, burst: int, prefix: str, limit: str = "rate"
     ) -> None:
         self._rate = rate
         self._burst = burst
         self._prefix = prefix
         self._limit = limit
-        self._script: Callable[..., Any] = client.register_script(_BUCKET_SCRIPT)
+        self._script: Any = client.register_script(_BUCKET_SCRIPT)
 
-    def check(self, key: str) -> None:
+    async def check(self, key: str) -> None:
         """Take one token from ``key``'s shared bucket.
 
         Raises:
             RateLimited: the bucket is empty.
-            BackendError: Redis does not answer (the request is refused, not let through).
+            BackendUnavailable: Redis does not answer (the request is refused, not let through).
         """
-        with _answering("rate limiter"):
-            allowed, wait_ms = self._script(
+        async with _answering("rate limiter"):
+            allowed, wait_ms = await self._script(
                 keys=[f"{self._prefix}{key}"], args=[self._rate, self._burst]
             )
         if not allowed:
@@ -112,21 +186,21 @@ class RedisTokenBucketLimiter:
 class RedisDailyQuotas:
     """Requests per key and UTC day, counted in Redis by every gateway."""
 
-    def __init__(self, *, client: redis.Redis, prefix: str, clock: Clock) -> None:
+    def __init__(self, *, client: aioredis.Redis, prefix: str, clock: Clock) -> None:
         self._prefix = prefix
         self._clock = clock
-        self._script: Callable[..., Any] = client.register_script(_QUOTA_SCRIPT)
+        self._script: Any = client.register_script(_QUOTA_SCRIPT)
 
-    def take(self, key: str, quota: int) -> None:
+    async def take(self, key: str, quota: int) -> None:
         """Count one request of ``key`` today.
 
         Raises:
             RateLimited: the quota is spent; retry after midnight UTC.
-            BackendError: Redis does not answer.
+            BackendUnavailable: Redis does not answer.
         """
         now = self._clock()
-        with _answering("quota counter"):
-            counted, _ = self._script(
+        async with _answering("quota counter"):
+            counted, _ = await self._script(
                 keys=[f"{self._prefix}{int(now // 86_400)}:{key}"], args=[quota]
             )
         if not counted:
@@ -136,56 +210,55 @@ class RedisDailyQuotas:
 class RedisLockout:
     """The lockout of failed client authentication, shared by every gateway (same rules)."""
 
-    def __init__(
-        self,
-        *,
-        client: redis.Redis,
-        prefix: str,
-        limit: int,
-        window: float,
-        lock_seconds: float,
-        slow_after: int = 3,
-    ) -> None:
-        self._client = client
+    def __init__(self, *, client: aioredis.Redis, prefix: str, rules: LockoutRules) -> None:
+        self.rules = rules
         self._prefix = prefix
-        self.limit, self.window, self.lock_seconds = limit, window, lock_seconds
-        self.slow_after = slow_after
-        self._script: Callable[..., Any] = client.register_script(_FAILURE_SCRIPT)
+        self._attempt: Any = client.register_script(_ATTEMPT_SCRIPT)
+        self._failure: Any = client.register_script(_FAILURE_SCRIPT)
+        self._success: Any = client.register_script(_SUCCESS_SCRIPT)
+        self._release: Any = client.register_script(_RELEASE_SCRIPT)
 
-    def check(self, *, client_id: str, source: str) -> None:
-        """Refuse a locked client id or address.
+    async def attempt(self, *, client_id: str, source: str) -> None:
+        """Refuse a locked pair, or a stranger once the client's budget is spent; count the rest.
 
         Raises:
-            LockedOut: either is locked; ``retry_after`` says for how long.
-            BackendError: Redis does not answer.
+            LockedOut: refused; ``retry_after`` says for how long.
+            BackendUnavailable: Redis does not answer.
         """
-        with _answering("lockout"):
-            remaining = [
-                self._client.pttl(self._key("locked", kind, value))
-                for kind, value in (("client", client_id), ("source", source))
-            ]
-        longest = max(int(ms) for ms in remaining)  # -2: no lock
-        if longest > 0:
-            raise LockedOut(retry_after=longest / 1000)
-
-    def failure(self, *, client_id: str, source: str) -> float:
-        """Count a failure; return how long to wait before answering it."""
-        keys = [
-            self._key("failures", "client", client_id),
-            self._key("failures", "source", source),
-            self._key("locked", "client", client_id),
-            self._key("locked", "source", source),
-        ]
-        with _answering("lockout"):
-            worst = self._script(
-                keys=keys, args=[self.limit, int(self.window), int(self.lock_seconds)]
+        rules = self.rules
+        args = [rules.pair_failures, _ms(rules.window), rules.client_failures]
+        async with _answering("lockout"):
+            answer = await self._attempt(
+                keys=self._keys(client_id, source), args=[*args, _ms(rules.client_window)]
             )
-        return SLOW_DOWN_SECONDS if int(worst) > self.slow_after else 0.0
+        if not int(answer[0]):
+            limit = PAIR_LOCKED if int(answer[2]) == 1 else CLIENT_SPENT
+            raise LockedOut(retry_after=max(int(answer[1]), 1) / 1000, limit=limit)
 
-    def success(self, *, client_id: str) -> None:
-        """Forget the client's failures once it authenticates."""
-        with _answering("lockout"):
-            self._client.delete(self._key("failures", "client", client_id))
+    async def failure(self, *, client_id: str, source: str) -> float:
+        """Lock the pair once it reached its limit; return the delay before answering."""
+        args = [self.rules.pair_failures, _ms(self.rules.lock_seconds)]
+        async with _answering("lockout"):
+            worst = await self._failure(keys=self._keys(client_id, source), args=args)
+        return self.rules.delay(int(worst))
 
-    def _key(self, what: str, kind: str, value: str) -> str:
-        return f"{self._prefix}{what}:{kind}:{value}"
+    async def success(self, *, client_id: str, source: str) -> None:
+        """Refund the attempt, clear the pair and the address, and trust the pair."""
+        async with _answering("lockout"):
+            await self._success(
+                keys=self._keys(client_id, source), args=[_ms(self.rules.trust_seconds)]
+            )
+
+    async def release(self, *, client_id: str, source: str) -> None:
+        """Refund the attempt."""
+        async with _answering("lockout"):
+            await self._release(keys=self._keys(client_id, source), args=[])
+
+    def _keys(self, client_id: str, source: str) -> list[str]:
+        keys: StateKeys = state_keys(client_id, source)
+        names = (keys.pair, keys.pair_lock, keys.client, keys.address, keys.trusted)
+        return [f"{self._prefix}{name}" for name in names]
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 from urllib.parse import parse_qsl
 
 import anyio
 from anyio import to_thread
 
-from bastion.errors import AuthError, InvalidInput
+from bastion.errors import AuthError, BackendError, InvalidInput
 from bastion.identity import ClientCredentials, LockoutCounter, TokenRequest, TokenService
 from bastion.serving.call import Call
 from bastion.serving.stages.authenticate import Sessions
@@ -32,6 +32,8 @@ class IssueToken:
         Raises:
             InvalidInput: the body is not a well-formed token request.
             AuthError: client authentication failed.
+            LockedOut: too many failures (docs/identity.md, "Lockout").
+            BackendUnavailable: the shared lockout (Redis) does not answer.
         """
         form = await read_form(call)
         request = TokenRequest.from_http(
@@ -58,6 +60,8 @@ class RevokeToken:
         Raises:
             InvalidInput: the body is malformed or names no token.
             AuthError: client authentication failed.
+            LockedOut: too many failures (docs/identity.md, "Lockout").
+            BackendUnavailable: the shared lockout (Redis) does not answer.
         """
         token, call.principal = await _on_own_token(call, self._lockout, self._service.revoke)
         self._sessions.discard(token)  # this gateway refuses it at once; others within seconds
@@ -76,6 +80,8 @@ class IntrospectToken:
         Raises:
             InvalidInput: the body is malformed or names no token.
             AuthError: client authentication failed.
+            LockedOut: too many failures (docs/identity.md, "Lockout").
+            BackendUnavailable: the shared lockout (Redis) does not answer.
         """
         _, call.introspection = await _on_own_token(call, self._lockout, self._service.introspect)
 
@@ -91,16 +97,27 @@ async def _on_own_token(
 
 @asynccontextmanager
 async def _guarded(lockout: LockoutCounter, client_id: str, source: str) -> AsyncIterator[None]:
-    """Refuse locked clients and addresses; slow down and count failed authentication."""
-    lockout.check(client_id=client_id, source=source)
+    """Count the attempt under the lockout; slow down failures, refund everything else.
+
+    ``source`` is the client's address as the HTTP edge determined it (the only input the
+    lockout takes from the connection).
+    """
+    await lockout.attempt(client_id=client_id, source=source)
     try:
         yield
     except AuthError:
-        delay = lockout.failure(client_id=client_id, source=source)
+        delay = await lockout.failure(client_id=client_id, source=source)
         if delay:
             await anyio.sleep(delay)
         raise
-    lockout.success(client_id=client_id)
+    except BaseException:
+        # Not a judged secret (a malformed scope, a database error, a cancelled request):
+        # refunded, so only real failures count and nothing leaks a pending attempt.
+        with anyio.CancelScope(shield=True), suppress(BackendError):
+            # A refund that cannot be made leaves the attempt counted: the safe side.
+            await lockout.release(client_id=client_id, source=source)
+        raise
+    await lockout.success(client_id=client_id, source=source)
 
 
 async def read_form(call: Call) -> dict[str, str]:

@@ -43,15 +43,16 @@ class Throttle:
 
         Raises:
             RateLimited: over a rate or a quota; ``detail`` names which.
+            BackendUnavailable: the shared limits (Redis) do not answer: refused, not let through.
         """
         if call.principal is None:
             raise AuthError(detail="throttle reached without a principal")
         principal = call.principal.client_id
         model = self._models.get(call.target.model)
-        self._principals.check(principal)
+        await self._principals.check(principal)
         if model is not None and model.rate is not None:
-            model.rate.check(call.target.model)
+            await model.rate.check(call.target.model)
         if self._principal_quota is not None:
-            self._quotas.take(f"principal:{principal}", self._principal_quota)
+            await self._quotas.take(f"principal:{principal}", self._principal_quota)
         if model is not None and model.daily_quota is not None:
-            self._quotas.take(f"model:{call.target.model}", model.daily_quota)
+            await self._quotas.take(f"model:{call.target.model}", model.daily_quota)
