@@ -114,3 +114,58 @@ def test_policies_change_only_into_a_set_that_validates(gateway, admin, digits):
         while http.post("/v2/models/digits/infer", json=body, headers=analyst).status_code != 200:
             assert time.monotonic() < deadline + 5
             time.sleep(0.2)
+
+
+def test_disabling_through_the_admin_api_refuses_the_next_request_at_once(gateway, admin, digits):
+    """Token works (and is cached), admin disables, the very next request is 401: no sleep."""
+    body = infer_body(digits.images[:1])
+    with gateway.http() as http:
+        added = http.post("/admin/principals", json={"name": "doomed", "role": "analyst"},
+                          headers=admin)  # fmt: skip
+        assert added.status_code == 201, added.text
+        client_id, secret = added.json()["client_id"], added.json()["client_secret"]
+        gateway.tokens.append(secret)
+        tokens = []
+        for _ in range(2):  # the second token is accepted from the cached principal
+            token = http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                              auth=(client_id, secret)).json()["access_token"]  # fmt: skip
+            gateway.tokens.append(token)
+            tokens.append(auth(token))
+        key = http.post(
+            "/admin/api-keys",
+            json={"principal": "doomed", "actions": ["infer"], "models": ["digits"], "days": 1},
+            headers=admin,
+        ).json()["key"]
+        gateway.tokens.append(key)
+        for headers in (*tokens, auth(key)):
+            for _ in range(2):  # the second use is served from the gateway's caches
+                answer = http.post("/v2/models/digits/infer", json=body, headers=headers)
+                assert answer.status_code == 200, answer.text
+        assert http.post("/admin/principals/doomed/disable", headers=admin).status_code == 200
+        after = [
+            http.post("/v2/models/digits/infer", json=body, headers=headers).status_code
+            for headers in (*tokens, auth(key))
+        ]
+        described = http.get("/v2/models/digits", headers=tokens[0]).status_code
+    assert after == [401, 401, 401]
+    assert described == 401
+
+
+def test_revoking_an_api_key_through_the_admin_api_refuses_it_at_once(gateway, admin, digits):
+    """A key used twice (warm), revoked through the admin API: the very next use is 401."""
+    body = infer_body(digits.images[:1])
+    with gateway.http() as http:
+        created = http.post(
+            "/admin/api-keys",
+            json={"principal": "ana", "actions": ["infer", "describe"], "models": ["*"],
+                  "days": 1},
+            headers=admin,
+        ).json()  # fmt: skip
+        gateway.tokens.append(created["key"])
+        headers = auth(created["key"])
+        statuses = [http.get("/v2/models/digits", headers=headers).status_code for _ in range(2)]
+        assert statuses == [200, 200]
+        revoked = http.delete(f"/admin/api-keys/{created['key_id']}", headers=admin)
+        assert revoked.status_code == 200
+        assert http.get("/v2/models/digits", headers=headers).status_code == 401
+        assert http.post("/v2/models/digits/infer", json=body, headers=headers).status_code == 401

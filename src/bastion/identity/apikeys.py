@@ -106,7 +106,7 @@ class ApiKeyStore:
             return [_record(row) for row in rows]
 
     def revoke(self, key_id: str) -> None:
-        """Revoke a key at once.
+        """Revoke a key at once, on every gateway (keys are checked in the database each time).
 
         Raises:
             NotFound: no such key.
@@ -117,6 +117,7 @@ class ApiKeyStore:
                 .where(tables.api_keys.c.key_id == key_id)
                 .values(revoked=True)
             )
+        self._principals.changed()  # for any cache of what a principal may do
         if done.rowcount == 0:
             raise NotFound(f"No API key {key_id!r}; see `bastion apikey list`.")
 

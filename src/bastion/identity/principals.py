@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from threading import Lock
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -43,12 +44,31 @@ class NewClient:
 
 
 class PrincipalStore:
-    """Creates, lists, disables and authenticates principals."""
+    """Creates, lists, disables and authenticates principals.
+
+    :attr:`generation` counts the changes made to principals through this store (this
+    process): a cache of what a principal may do (the gateway's authentication caches)
+    keeps the generation it was filled at and drops an entry whose generation is past, so
+    a change made here applies at once. Changes made by another process (the CLI, another
+    gateway) are not counted: such caches bound them by their own lifetime.
+    """
 
     def __init__(self, *, database: Database, hash_key: bytes, clock: Clock) -> None:
         self._db = database
         self._hash_key = hash_key
         self._clock = clock
+        self._generation = 0
+        self._generation_lock = Lock()
+
+    @property
+    def generation(self) -> int:
+        """How many changes to principals (or their API keys) this process has committed."""
+        return self._generation
+
+    def changed(self) -> None:
+        """Count a change just committed (after the commit, so a reader never misses it)."""
+        with self._generation_lock:
+            self._generation += 1
 
     def add(
         self,
@@ -130,7 +150,9 @@ class PrincipalStore:
         return principal
 
     def disable(self, name: str) -> Principal:
-        """Disable a principal by name; its tokens stop working at once.
+        """Disable a principal by name; its tokens and API keys stop working.
+
+        At once on a gateway of this process; within ``auth_cache_seconds`` on the others.
 
         Raises:
             NotFound: there is no principal with this name.
@@ -161,6 +183,7 @@ class PrincipalStore:
             done = db.execute(
                 tables.principals.update().where(tables.principals.c.name == name).values(**values)
             )
+        self.changed()
         if done.rowcount == 0:
             raise NotFound(f"No principal named {name!r}; see `bastion principal list`.")
         return next(p for p in self.list() if p.name == name)

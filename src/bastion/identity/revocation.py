@@ -49,6 +49,16 @@ class RevocationList:
         with self._db.transaction() as db:
             return db.execute(sa.select(table.c.jti).where(table.c.jti == jti)).first() is not None
 
+    @property
+    def fresh_until(self) -> float:
+        """Until when the in-memory copy counts as fresh (``-inf``: there is none).
+
+        A cache that relies on the copy (a verified token remembered by the gateway) must
+        not outlive it, or a revocation made elsewhere would take longer than
+        ``cache_seconds`` to apply.
+        """
+        return self._fresh_until
+
     def cached(self, jti: str) -> bool | None:
         """Whether ``jti`` was revoked, from the in-memory copy; None when it is stale."""
         if self._clock() >= self._fresh_until:

@@ -2,6 +2,14 @@
 
 A token is Bastion's own (signed with the workspace's keys), or one from a trusted external
 issuer (``trusted_issuers``), told apart by its ``iss`` claim.
+
+What a verified token stands for is remembered for ``auth_cache_seconds`` at most, and
+never longer than what it was built from was fresh: the principal read from the database
+and the copy of the revocation list. So a principal disabled, or a token revoked, by
+another process (the CLI, another gateway) is refused here within ``auth_cache_seconds``.
+A change made through this process (the admin API of this gateway) applies at once: every
+remembered entry carries the :attr:`PrincipalStore.generation` it was made at, and one
+made before the latest change is not used.
 """
 
 from __future__ import annotations
@@ -37,6 +45,16 @@ class Session:
     principal: Principal
     scopes: frozenset[str] | None
     auth_method: str
+    generation: int = -1  # PrincipalStore.generation it was made at (-1: never reused)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """An enabled principal as read from the database, and until when it counts as fresh."""
+
+    principal: Principal
+    generation: int
+    fresh_until: float
 
 
 Sessions = TtlCache[str, Session]  # token → session
@@ -67,7 +85,7 @@ class Authenticate:
         self._external = external
         # client id → enabled principal, for new tokens of a principal seen in the last
         # cache_seconds (a new token then costs a signature check and no query)
-        self._principals_seen: TtlCache[str, Principal] = TtlCache(size=_PRINCIPALS)
+        self._principals_seen: TtlCache[str, _Seen] = TtlCache(size=_PRINCIPALS)
 
     async def __call__(self, call: Call) -> None:
         """Set ``call.principal``.
@@ -81,6 +99,7 @@ class Authenticate:
         token = token.strip()
         if token.startswith(API_KEY_PREFIX):
             call.auth_method = "api_key"  # recorded even when the key is refused
+            # Never cached: the key, its principal and its revocation are read each time.
             call.principal, call.api_key = await to_thread.run_sync(
                 self._api_keys.authenticate, token
             )
@@ -88,12 +107,17 @@ class Authenticate:
         call.auth_method = "bearer"
         certificate = call.certificate.thumbprint if call.certificate else None
         now = self._clock()
+        # Read before anything is loaded: a change committed after this makes what is
+        # loaded now stale, one committed before it is seen by the load.
+        generation = self._principals.generation
         session = self._sessions.get(token, now=now)
+        if session is not None and session.generation != generation:
+            self._sessions.discard(token)  # made before a change through this process
+            session = None
         if session is None or session.certificate != certificate:
-            session, expires_at = await self._verify(token, certificate, now)
-            if self._cache_seconds > 0:
-                expires = min(float(expires_at), now + self._cache_seconds)
-                self._sessions.put(token, session, expires=expires)
+            session, fresh_until = await self._verify(token, certificate, now, generation)
+            if self._cache_seconds > 0 and fresh_until > now:
+                self._sessions.put(token, session, expires=fresh_until)
         call.principal, call.scopes, call.auth_method = (
             session.principal,
             session.scopes,
@@ -101,24 +125,32 @@ class Authenticate:
         )
 
     async def _verify(
-        self, token: str, certificate: str | None, now: float
+        self, token: str, certificate: str | None, now: float, generation: int
     ) -> tuple[Session, float]:
+        """The session ``token`` stands for, and until when it may be reused."""
+        fresh_until = now + self._cache_seconds
         external = self._external.issuer_of(unverified_issuer(token)) if self._external else None
         if external is not None:
             found = await to_thread.run_sync(self._check_external, external, token)
             method = f"bearer:{external.config.name}"
-            return Session(certificate, found.principal, None, method), found.expires_at
+            if found.jti is not None:  # checked against the revocation list's copy
+                fresh_until = min(fresh_until, self._revocations.fresh_until)
+            session = Session(certificate, found.principal, None, method, generation)
+            return session, min(fresh_until, float(found.expires_at))
         verified = self._verifier.verify(token, certificate_thumbprint=certificate)
-        principal = self._known(verified, now)
-        if principal is None:
+        seen = self._known(verified, now, generation)
+        if seen is None:
             principal = await to_thread.run_sync(self._load, verified)
+            seen = _Seen(principal, generation, fresh_until)
             if self._cache_seconds > 0:
-                expires = now + self._cache_seconds
-                self._principals_seen.put(verified.client_id, principal, expires=expires)
+                self._principals_seen.put(verified.client_id, seen, expires=seen.fresh_until)
         method = "bearer+certificate" if verified.certificate_bound else "bearer"
-        return Session(certificate, principal, verified.scopes, method), verified.expires_at
+        session = Session(certificate, seen.principal, verified.scopes, method, generation)
+        # No older than the principal it holds, nor than the revocation list it was checked in.
+        fresh_until = min(seen.fresh_until, self._revocations.fresh_until)
+        return session, min(fresh_until, float(verified.expires_at))
 
-    def _known(self, verified: VerifiedToken, now: float) -> Principal | None:
+    def _known(self, verified: VerifiedToken, now: float, generation: int) -> _Seen | None:
         """The principal from memory when both it and the revocation list are fresh.
 
         Raises:
@@ -127,8 +159,10 @@ class Authenticate:
         revoked = self._revocations.cached(verified.jti)
         if revoked:
             raise AuthError(detail="revoked token")
-        principal = self._principals_seen.get(verified.client_id, now=now)
-        return principal if revoked is not None else None
+        if revoked is None:
+            return None
+        seen = self._principals_seen.get(verified.client_id, now=now)
+        return seen if seen is not None and seen.generation == generation else None
 
     def _load(self, verified: VerifiedToken) -> Principal:
         self._revocations.check(verified.jti)
