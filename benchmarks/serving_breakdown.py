@@ -37,7 +37,7 @@ from unittest import mock
 import numpy as np
 import uvloop
 
-from bastion.audit import AsyncAppender
+from bastion.audit import AuditLog
 from bastion.monitor import Monitor
 from bastion.registry import OutputPolicy
 from bastion.samples import DIGITS_INPUT, train_digits
@@ -147,7 +147,7 @@ async def request(
     return status, b"".join(chunks)
 
 
-async def skip_append(_self: AsyncAppender, _event: object) -> None:
+async def skip_append(_self: AuditLog, _event: object) -> None:
     return None
 
 
@@ -185,7 +185,7 @@ def main() -> None:
         for name, off in variants.items():
             with ExitStack() as stack:
                 if "audit" in off:
-                    stack.enter_context(mock.patch.object(AsyncAppender, "append", skip_append))
+                    stack.enter_context(mock.patch.object(AuditLog, "append_async", skip_append))
                 if "monitor" in off:
                     stack.enter_context(mock.patch.object(Monitor, "observe", skip_observe))
                 rows.append((name, uvloop.run(asgi(workspace, client, args.calls))))

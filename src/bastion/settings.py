@@ -249,7 +249,16 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
     audit_checkpoint_seconds: float = Field(
-        60.0, ge=1, le=86400, description="How often the audit writer signs a checkpoint."
+        10.0,
+        ge=1,
+        le=3600,
+        description="The longest an audit entry waits for a signed checkpoint (the time trigger).",
+    )
+    audit_checkpoint_entries: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Unsigned audit entries that trigger a checkpoint at once (the size trigger).",
     )
     alert_webhook_url: str | None = Field(
         None, description="Alerts are POSTed here, signed; https unless on loopback."

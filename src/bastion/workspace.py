@@ -172,6 +172,7 @@ class Workspace:
             origin=f"bastion-audit/{audit_key.kid[:16]}",  # stable and unique per workspace
             clock=clock,
             checkpoint_interval=settings.audit_checkpoint_seconds,
+            checkpoint_entries=settings.audit_checkpoint_entries,
         )
 
     @classmethod
@@ -317,7 +318,8 @@ class Workspace:
         return DpEngine(datasets=self.datasets, ledger=self.privacy_budgets)
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Sign a checkpoint of the audit entries written here, then release the database."""
+        self.audit.close()
         self.database.close()
 
 

@@ -11,12 +11,11 @@
 0
 """
 
-from bastion.audit.appender import AsyncAppender
 from bastion.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
-from bastion.audit.log import AuditEntry, AuditEvent, AuditLog, VerifyReport
+from bastion.audit.entry import AuditEntry, AuditEvent
+from bastion.audit.log import AuditLog, VerifyReport
 
 __all__ = [
-    "AsyncAppender",
     "AuditEntry",
     "AuditEvent",
     "AuditLog",

@@ -77,15 +77,18 @@ def verify_checkpoint(note: str, *, origin: str, public_key: Ed25519PublicKey) -
         raise IntegrityError("The checkpoint is malformed.") from None
     checkpoint = Checkpoint(origin, size, root, note)
     expected = key_hash(origin, public_key)
-    for line in signatures.splitlines():
+    if not signatures.endswith("\n"):
+        raise IntegrityError("The checkpoint is malformed.")
+    for line in signatures[:-1].split("\n"):
         parts = line.split(" ")
-        if len(parts) != 3 or parts[0] != _DASH or parts[1] != origin:  # noqa: PLR2004
-            continue
+        # Every line is a signature line (C2SP): nothing else may be added to a stored note.
+        if len(parts) != 3 or parts[0] != _DASH:  # noqa: PLR2004
+            raise IntegrityError("The checkpoint is malformed.")
         try:
             signature = base64.b64decode(parts[2], validate=True)
         except binascii.Error:
-            continue
-        if signature[:4] != expected:
+            raise IntegrityError("The checkpoint is malformed.") from None
+        if parts[1] != origin or signature[:4] != expected:
             continue
         try:
             public_key.verify(signature[4:], checkpoint.body.encode())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bastion.audit.log import AuditEntry
+from bastion.audit.entry import AuditEntry
 
 _SEVERITY_BY_STATUS = ((500, 3), (400, 4), (0, 6))  # error, warning, informational
 

@@ -1,127 +1,49 @@
 """The audit log: an append-only RFC 6962 Merkle tree in the database.
 
-Appends are grouped (group commit): a batch is written in one transaction, made durable
-by the commit, and only then are its callers answered. Threads submit through one writer
-thread per log; coroutines through :class:`bastion.audit.AsyncAppender`. Sequence numbers
-are taken inside that transaction under a lock (PostgreSQL advisory lock; SQLite's single
-writer), so several gateway processes on one database still build one linear log. Signed
-checkpoints (C2SP) commit to the tree at a size; ``verify`` recomputes every leaf and every
-checkpointed root.
+Every producer (request coroutines, the monitor's thread, the CLI) appends through one
+group-commit writer (:class:`bastion.audit.appender.GroupCommit`): a batch is written in one
+transaction, made durable by the commit, and only then are its callers answered. Sequence
+numbers are taken inside that transaction under a lock (PostgreSQL advisory lock; SQLite's
+single writer), so several gateway processes on one database still build one linear log.
+
+A row holds only the entry (the exact bytes hashed), its number (its place in the tree) and
+its leaf hash (a cache of ``SHA-256(0x00 ‖ entry)``, checked wherever it is read). Nothing a
+reader filters on lives outside the hashed bytes: search reads the entries themselves.
+
+Signed checkpoints (C2SP) commit to the tree at a size. The writer signs one when the
+entries it wrote since the last reach a count or an age (whichever first), and when the log
+is closed (gateway shutdown, the end of a CLI command). A checkpoint signs the leaves this
+process wrote as it wrote them, not as the table holds them now, so an entry edited, removed
+or reordered in the table before its checkpoint makes ``verify`` fail.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import queue
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from bastion.audit.appender import GroupCommit
 from bastion.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
-from bastion.audit.merkle import Frontier, consistency_proof, inclusion_proof
+from bastion.audit.entry import AuditEntry, AuditEvent, canonical
+from bastion.audit.merkle import Frontier, consistency_proof, inclusion_proof, leaf_hash
 from bastion.crypto import SigningKey
-from bastion.errors import BackendError, BastionError, Conflict, IntegrityError, NotFound
+from bastion.errors import BackendError, Conflict, IntegrityError, NotFound
 from bastion.storage import Database, tables
 from bastion.types import Clock
 
-MAX_BATCH = 2048  # entries in one transaction
-MAX_BACKLOG = 20_000  # entries waiting; past it appends are refused (503), never unaudited
 _ATTEMPTS = 20
 _ADVISORY_LOCK = 0x62617374696F6E  # "bastion"
 _FETCH = 20_000
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
 _NEXT_SEQ_SQL = "SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries"
-_COLUMNS = ("seq", "time", "event", "principal", "entry", "leaf_hash")
+_COLUMNS = ("seq", "entry", "leaf_hash")
+_MAX_UNSIGNED = 200_000  # leaves remembered for the next checkpoint (about 20 MB)
 logger = logging.getLogger("bastion.audit")
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    """What happened, in OWASP logging vocabulary. Digests and sizes, never payloads."""
-
-    event: str  # authn_token_created, authn_login_fail, authz_fail, model_infer, …
-    time: float
-    request_id: str
-    principal: str  # client id, or "-" when authentication failed
-    auth_method: str
-    source: str  # client address
-    route: str  # route template, never the raw path
-    action: str
-    resource: str
-    decision: str
-    policy_ids: tuple[str, ...]
-    status: int
-    latency_ms: float
-    input_sha256: str = ""
-    input_bytes: int = 0
-    output_sha256: str = ""
-    output_bytes: int = 0
-    reason: str = ""
-
-    def to_entry(self) -> bytes:
-        """The canonical JSON bytes that are stored and hashed as the leaf."""
-        values = {name: getattr(self, name) for name in _EVENT_FIELDS}
-        values["policy_ids"] = list(self.policy_ids)
-        return _CANONICAL.encode(values).encode()
-
-    @classmethod
-    def internal(
-        cls,
-        *,
-        event: str,
-        time: float,
-        action: str,
-        resource: str,
-        reason: str,
-        principal: str = "-",
-        policy_ids: tuple[str, ...] = (),
-    ) -> AuditEvent:
-        """An event that no request caused (an alert, a policy change)."""
-        return cls(
-            event=event,
-            time=time,
-            request_id="",
-            principal=principal,
-            auth_method="",
-            source="",
-            route="",
-            action=action,
-            resource=resource,
-            decision="none",
-            policy_ids=policy_ids,
-            status=0,
-            latency_ms=0.0,
-            reason=reason[:200],
-        )
-
-    @classmethod
-    def from_entry(cls, entry: bytes | str) -> AuditEvent:
-        """Inverse of :meth:`to_entry`."""
-        values = json.loads(entry)
-        return cls(**values | {"policy_ids": tuple(values["policy_ids"])})
-
-
-_EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def overloaded() -> BackendError:
-    """The error of an append refused because the backlog is full."""
-    return BackendError("The audit log is overloaded.", detail="audit backlog full")
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """An event at its place in the log."""
-
-    seq: int
-    event: AuditEvent
-    leaf_hash: bytes
 
 
 @dataclass(frozen=True)
@@ -132,12 +54,7 @@ class VerifyReport:
     root: bytes
     checkpoints: int
     witness: bool
-
-
-@dataclass
-class _Pending:
-    event: AuditEvent
-    result: Future[AuditEntry] = field(default_factory=Future)
+    uncovered: int  # entries after the newest signed checkpoint
 
 
 class AuditLog:
@@ -150,19 +67,20 @@ class AuditLog:
         signing_key: SigningKey,
         origin: str,
         clock: Clock,
-        checkpoint_interval: float = 60.0,
+        checkpoint_interval: float = 10.0,
+        checkpoint_entries: int = 10_000,
     ) -> None:
         self._db = database
         self._key = signing_key
         self.origin = origin
         self._clock = clock
         self._interval = checkpoint_interval
-        self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=MAX_BACKLOG)
-        self._writer: threading.Thread | None = None
-        self._writer_lock = threading.Lock()
-        self._frontier = Frontier()  # the tree as far as this process has read it
+        self._every = checkpoint_entries
+        self._writer = GroupCommit(write=self._write, housekeeping=self._checkpoint_when_due)
+        self._frontier: Frontier | None = None  # the signed tree as far as this process knows
         self._frontier_lock = threading.Lock()
-        self._last_checkpoint = clock()
+        self._unsigned: dict[int, bytes] = {}  # leaves this process wrote, not yet signed
+        self._unsigned_since = 0.0  # when the oldest of them was committed
         dialect = database.engine.dialect
         self._postgres = dialect.name == "postgresql"
         self._mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -171,60 +89,68 @@ class AuditLog:
     # -- writing ---------------------------------------------------------------------
 
     def append(self, event: AuditEvent) -> AuditEntry:
-        """Add ``event``; return once its batch is committed (durable).
+        """Add ``event`` from a thread; return once its batch is committed (durable).
 
         Raises:
             BackendError: the database failed or the backlog is full; not recorded.
         """
-        return self.submit(event).result()
+        return self._writer.submit(event).result()
 
     def submit(self, event: AuditEvent) -> Future[AuditEntry]:
-        """Queue ``event``; the future resolves once its batch is committed (durable).
+        """Queue ``event`` without waiting; the future resolves once it is committed.
 
         Raises:
             BackendError: the backlog is full: the writer cannot keep up, so the caller
                 must refuse its request rather than answer it unaudited.
         """
-        self._start_writer()
-        pending = _Pending(event)
-        try:
-            self._queue.put_nowait(pending)
-        except queue.Full:
-            raise overloaded() from None
-        return pending.result
+        return self._writer.submit(event)
 
-    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
-        """Add several events in one transaction, in order; return once it is committed.
-
-        A signed checkpoint follows when the interval since the last one has passed.
+    async def append_async(self, event: AuditEvent) -> AuditEntry:
+        """Add ``event`` from a coroutine; return once its batch is committed (durable).
 
         Raises:
-            BackendError: the database failed; none of the events is recorded.
+            BackendError: the database failed or the backlog is full; not recorded.
         """
-        entries = self._write(events)
-        self._checkpoint_when_due()
-        return entries
+        return await self._writer.append(event)
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
+        """Add several events, in order; return once every one is committed.
+
+        Raises:
+            BackendError: the database failed; an event whose batch failed is not recorded.
+        """
+        futures = [self._writer.submit(event) for event in events]
+        return [future.result() for future in futures]
 
     @property
     def backlog(self) -> int:
         """Events waiting for the writer (the queue depth)."""
-        return self._queue.qsize()
+        return self._writer.backlog
+
+    def close(self) -> None:
+        """Commit what is waiting and sign a checkpoint of every entry this process wrote."""
+        self._writer.close()
+
+    # -- checkpoints -----------------------------------------------------------------
 
     def checkpoint(self) -> Checkpoint:
         """Sign and store a checkpoint of the log as it is now.
 
-        Only the entries added since the last call are read: the right edge of the tree
-        is kept in memory, so a checkpoint of a large log stays cheap.
+        Only the entries added since this process's last checkpoint are read (the right
+        edge of the tree is kept, and stored with each checkpoint), so a checkpoint of a
+        large log stays cheap. Entries this process wrote count as written, whatever the
+        table says of them now.
         """
         with self._frontier_lock:
-            t = tables.audit_entries
-            query = sa.select(t.c.leaf_hash).where(t.c.seq >= self._frontier.size)
-            with self._db.transaction() as db:
-                for leaf in db.execute(query.order_by(t.c.seq)).scalars():
-                    self._frontier.append(bytes(leaf))
-            size, root_hash = self._frontier.size, self._frontier.root()
-            self._last_checkpoint = self._clock()
-        checkpoint = sign_checkpoint(origin=self.origin, size=size, root=root_hash, key=self._key)
+            frontier = self._load_frontier().copy()
+            self._extend(frontier)
+            self._frontier = frontier
+            for seq in [seq for seq in self._unsigned if seq < frontier.size]:
+                del self._unsigned[seq]
+            self._unsigned_since = self._clock()
+        checkpoint = sign_checkpoint(
+            origin=self.origin, size=frontier.size, root=frontier.root(), key=self._key
+        )
         try:
             with self._db.transaction() as db:
                 db.execute(
@@ -233,11 +159,74 @@ class AuditLog:
                         root=checkpoint.root,
                         note=checkpoint.note,
                         time=self._clock(),
+                        frontier=frontier.nodes,
                     )
                 )
         except Conflict:
             pass  # this size is checkpointed already; the root is the same or verify says so
         return checkpoint
+
+    def _checkpoint_when_due(self, final: bool) -> float | None:
+        """The writer's housekeeping: sign when the unsigned entries are many or old enough."""
+        with self._frontier_lock:
+            count, since = len(self._unsigned), self._unsigned_since
+        if not count:
+            return None
+        waited = self._clock() - since
+        if final or count >= self._every or waited >= self._interval:
+            try:
+                self.checkpoint()
+            except (BackendError, IntegrityError) as exc:  # the next batch or timer retries
+                logger.error("audit checkpoint failed: %s", exc.code)
+                return self._interval
+            return None
+        return self._interval - waited
+
+    def _load_frontier(self) -> Frontier:
+        """This process's frontier; at first, that of the newest stored checkpoint."""
+        if self._frontier is not None:
+            return self._frontier
+        t = tables.audit_checkpoints
+        with self._db.transaction() as db:
+            row = db.execute(
+                sa.select(t.c.size, t.c.note, t.c.frontier).order_by(t.c.size.desc()).limit(1)
+            ).first()
+        if row is None or row.frontier is None:
+            return Frontier()
+        try:
+            signed = self.read_checkpoint(row.note)
+            frontier = Frontier.restore(signed.size, bytes(row.frontier))
+        except (IntegrityError, ValueError):
+            signed = None
+        if signed is None or frontier.root() != signed.root:
+            logger.error("the stored frontier of checkpoint %d does not match it", row.size)
+            return Frontier()  # rebuilt from the entries; verify judges them
+        return frontier
+
+    def _extend(self, frontier: Frontier) -> None:
+        """Append the leaves after ``frontier`` to it: this process's own, else the table's."""
+        t = tables.audit_entries
+        query = sa.select(t.c.seq, t.c.entry).where(t.c.seq >= frontier.size).order_by(t.c.seq)
+        with self._db.transaction() as db:
+            stored = {int(seq): entry for seq, entry in db.execute(query)}
+        while True:
+            seq = frontier.size
+            mine = self._unsigned.get(seq)
+            if seq not in stored:
+                if mine is None:
+                    break
+                logger.error("audit entry %d was removed before its checkpoint", seq)
+                frontier.append(mine)
+                continue
+            leaf = leaf_hash(stored[seq].encode())
+            if mine is not None and leaf != mine:
+                # Changed or moved since this process committed it: sign what was committed,
+                # so that verify names the entry instead of the edit being signed.
+                logger.error("audit entry %d differs from what was written", seq)
+                leaf = mine
+            frontier.append(leaf)
+        if any(seq > frontier.size for seq in stored):
+            logger.error("audit entry %d is missing; later entries stay unsigned", frontier.size)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -251,11 +240,17 @@ class AuditLog:
             )
 
     def tail(self, count: int) -> list[AuditEntry]:
-        """The last ``count`` entries, oldest first."""
-        query = sa.select(tables.audit_entries).order_by(tables.audit_entries.c.seq.desc())
-        with self._db.transaction() as db:
-            rows = db.execute(query.limit(count)).all()
-        return [_entry(row) for row in reversed(rows)]
+        """The last ``count`` entries, oldest first.
+
+        Raises:
+            IntegrityError: a row read does not hash to its leaf, or numbers have a gap.
+        """
+        found = []
+        for entry in self._newest_first():
+            found.append(entry)
+            if len(found) >= count:
+                break
+        return found[::-1]
 
     def search(
         self,
@@ -265,17 +260,33 @@ class AuditLog:
         since: float | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
-        """Entries matching every given filter, newest first."""
-        t = tables.audit_entries
-        query = sa.select(t).order_by(t.c.seq.desc()).limit(limit)
-        if event is not None:
-            query = query.where(t.c.event == event)
-        if principal is not None:
-            query = query.where(t.c.principal == principal)
-        if since is not None:
-            query = query.where(t.c.time >= since)
-        with self._db.transaction() as db:
-            return [_entry(row) for row in db.execute(query)]
+        """Entries matching every given filter, newest first.
+
+        The filters are applied to the hashed entries themselves (no column outside them
+        can hide one), and every row read on the way is checked.
+
+        Raises:
+            IntegrityError: a row read does not hash to its leaf, or numbers have a gap.
+        """
+        # Canonical JSON escapes every quote inside a value, so these fragments occur only
+        # as the fields themselves: a cheap test before parsing.
+        needles = [
+            f'"{name}":{canonical(value)}'
+            for name, value in (("event", event), ("principal", principal))
+            if value is not None
+        ]
+        found: list[AuditEntry] = []
+        for entry in self._newest_first(needles):
+            e = entry.event
+            if (
+                (event is None or e.event == event)
+                and (principal is None or e.principal == principal)
+                and (since is None or e.time >= since)
+            ):
+                found.append(entry)
+                if len(found) >= limit:
+                    break
+        return found
 
     def leaf_hashes(self, size: int | None = None) -> list[bytes]:
         """The leaf hashes of the first ``size`` entries (all by default)."""
@@ -291,10 +302,11 @@ class AuditLog:
 
         Raises:
             NotFound: none was made yet.
+            IntegrityError: it is not signed by this log.
         """
         t = tables.audit_checkpoints
         with self._db.transaction() as db:
-            row = db.execute(sa.select(t).order_by(t.c.size.desc()).limit(1)).first()
+            row = db.execute(sa.select(t.c.note).order_by(t.c.size.desc()).limit(1)).first()
         if row is None:
             raise NotFound("No checkpoint yet; run `bastion audit checkpoint`.")
         return self.read_checkpoint(row.note)
@@ -341,11 +353,7 @@ class AuditLog:
                 checkpoint does not match or is not signed by this log; or the log
                 is not an extension of the witness's tree (truncated or forked).
         """
-        with self._db.transaction() as db:
-            stored = db.execute(
-                sa.select(tables.audit_checkpoints.c.size, tables.audit_checkpoints.c.note)
-            ).all()
-        checkpoints = {row.size: self.read_checkpoint(row.note) for row in stored}
+        checkpoints = self._stored_checkpoints()
         targets = dict(checkpoints)
         if witness is not None:
             if witness.origin != self.origin:
@@ -355,13 +363,14 @@ class AuditLog:
         for seq, entry, leaf in self._scan():
             if seq != frontier.size:
                 raise IntegrityError(f"Audit entry {frontier.size} is missing or out of order.")
-            if hashlib.sha256(b"\x00" + entry).digest() != leaf:
+            if leaf_hash(entry) != leaf:
                 raise IntegrityError(f"Audit entry {seq} was changed.")
             frontier.append(leaf)
             expected = targets.get(frontier.size)
             if expected is not None and expected.root != frontier.root():
                 raise IntegrityError(
-                    f"The log differs from the checkpoint at size {frontier.size}."
+                    f"The log differs from the checkpoint at size {frontier.size}: an entry "
+                    "before it was changed, removed, inserted or moved."
                 )
         beyond = [size for size in targets if size > frontier.size]
         if beyond:
@@ -371,9 +380,32 @@ class AuditLog:
             )
         if 0 in targets and targets[0].root != Frontier().root():
             raise IntegrityError("The checkpoint of the empty log is wrong.")
-        return VerifyReport(frontier.size, frontier.root(), len(checkpoints), witness is not None)
+        covered = max(checkpoints, default=0)
+        return VerifyReport(
+            size=frontier.size,
+            root=frontier.root(),
+            checkpoints=len(checkpoints),
+            witness=witness is not None,
+            uncovered=frontier.size - covered,
+        )
 
     # -- internals -------------------------------------------------------------------
+
+    def _stored_checkpoints(self) -> dict[int, Checkpoint]:
+        """Every stored checkpoint, by size; each row's columns must be its signed note's."""
+        t = tables.audit_checkpoints
+        with self._db.transaction() as db:
+            rows = db.execute(sa.select(t.c.size, t.c.root, t.c.note, t.c.frontier)).all()
+        checkpoints = {}
+        for row in rows:
+            signed = self.read_checkpoint(row.note)
+            if (signed.size, signed.root) != (row.size, bytes(row.root)) or (
+                row.frontier is not None
+                and _frontier_root(signed.size, bytes(row.frontier)) != signed.root
+            ):
+                raise IntegrityError(f"The checkpoint row of size {row.size} was changed.")
+            checkpoints[signed.size] = signed
+        return checkpoints
 
     def _scan(self) -> Iterator[tuple[int, bytes, bytes]]:
         with self._db.engine.connect() as connection:
@@ -384,57 +416,51 @@ class AuditLog:
                 for seq, entry, leaf in rows:
                     yield int(seq), entry.encode(), bytes(leaf)
 
+    def _newest_first(self, needles: Sequence[str] = ()) -> Iterator[AuditEntry]:
+        """Every entry, newest first, each row checked; those holding every needle parsed."""
+        with self._db.engine.connect() as connection:
+            cursor = connection.exec_driver_sql(
+                "SELECT seq, entry, leaf_hash FROM audit_entries ORDER BY seq DESC"
+            )
+            expected: int | None = None
+            while rows := cursor.fetchmany(_FETCH):
+                for seq, text, stored in rows:
+                    raw = text.encode()
+                    leaf = leaf_hash(raw)
+                    if expected is not None and seq != expected:
+                        raise IntegrityError(
+                            f"Audit entry {expected} is missing or out of order; "
+                            "run `bastion audit verify`."
+                        )
+                    if leaf != bytes(stored):
+                        raise IntegrityError(
+                            f"Audit entry {seq} was changed; run `bastion audit verify`."
+                        )
+                    expected = int(seq) - 1
+                    if all(needle in text for needle in needles):
+                        yield AuditEntry(int(seq), AuditEvent.from_entry(raw), leaf)
+
     def _prefix(self, size: int) -> list[bytes]:
         leaves = self.leaf_hashes(size)
         if len(leaves) != size or size < 1:
             raise NotFound(f"The log has no tree of size {size}.")
         return leaves
 
-    def _start_writer(self) -> None:
-        with self._writer_lock:
-            if self._writer is None or not self._writer.is_alive():
-                self._writer = threading.Thread(
-                    target=self._run_writer, name="bastion-audit-writer", daemon=True
-                )
-                self._writer.start()
-
-    def _run_writer(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                entries = self._write([pending.event for pending in batch])
-            except BastionError as exc:
-                for pending in batch:
-                    pending.result.set_exception(exc)
-                continue
-            for pending, entry in zip(batch, entries, strict=True):
-                pending.result.set_result(entry)
-            self._checkpoint_when_due()
-
-    def _checkpoint_when_due(self) -> None:
-        if self._clock() - self._last_checkpoint >= self._interval:
-            try:
-                self.checkpoint()
-            except BastionError as exc:  # the next batch tries again
-                logger.error("periodic audit checkpoint failed: %s", exc.code)
-
     def _write(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
+        """Write one batch (the writer thread only); remember its leaves until signed."""
         encoded = [event.to_entry() for event in events]
-        leaves = [hashlib.sha256(b"\x00" + entry).digest() for entry in encoded]
-        rows = [
-            (e.time, e.event, e.principal, entry.decode(), leaf)
-            for e, entry, leaf in zip(events, encoded, leaves, strict=True)
-        ]
+        leaves = [leaf_hash(entry) for entry in encoded]
+        rows = [(entry.decode(), leaf) for entry, leaf in zip(encoded, leaves, strict=True)]
         for _ in range(_ATTEMPTS):
             try:
                 start = self._insert(rows)
             except Conflict:
                 continue  # another process took these numbers between our read and write
+            with self._frontier_lock:
+                if not self._unsigned:
+                    self._unsigned_since = self._clock()
+                if len(self._unsigned) < _MAX_UNSIGNED:  # else checkpoints are failing
+                    self._unsigned.update((start + i, leaf) for i, leaf in enumerate(leaves))
             return [
                 AuditEntry(start + i, event, leaf)
                 for i, (event, leaf) in enumerate(zip(events, leaves, strict=True))
@@ -466,7 +492,8 @@ class AuditLog:
         return sql
 
 
-def _entry(row: sa.Row[tuple[object, ...]]) -> AuditEntry:
-    return AuditEntry(
-        seq=int(row.seq), event=AuditEvent.from_entry(row.entry), leaf_hash=bytes(row.leaf_hash)
-    )
+def _frontier_root(size: int, nodes: bytes) -> bytes | None:
+    try:
+        return Frontier.restore(size, nodes).root()
+    except ValueError:
+        return None

@@ -53,6 +53,32 @@ class Frontier:
         self._stack.append((height, current))
         self.size += 1
 
+    @classmethod
+    def restore(cls, size: int, nodes: bytes) -> Frontier:
+        """The frontier of a tree of ``size`` leaves from its :attr:`nodes`.
+
+        Raises:
+            ValueError: ``nodes`` does not hold one 32-byte hash per set bit of ``size``.
+        """
+        heights = [bit for bit in reversed(range(size.bit_length())) if size >> bit & 1]
+        if size < 0 or len(nodes) != 32 * len(heights):
+            raise ValueError("the frontier does not fit the tree size")
+        frontier = cls()
+        frontier.size = size
+        frontier._stack = [
+            (height, nodes[32 * i : 32 * (i + 1)]) for i, height in enumerate(heights)
+        ]
+        return frontier
+
+    @property
+    def nodes(self) -> bytes:
+        """The roots of the complete subtrees on the right edge, largest first, concatenated."""
+        return b"".join(node for _, node in self._stack)
+
+    def copy(self) -> Frontier:
+        """An independent frontier at the same place."""
+        return Frontier.restore(self.size, self.nodes)
+
     def root(self) -> bytes:
         """The tree hash of every leaf appended so far."""
         if not self._stack:

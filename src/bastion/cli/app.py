@@ -55,6 +55,9 @@ def root(
 ) -> None:
     """Bastion's commands; every one works on the workspace given by --home."""
     ctx.obj = CliState(home=home)
+    # Runs when the command ends, even by an error: a command that appended to the audit
+    # log leaves it covered by a signed checkpoint, not waiting for the next gateway.
+    ctx.call_on_close(ctx.obj.close)
 
 
 gateway.register(app)

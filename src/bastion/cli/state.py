@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ class CliState:
     """Global options, from which each command builds Settings once."""
 
     home: Path | None
+    opened: list[Workspace] = field(default_factory=list)  # closed when the command ends
 
     def settings(self, *, confirm_passphrase: bool = False, **overrides: Any) -> Settings:
         """Settings from flags, environment and the workspace's bastion.toml.
@@ -36,8 +37,15 @@ class CliState:
         return settings
 
     def workspace(self, **overrides: Any) -> Workspace:
-        """Open the workspace."""
-        return Workspace(settings=self.settings(**overrides))
+        """Open the workspace (closed by :meth:`close` when the command ends)."""
+        workspace = Workspace(settings=self.settings(**overrides))
+        self.opened.append(workspace)
+        return workspace
+
+    def close(self) -> None:
+        """Close every workspace the command opened: audit entries it wrote get signed."""
+        while self.opened:
+            self.opened.pop().close()
 
 
 def state(ctx: typer.Context) -> CliState:

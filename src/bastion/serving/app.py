@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import bastion
-from bastion.audit import AsyncAppender
+from bastion.audit import AuditLog
 from bastion.crypto import public_jwk
 from bastion.crypto.tls import certificate_thumbprint, client_id_of
 from bastion.errors import BastionError, InvalidInput, NotFound, PayloadTooLarge
@@ -68,8 +68,8 @@ _PLATFORMS = {
 def build_app(workspace: Workspace) -> Starlette:
     """The gateway's ASGI app over an opened workspace."""
     settings = workspace.settings
-    audit = AsyncAppender(workspace.audit)
-    metrics = GatewayMetrics(audit_backlog=lambda: audit.backlog + workspace.audit.backlog)
+    audit = workspace.audit  # one writer for requests, alerts and policy changes alike
+    metrics = GatewayMetrics(audit_backlog=lambda: audit.backlog)
     monitor = build_monitor(workspace)
     runner = build_runner(workspace)
     pipelines = build_pipelines(
@@ -217,11 +217,12 @@ def _model_readiness(pipelines: Pipelines, runner: Runner) -> Endpoint:
 
 
 def _lifespan(
-    runner: Runner, audit: AsyncAppender, registry: ModelRegistry
+    runner: Runner, audit: AuditLog, registry: ModelRegistry
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     """Start the default versions' workers at startup (not ready until then), stop them last.
 
-    The audit batch under way is committed before the process ends.
+    At shutdown the audit entries still waiting are committed and a checkpoint covering
+    every entry this process wrote is signed.
     """
 
     @contextlib.asynccontextmanager
@@ -231,7 +232,7 @@ def _lifespan(
         yield
         warming.cancel()
         runner.close()
-        audit.close()
+        await to_thread.run_sync(audit.close)
 
     return lifespan
 

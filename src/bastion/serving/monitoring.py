@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures import Future
+
 import httpx
 
-from bastion.audit import AuditEvent
+from bastion.audit import AuditEntry, AuditEvent
 from bastion.identity.principals import CLIENT_ID_PREFIX
 from bastion.monitor import (
     Alert,
@@ -22,6 +25,7 @@ from bastion.monitor import (
 from bastion.workspace import Workspace
 
 _WEBHOOK_TIMEOUT = 5.0
+logger = logging.getLogger("bastion.monitor")
 
 
 def build_monitor(workspace: Workspace) -> Monitor:
@@ -46,9 +50,17 @@ def build_monitor(workspace: Workspace) -> Monitor:
     ]
 
     def record(alert: Alert) -> None:
-        workspace.audit.append(alert_event(alert))
+        # Through the one writer, without waiting for the commit: a detector's thread (or
+        # the event loop) never blocks on the database for an alert.
+        workspace.audit.submit(alert_event(alert)).add_done_callback(_report_failure)
 
     return Monitor(detectors=detectors, sinks=sinks, record=record)
+
+
+def _report_failure(done: Future[AuditEntry]) -> None:
+    error = done.exception()
+    if error is not None:
+        logger.error("could not audit an alert: %s", getattr(error, "code", type(error).__name__))
 
 
 def alert_event(alert: Alert) -> AuditEvent:

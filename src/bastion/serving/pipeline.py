@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from bastion.audit import AsyncAppender, AuditEvent
+from bastion.audit import AuditEvent, AuditLog
 from bastion.errors import BastionError
 from bastion.identity.external import ExternalIssuers
 from bastion.identity.lockout import Lockout, LockoutCounter, LockoutRules
@@ -164,7 +164,7 @@ class Pipelines:
 def build_pipelines(
     workspace: Workspace,
     *,
-    audit: AsyncAppender,
+    audit: AuditLog,
     metrics: GatewayMetrics,
     monitor: Monitor,
     runner: Runner,

@@ -121,24 +121,27 @@ client_assertions = Table(
 )
 
 # The audit log: leaf i of an RFC 6962 Merkle tree is SHA-256(0x00 ‖ entry of seq i).
+# Every column is the hashed entry, its place in the tree, or a cache derived from the entry
+# and checked wherever it is read: no column outside the hashed bytes (search reads those).
 audit_entries = Table(
     "audit_entries",
     metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("time", Float, nullable=False, index=True),
-    Column("event", String(48), nullable=False, index=True),
-    Column("principal", String(64), nullable=False, index=True),
     Column("entry", Text, nullable=False),  # canonical JSON, exactly the bytes hashed
-    Column("leaf_hash", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary, nullable=False),  # SHA-256(0x00 ‖ entry), checked on read
 )
 
+# Signed checkpoints: ``note`` is the signed statement; size and root repeat it (verify
+# checks they do), and ``frontier`` (the right edge of the tree, whose root must be the
+# signed root) lets the next process extend the tree without rereading it.
 audit_checkpoints = Table(
     "audit_checkpoints",
     metadata,
     Column("size", BigInteger, primary_key=True, autoincrement=False),
     Column("root", LargeBinary, nullable=False),
     Column("note", Text, nullable=False),
-    Column("time", Float, nullable=False),
+    Column("time", Float, nullable=False),  # when it was signed; informational, not signed
+    Column("frontier", LargeBinary, nullable=True),
 )
 
 # Reversible tokenization: each value encrypted (AES-256-GCM, bound to its token) and

@@ -2,7 +2,6 @@
 
 import pytest
 
-from bastion.audit import AsyncAppender
 from bastion.errors import BastionError
 from bastion.monitor import GatewayMetrics, Monitor
 from bastion.serving.call import Call, Target
@@ -33,7 +32,7 @@ def stages(make_workspace):
     runner = build_runner(workspace)
     pipelines = build_pipelines(
         workspace,
-        audit=AsyncAppender(workspace.audit),
+        audit=workspace.audit,
         metrics=metrics,
         monitor=monitor,
         runner=runner,

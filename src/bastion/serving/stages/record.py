@@ -6,7 +6,7 @@ import hashlib
 import logging
 import time
 
-from bastion.audit import AsyncAppender, AuditEvent
+from bastion.audit import AuditEvent, AuditLog
 from bastion.errors import (
     AuthError,
     BackendError,
@@ -50,7 +50,7 @@ class Record:
     """Appends an audit entry; if that fails, the call fails too (fail closed)."""
 
     def __init__(
-        self, *, audit: AsyncAppender, metrics: GatewayMetrics, monitor: Monitor, clock: Clock
+        self, *, audit: AuditLog, metrics: GatewayMetrics, monitor: Monitor, clock: Clock
     ) -> None:
         self._audit = audit
         self._metrics = metrics
@@ -62,7 +62,7 @@ class Record:
         seconds = time.perf_counter() - call.started
         event = audit_event(call, now=self._clock(), seconds=seconds)
         try:
-            await self._audit.append(event)  # answered only once durable
+            await self._audit.append_async(event)  # answered only once durable
         except BastionError as exc:
             logger.error("audit append failed (%s); refusing request %s", exc.code, call.request_id)
             call.error = BackendError("The request could not be audited, so it was refused.")
