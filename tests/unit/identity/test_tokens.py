@@ -5,10 +5,13 @@ import json
 import pickle
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bastion.crypto import SigningKey, b64url
 from bastion.errors import AuthError
 from bastion.identity import Principal, TokenIssuer, TokenVerifier, VerifiedToken
+from bastion.identity.tokens import MAX_NUMERIC_DATE
 
 NOW = 1_800_000_000
 ISSUER = "https://127.0.0.1:8443"
@@ -355,3 +358,35 @@ def test_ambiguous_or_deeply_nested_json_is_a_malformed_token(key, header, body)
     with pytest.raises(AuthError) as caught:
         make_verifier(key).verify(token, certificate_thumbprint=None)
     assert caught.value.detail == "malformed token"
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.sampled_from([10**400, -(10**400), 2**63, 2**64, MAX_NUMERIC_DATE + 1])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+CLAIMS = ("iss", "aud", "sub", "client_id", "iat", "exp", "nbf", "jti", "scope", "cnf")
+
+
+@settings(max_examples=400, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from(CLAIMS), JSON_VALUES, min_size=1, max_size=4),
+       header=st.dictionaries(st.sampled_from(["typ", "kid", "alg", "cty", "zip"]), JSON_VALUES,
+                              max_size=2))  # fmt: skip
+def test_any_json_in_any_claim_is_verified_or_refused_never_a_crash(key, changes, header):
+    """Signed tokens with arbitrary JSON in claims and header: a VerifiedToken or AuthError."""
+    head = {"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid} | header
+    body = json.loads(claims_text("jti", '"j1"')) | changes
+    token = sign_raw(key, json.dumps(head), json.dumps(body))  # NaN, Infinity as literals
+    try:
+        verified = make_verifier(key).verify(token, certificate_thumbprint=None)
+    except AuthError:
+        return
+    assert 0 <= verified.issued_at < verified.expires_at <= NOW + 900 + 30
+    assert verified.expires_at - verified.issued_at <= 900
