@@ -1,9 +1,17 @@
-"""Two gateway processes on one PostgreSQL (and Redis) share limits, revocations and budgets."""
+"""Gateways on one PostgreSQL and Redis share limits, revocations and budgets; outages fail closed.
+
+A Redis or a database that is down, or that accepts connections and never answers, is
+played by :class:`Proxy`, a TCP relay in front of the real server that can be told to
+stop answering or to close its port.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import socket
 import ssl
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,7 +20,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from bastion.serving import ServerProcess, free_port
+from bastion.serving import ServerProcess, build_app, free_port
 from bastion.settings import Settings
 from bastion.workspace import Workspace
 
@@ -226,3 +234,229 @@ def test_two_gateways_share_daily_quotas_model_limits_and_lockouts(
     events = [e.event.event for e in ws.audit.tail(10)]
     assert "authn_login_lock" in events
     ws.close()
+
+
+class Proxy:
+    """A TCP relay to a real server on 127.0.0.1 that can stop answering or close its port."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.port = free_port()
+        self._upstream = upstream_port
+        self._mode = "forward"
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listen()
+
+    @property
+    def url_port(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def hang(self) -> None:
+        """Accept connections and read requests, but never answer (old and new connections)."""
+        self._mode = "hang"
+
+    def refuse(self) -> None:
+        """Close the port and every connection: a server that is down."""
+        self._mode = "refuse"
+        _close(self._server)  # shutdown first: a thread blocked in accept keeps it open
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _close(sock)
+
+    def forward(self) -> None:
+        """Relay again (reopening the port if it was closed)."""
+        if self._mode == "refuse":
+            self._listen()
+        self._mode = "forward"
+
+    def _listen(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self._server,), daemon=True).start()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            if self._mode == "refuse":
+                _close(client)
+                return
+            with self._lock:
+                self._sockets.append(client)
+            if self._mode == "hang":
+                continue  # accepted, never read, never answered
+            upstream = socket.create_connection(("127.0.0.1", self._upstream))
+            with self._lock:
+                self._sockets.append(upstream)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if self._mode == "forward":  # while hanging, requests go nowhere
+                    sink.sendall(data)
+            except OSError:
+                break
+        _close(sink)
+
+    def close(self) -> None:
+        """Stop relaying for good."""
+        self.refuse()
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv on it
+    sock.close()
+
+
+def _timed(send):
+    started = time.monotonic()
+    response = send()
+    return response, time.monotonic() - started
+
+
+def test_a_redis_that_stops_answering_costs_quick_503s_and_never_the_gateway(tmp_path, redis_url):
+    """Redis hangs, then is down: quick 503s, liveness 200, readiness 503; all recover after.
+
+    Token and model calls get 503 with Retry-After within seconds (the old synchronous
+    client blocked the event loop, so liveness stopped answering too).
+    """
+    ws = Workspace.create(Settings(home=tmp_path / "ws", passphrase=PASSPHRASE), force=False)
+    ana = ws.principals.add("ana", role="analyst", attributes={})
+    credentials = (ana.principal.client_id, ana.secret.get_secret_value())
+    proxy = Proxy(6379)
+    env = {"BASTION_PASSPHRASE": PASSPHRASE, "BASTION_REDIS_URL": f"redis://{proxy.url_port}/0"}
+    form = {"grant_type": "client_credentials"}
+    try:
+        with (
+            ServerProcess(home=ws.paths.home, port=free_port(), log=tmp_path / "g.log", env=env)
+            as server,
+            httpx.Client(
+                base_url=server.url, verify=ssl.create_default_context(cafile=str(server.ca)),
+                timeout=15,
+            ) as http,
+            ThreadPoolExecutor(max_workers=8) as pool,
+        ):  # fmt: skip
+            first = http.post("/oauth2/token", data=form, auth=credentials)
+            headers = {"Authorization": f"Bearer {first.json()['access_token']}"}
+            happy = http.get("/v2/models/none", headers=headers).status_code  # through Redis
+
+            def outage():
+                tokens = [
+                    pool.submit(_timed, lambda: http.post("/oauth2/token", data=form,
+                                                          auth=credentials))
+                    for _ in range(4)
+                ]  # fmt: skip
+                model = pool.submit(_timed, lambda: http.get("/v2/models/none", headers=headers))
+                # While those wait on Redis, the event loop is free: liveness answers at once.
+                live = [http.get("/v2/health/live", timeout=5).status_code for _ in range(5)]
+                ready = http.get("/v2/health/ready", timeout=5).status_code
+                return [f.result() for f in tokens], model.result(), live, ready
+
+            proxy.hang()
+            hung = outage()
+            proxy.refuse()
+            down = outage()
+            proxy.forward()
+            deadline = time.monotonic() + 10
+            while http.get("/v2/health/ready").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            recovered = http.post("/oauth2/token", data=form, auth=credentials).status_code
+            ready_again = http.get("/v2/health/ready").status_code
+    finally:
+        proxy.close()
+    assert first.status_code == 200 and happy == 404
+    for tokens, (model, model_seconds), live, ready in (hung, down):
+        for response, seconds in tokens:
+            assert response.status_code == 503, response.text
+            assert response.json()["error"] == "A backend is unavailable; try again shortly."
+            assert int(response.headers["retry-after"]) >= 1
+            assert seconds < 10  # about 1 s (two 0.5 s timeouts); generous for a loaded host
+        assert model.status_code == 503 and model_seconds < 10
+        assert live == [200] * 5
+        assert ready == 503
+    assert recovered == 200 and ready_again == 200
+    ws.close()
+
+
+@pytest.fixture
+def make_gateway(make_workspace):
+    """Factory: an in-process app over a new workspace, and an HTTP client for it."""
+    apps = []
+
+    def make(**settings):
+        ws = make_workspace(**settings)
+        ana = ws.principals.add("ana", role="analyst", attributes={})
+        apps.append(build_app(ws))
+        transport = httpx.ASGITransport(app=apps[-1], client=("10.0.0.7", 5000))
+        return ws, ana, httpx.AsyncClient(transport=transport, base_url=ws.settings.issuer)
+
+    yield make
+    for app in apps:
+        app.state.runner.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outage", ["hang", "refuse"])
+async def test_without_redis_calls_fail_closed_and_readiness_says_so(
+    make_gateway, redis_url, outage
+):
+    """In process: with Redis hanging or down, tokens and model calls 503, liveness 200."""
+    proxy = Proxy(6379)
+    try:
+        ws, ana, http = make_gateway(redis_url=f"redis://{proxy.url_port}/0")
+        credentials = (ana.principal.client_id, ana.secret.get_secret_value())
+        form = {"grant_type": "client_credentials"}
+        async with http:
+            token = (await http.post("/oauth2/token", data=form, auth=credentials)).json()
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            assert (await http.get("/v2/health/ready")).status_code == 200
+            getattr(proxy, outage)()
+            refused = await http.post("/oauth2/token", data=form, auth=credentials)
+            model = await http.get("/v2/models/none", headers=headers)
+            live = await http.get("/v2/health/live")
+            ready = await http.get("/v2/health/ready")
+            proxy.refuse()  # frees the connections a hanging Redis still holds
+    finally:
+        proxy.close()
+    assert refused.status_code == 503 and int(refused.headers["retry-after"]) >= 1
+    assert model.status_code == 503
+    assert live.status_code == 200 and ready.status_code == 503
+    assert ready.json() == {"ready": False}
+    events = [e.event for e in ws.audit.tail(5)]
+    assert any(e.status == 503 and "redis (lockout)" in e.reason for e in events), events
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_readiness_is_503_while_the_database_is_unreachable(make_gateway, postgres_schema):
+    """PostgreSQL closes its port, then accepts and never answers: ready 503, live 200."""
+    proxy = Proxy(5432)
+    try:
+        url = postgres_schema.replace("127.0.0.1:5432", proxy.url_port)
+        _, _, http = make_gateway(database_url=url)
+        async with http:
+            before = (await http.get("/v2/health/ready")).status_code
+            proxy.refuse()
+            down = (await http.get("/v2/health/ready")).status_code
+            live = (await http.get("/v2/health/live")).status_code
+            proxy.forward()
+            back = (await http.get("/v2/health/ready")).status_code
+            proxy.hang()
+            started = time.monotonic()
+            hung = (await http.get("/v2/health/ready")).status_code
+            seconds = time.monotonic() - started
+            hung_live = (await http.get("/v2/health/live")).status_code
+            proxy.refuse()  # lets the probe thread stuck on the hanging database return
+    finally:
+        proxy.close()
+    assert (before, down, live, back) == (200, 503, 200, 200)
+    assert (hung, hung_live) == (503, 200)
+    assert seconds < 10  # the probe gives up after 1 s

@@ -43,6 +43,7 @@ class Backends:
         try:
             return await asyncio.wait_for(asyncio.shield(self._probe), self._timeout)
         except TimeoutError:
+            logger.warning("readiness: the database did not answer within %s s", self._timeout)
             return False
 
     def _select_one(self) -> bool:

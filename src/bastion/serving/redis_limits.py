@@ -151,9 +151,7 @@ async def _answering(what: str) -> AsyncIterator[None]:
         yield
     except (RedisError, OSError) as exc:
         # Refused, never let through: a limit nobody can check is a limit nobody enforces.
-        raise BackendUnavailable(
-            f"The {what} is unavailable; try again shortly.", detail=type(exc).__name__
-        ) from None
+        raise BackendUnavailable(detail=f"redis ({what}): {type(exc).__name__}") from None
 
 
 class RedisTokenBucketLimiter:

@@ -114,3 +114,19 @@ async def test_daily_quotas_stop_at_the_quota_until_midnight(shared, request, pr
     await quotas[1].take("principal:ana", 3)
     if shared:
         await client.aclose()
+
+
+def test_the_redis_client_gives_up_after_the_configured_timeouts():
+    """The Redis timeouts are settings (0 < t <= 10 s) that the client is built with."""
+    from pydantic import ValidationError
+
+    from bastion.settings import Settings
+
+    client = connect("redis://127.0.0.1:6379/0", timeout=0.3, connect_timeout=0.2)
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.3, 0.2)
+    defaults = Settings()
+    assert (defaults.redis_timeout_seconds, defaults.redis_connect_timeout_seconds) == (0.5, 0.25)
+    for bad in ({"redis_timeout_seconds": 0}, {"redis_connect_timeout_seconds": 11}):
+        with pytest.raises(ValidationError):
+            Settings(**bad)
