@@ -166,12 +166,17 @@ def _dp_query() -> dict[str, Any]:
     return {"post": operation}
 
 
-_CLIENT_FIELDS = {
-    "client_id": {"type": "string"},
-    "client_secret": {"type": "string"},
-    "client_assertion_type": {"type": "string"},  # private_key_jwt (RFC 7523)
-    "client_assertion": {"type": "string"},
-}
+# The client authenticates with HTTP Basic (client_secret_basic), or in the form
+# (client_id + client_secret, or client_assertion_type + client_assertion for private_key_jwt,
+# RFC 7523), or with its certificate (tls_client_auth): one method, never two. So the
+# Authorization header is optional here, and the form's client fields are described in words:
+# combined with Basic they are refused (400), which a schema of the form alone cannot say.
+_CLIENT_AUTH = (
+    " The client authenticates with HTTP Basic, or with client_id and client_secret (or "
+    "client_assertion_type and client_assertion) in the form, or with its TLS certificate: "
+    "exactly one of them."
+)
+_OTHER_PARAMETERS = {"type": "string"}  # RFC 6749 §3.2: unknown parameters are ignored
 _TOKEN_FORM = {
     "type": "object",
     "required": ["grant_type"],
@@ -179,17 +184,17 @@ _TOKEN_FORM = {
         "grant_type": {"type": "string", "enum": ["client_credentials"]},
         "scope": {"type": "string"},
         "resource": {"type": "string", "format": "uri"},  # RFC 8707
-        **_CLIENT_FIELDS,
     },
+    "additionalProperties": _OTHER_PARAMETERS,
 }
 _TOKEN_OF_FORM = {
     "type": "object",
     "required": ["token"],
     "properties": {
-        "token": {"type": "string"},
+        "token": {"type": "string", "minLength": 1},
         "token_type_hint": {"type": "string"},
-        **_CLIENT_FIELDS,
     },
+    "additionalProperties": _OTHER_PARAMETERS,
 }
 
 
@@ -201,7 +206,8 @@ def _oauth(summary: str, ok: str | None, form: dict[str, Any]) -> dict[str, Any]
         answers[status]["content"] = _json("OAuthError")
     operation = {
         "summary": summary,
-        "security": [{"client": []}],
+        "description": _CLIENT_AUTH.strip(),
+        "security": [{"client": []}, {}],
         "requestBody": {
             "required": True,
             "content": {"application/x-www-form-urlencoded": {"schema": form}},

@@ -1,9 +1,14 @@
 import pytest
 
-from bastion.errors import InvalidInput
+from bastion.errors import InvalidInput, UnsupportedMediaType
 from bastion.policy import ModelLabels
 from bastion.registry import InputPolicy, ModelSignature, ModelVersion, OutputPolicy, TensorSpec
-from bastion.serving.stages.validate import check_inputs, check_requested_outputs, parse_request
+from bastion.serving.stages.validate import (
+    check_inputs,
+    check_media_type,
+    check_requested_outputs,
+    parse_request,
+)
 
 MODEL = ModelVersion(
     name="m",
@@ -111,3 +116,76 @@ def test_requested_outputs_respect_the_output_policy():
     for name in ("scores", "nope"):
         with pytest.raises(InvalidInput, match="not available"):
             check_requested_outputs(parse_request(request(outputs=[{"name": name}])), MODEL)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        ["2", 2],  # a string
+        [2, "2"],
+        [True, 2],  # a boolean
+        [2, False],
+        [2.0, 2],  # a float, even a whole one
+        [2, 2e0],
+        [-2, 2],  # negative
+        [None, 2],
+        [[2], 2],
+        [2**31, 2],  # past the largest dimension
+    ],
+)
+def test_shape_dimensions_are_strict_integers(shape):
+    """A shape holds JSON integers from 0 up: no string, boolean, float or negative is coerced."""
+    with pytest.raises(InvalidInput, match="shape"):
+        parse_request(request(x={"shape": shape}))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", 5), ("datatype", 1), ("data", "1,2,3,4"), ("parameters", [1])],
+)
+def test_tensor_fields_are_not_coerced(field, value):
+    """Every field of a tensor has its JSON type; none is converted from another."""
+    with pytest.raises(InvalidInput, match=field):
+        parse_request(request(x={field: value}))
+
+
+@pytest.mark.parametrize("extra", [{"id": 7}, {"model_name": 1}, {"model_version": 1.0}])
+def test_request_fields_are_not_coerced(extra):
+    """The request's own fields are strings when given, never numbers made into strings."""
+    with pytest.raises(InvalidInput):
+        parse_request(request(**extra))
+
+
+@pytest.mark.parametrize(
+    ("content_type", "binary"),
+    [
+        ("text/plain", False),
+        ("text/plain; charset=utf-8", False),
+        ("application/x-www-form-urlencoded", False),
+        ("multipart/form-data; boundary=x", False),
+        ("application/json; charset=latin-1", False),
+        ("application/jsonx", False),
+        ("application/octet-stream", False),  # binary type without the binary header
+        ("application/json", True),  # the binary extension is octet-stream
+        ("text/plain", True),
+    ],
+)
+def test_wrong_content_types_are_415(content_type, binary):
+    """An inference request whose Content-Type is not its format's is refused with 415."""
+    with pytest.raises(UnsupportedMediaType):
+        check_media_type(content_type, binary=binary)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "binary"),
+    [
+        ("application/json", False),
+        ("Application/JSON; charset=UTF-8", False),
+        ("application/octet-stream", True),
+        ("", False),  # tritonclient sends none
+        ("", True),
+    ],
+)
+def test_protocol_content_types_are_accepted(content_type, binary):
+    """JSON, octet-stream for the binary extension, or no Content-Type at all."""
+    check_media_type(content_type, binary=binary)
