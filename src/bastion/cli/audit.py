@@ -19,6 +19,7 @@ from bastion.audit import AuditEntry, AuditEvent
 from bastion.audit.export import to_cef, to_syslog
 from bastion.audit.merkle import verify_inclusion
 from bastion.cli.state import state
+from bastion.errors import IntegrityError
 
 app = typer.Typer(help="Read, prove and verify the tamper-evident audit log.", no_args_is_help=True)
 console = Console()
@@ -68,6 +69,14 @@ def verify(
         Path | None,
         typer.Option(help="A checkpoint exported earlier: the log must extend that tree."),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Also fail when entries are not yet covered by a signed checkpoint "
+            "(an insider could still rewrite those without verify noticing).",
+        ),
+    ] = False,
 ) -> None:
     """Recompute every leaf and checkpointed root; exit non-zero at the first mismatch."""
     audit = state(ctx).workspace().audit
@@ -78,6 +87,17 @@ def verify(
         f"signed checkpoints{' and the witness' if report.witness else ''}; "
         f"root {report.root.hex()[:16]}…"
     )
+    if report.uncovered:
+        console.print(
+            f"[yellow]![/] {report.uncovered} entries (from {report.size - report.uncovered}) "
+            "are not yet covered by a signed checkpoint; `bastion audit checkpoint` signs them."
+        )
+    else:
+        console.print("[green]✓[/] every entry is covered by a signed checkpoint")
+    if strict and report.uncovered:
+        raise IntegrityError(
+            f"{report.uncovered} audit entries are not covered by a signed checkpoint."
+        )
 
 
 @app.command("checkpoint")

@@ -284,3 +284,20 @@ def leaf_of(entry):
     from bastion.audit.merkle import leaf_hash
 
     return leaf_hash(entry.event.to_entry())
+
+
+@pytest.mark.parametrize(("column", "value"), [("event", "x"), ("principal", "x"), ("time", 0.0)])
+def test_the_fields_search_uses_cannot_be_edited_outside_the_hash(log, database, column, value):
+    """The issue's attack: an edited event/principal/time column must not pass or hide."""
+    from bastion.errors import BackendError
+
+    log.append_many([event(n) for n in range(6)])
+    log.checkpoint()
+    try:
+        with database.transaction() as db:
+            db.exec_driver_sql(f"UPDATE audit_entries SET {column} = '{value}' WHERE seq = 3")  # noqa: S608
+    except BackendError:
+        return  # no such column: nothing a reader filters on lies outside the hashed entry
+    with pytest.raises(IntegrityError, match="ntry 3 "):
+        log.verify()
+    assert 3 in [e.seq for e in log.search(principal="bcl_a", event="model_infer", since=0)]

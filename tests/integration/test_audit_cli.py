@@ -1,0 +1,80 @@
+"""The real `bastion` CLI leaves what it audited signed; `audit verify --strict` and tampering."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from bastion.settings import Settings
+from bastion.workspace import Workspace
+from tests.integration.test_cli import PASSPHRASE, bastion
+from tests.unit.audit.test_log import event
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "ws"
+    bastion(home, "init")
+    return home
+
+
+def open_workspace(home):
+    return Workspace(settings=Settings(home=home, passphrase=PASSPHRASE))
+
+
+def test_a_cli_command_that_appends_leaves_the_log_covered(home, digits_file):
+    """A refused and an allowed audited command each end with every entry signed."""
+    ws = open_workspace(home)
+    guest = ws.principals.add("gus", role="guest", attributes={}).principal.client_id
+    admin = ws.principals.add("adm", role="admin", attributes={}).principal.client_id
+    ws.close()
+    register = ("model", "register", str(digits_file), "--name", "digits", "--allow-unsigned")
+    refused = bastion(home, *register, "--principal", guest, check=False)
+    assert refused.returncode != 0  # Forbidden, and audited
+    strict = bastion(home, "audit", "verify", "--strict")
+    assert "1 audit entries verified" in strict.stdout
+    assert "every entry is covered" in strict.stdout
+    bastion(home, *register, "--principal", admin)
+    assert "every entry is covered" in bastion(home, "audit", "verify", "--strict").stdout
+    ws = open_workspace(home)
+    assert ws.audit.latest_checkpoint().size == ws.audit.size() == 2
+    ws.close()
+
+
+def test_strict_verify_fails_while_entries_are_unsigned(home):
+    """Entries of a process that never closed are reported, and --strict exits non-zero."""
+    ws = open_workspace(home)
+    ws.audit.append_many([event(n) for n in range(4)])  # then "crashes": no close
+    plain = bastion(home, "audit", "verify")
+    assert "4 entries (from 0) are not yet covered" in plain.stdout
+    strict = bastion(home, "audit", "verify", "--strict", check=False)
+    assert strict.returncode != 0
+    assert "4 audit entries are not covered by a signed checkpoint" in strict.stderr
+    bastion(home, "audit", "checkpoint")
+    assert "every entry is covered" in bastion(home, "audit", "verify", "--strict").stdout
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "update audit_entries set entry = replace(entry, 'bcl_a', 'bcl_z') where seq = 3",
+        "update audit_entries set leaf_hash = x'00' where seq = 3",
+        "update audit_entries set seq = 99 where seq = 3",
+        "delete from audit_entries where seq = 1",
+        "delete from audit_entries where seq >= 2",
+    ],
+    ids=["entry", "leaf", "seq", "delete", "truncate"],
+)
+def test_an_insider_edit_of_the_tail_fails_verify_and_search(home, statement):
+    """After a CLI-closed log, any edit of its last entries fails verify; search refuses too."""
+    ws = open_workspace(home)
+    ws.audit.append_many([event(n) for n in range(4)])
+    ws.close()
+    with sqlite3.connect(home / "bastion.db") as db:
+        db.execute(statement)
+    broken = bastion(home, "audit", "verify", check=False)
+    assert broken.returncode != 0 and "error:" in broken.stderr
+    if ">=" not in statement:  # a truncated log reads as a shorter one; verify names it
+        searched = bastion(home, "audit", "search", "--principal", "bcl_a", check=False)
+        assert searched.returncode != 0 and "audit verify" in searched.stderr
