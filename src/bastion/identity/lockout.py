@@ -19,12 +19,14 @@ keeps its state in the gateway process; ``serving/redis_limits.py`` has the same
 shared through Redis (``tests/unit/identity/test_lockout.py`` runs both through one checklist).
 
 The address is whatever the HTTP edge says the client's address is: this module does not
-read headers, so trusted-proxy support only changes that one input.
+read headers, so trusted-proxy support only changes that one input. An IPv6 address counts
+by its /64, the block one subscriber gets: walking through it gains an attacker nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 from threading import Lock
 from typing import Protocol
@@ -231,7 +233,7 @@ def state_keys(client_id: str, source: str) -> StateKeys:
     Both are digested, so a client id of any length or content names a fixed-size key
     and no pair of values can collide with another by containing a separator.
     """
-    client, address = _digest(client_id), _digest(source)
+    client, address = _digest(client_id), _digest(network_of(source))
     pair = _digest(client + address)
     return StateKeys(
         pair=f"pair:{pair}",
@@ -240,6 +242,19 @@ def state_keys(client_id: str, source: str) -> StateKeys:
         address=f"address:{address}",
         trusted=f"trusted:{pair}",
     )
+
+
+def network_of(source: str) -> str:
+    """What the lockout counts of an address: IPv4 whole, IPv6 by its /64 network."""
+    try:
+        ip = ipaddress.ip_address(source)
+    except ValueError:
+        return source  # not an IP address (a test transport, a Unix socket): counted as given
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _digest(value: str) -> str:

@@ -210,6 +210,24 @@ async def test_client_ids_are_kept_apart_whatever_they_contain(make_lockout):
             await log_in(lockout, client_id="a:b", source="c")
 
 
+@pytest.mark.anyio
+async def test_an_ipv6_attacker_gains_nothing_by_walking_its_64(make_lockout):
+    """IPv6 counts by /64: new addresses in one block share a pair; trust covers the block."""
+    async with make_lockout(RULES) as lockout:
+        await log_in(lockout, source="2001:db8:0:7::aaaa")  # the client, on IPv6
+        await log_in(lockout, source="198.51.100.7")  # and on IPv4
+        reached = [await guess(lockout, source=f"2001:db8:0:66::{n:x}") for n in range(50)]
+        await log_in(lockout, source="2001:db8:0:67::1")  # the next /64 is somebody else
+        for block in range(100):  # a larger attacker spends the client budget
+            for _ in range(RULES.pair_failures):
+                await guess(lockout, source=f"2001:db8:{block + 1:x}::1")
+        await log_in(lockout, source="2001:db8:0:7::bbbb")  # a new address in the client's /64
+        await log_in(lockout, source="::ffff:198.51.100.7")  # IPv4-mapped is the IPv4 address
+        with pytest.raises(LockedOut):
+            await log_in(lockout, source="2001:db8:0:8::1")
+    assert sum(reached) == RULES.pair_failures
+
+
 def test_guesses_per_day_stay_within_the_budget():
     """Simulated over 24 h from fresh addresses every second: at most the budget per hour."""
     clock = FakeClock()
