@@ -44,7 +44,7 @@ async def test_an_attacker_at_another_address_cannot_stop_the_client_getting_tok
     make_gateway,
 ):
     """30 wrong secrets for a known client id from elsewhere; the client still gets its token."""
-    ws, analyst, at = make_gateway(lockout_failures=3)
+    _, analyst, at = make_gateway(lockout_failures=3)
     client_id, secret = analyst.principal.client_id, analyst.secret.get_secret_value()
     async with at("203.0.113.66") as attacker, at("10.0.0.7") as home:
         attacks = await asyncio.gather(
@@ -60,7 +60,7 @@ async def test_an_attacker_at_another_address_cannot_stop_the_client_getting_tok
 @pytest.mark.anyio
 async def test_a_botnet_spending_the_client_budget_cannot_stop_the_client(make_gateway):
     """Guesses from 60 addresses spend the client's hourly budget; its known address still works."""
-    ws, analyst, at = make_gateway(lockout_failures=3, lockout_client_failures_per_hour=20)
+    _, analyst, at = make_gateway(lockout_failures=3, lockout_client_failures_per_hour=20)
     client_id, secret = analyst.principal.client_id, analyst.secret.get_secret_value()
     async with at("10.0.0.7") as home:
         assert await token_status(home, client_id, secret) == 200  # the client's usual address
@@ -110,3 +110,16 @@ async def test_the_lockout_is_audited_with_the_counter_that_refused(make_gateway
     last = ws.audit.tail(1)[0].event
     assert last.event == "authn_login_lock"
     assert "this client id at this address" in last.reason
+
+
+@pytest.mark.anyio
+async def test_requests_refused_before_the_secret_is_checked_count_for_nothing(make_gateway):
+    """An unsupported grant or unknown resource is refunded: 20 of them lock nobody out."""
+    _, analyst, at = make_gateway(lockout_failures=2)
+    client_id, secret = analyst.principal.client_id, analyst.secret.get_secret_value()
+    async with at("10.0.0.7") as home:
+        for n in range(20):
+            form = {"grant_type": "password"} if n % 2 else FORM | {"resource": "https://x.test"}
+            response = await home.post("/oauth2/token", data=form, auth=(client_id, "bsk_wrong"))
+            assert response.status_code == 400, response.text
+        assert await token_status(home, client_id, secret) == 200
