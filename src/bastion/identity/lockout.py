@@ -182,6 +182,8 @@ class Lockout:
             if len(self._counts) >= _MAX_TRACKED:
                 self._counts = _pruned(self._counts, now)
             count = self._counts[key] = _Count(0, now + ttl)
+        elif step > 0 and count.value == 0:
+            count.expires = now + ttl  # refunded to nothing: a new window, as in Redis
         count.value = max(0, count.value + step)
 
     def _until_of(self, key: str, now: float) -> float:

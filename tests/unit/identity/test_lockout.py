@@ -279,6 +279,26 @@ def test_locks_budgets_and_trust_lapse_with_time():
     asyncio.run(run())
 
 
+def test_memory_stays_bounded_and_keeps_the_counts_that_limit_a_guesser(monkeypatch):
+    """Past its table size the in-memory lockout drops small counts, never a spent budget."""
+    from bastion.identity import lockout as module
+
+    monkeypatch.setattr(module, "_MAX_TRACKED", 200)
+    lockout = Lockout(rules=RULES, clock=FakeClock())
+
+    async def run() -> None:
+        for n in range(100):
+            await guess(lockout, source=f"203.0.113.{n}")  # spends the victim's budget
+        for n in range(2000):  # one-off failures of other ids from other addresses
+            await guess(lockout, client_id=f"bcl_{n}", source=f"10.1.{n // 256}.{n % 256}")
+        assert len(lockout._counts) <= 200
+        with pytest.raises(LockedOut) as caught:
+            await log_in(lockout, source="192.0.2.77")
+        assert CLIENT_SPENT in caught.value.detail
+
+    asyncio.run(run())
+
+
 def test_delays_follow_the_rules():
     """No delay up to slow_after failures, then doubling from first_delay to max_delay."""
     rules = LockoutRules(pair_failures=5, window=1, lock_seconds=1, client_failures=5)
