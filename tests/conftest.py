@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -200,12 +201,20 @@ def no_leaks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     process (TokenIssuer.issue), plus the tokens tests fetched from servers (added to the
     yielded set), are searched for in every file under the session's temporary folder:
     databases with their audit entries, server logs, exports. Audit entries are also
-    checked to hold no tensors.
+    checked to hold no tensors. The log of every real server process the suite started
+    (ServerProcess), wherever it lies, is scanned too, and its access log must hold no query
+    string at all: that catches credentials the suite never saw, such as an external IdP's.
     """
     from bastion.identity import PrincipalStore, TokenIssuer
+    from bastion.serving import ServerProcess
 
     secrets_seen: set[str] = set()
     add, issue = PrincipalStore.add, TokenIssuer.issue
+    enter = ServerProcess.__enter__
+
+    def recording_enter(self):
+        SERVER_LOGS.append(self.log)
+        return enter(self)
 
     def recording_add(self, *args, **kwargs):
         created = add(self, *args, **kwargs)
@@ -221,8 +230,28 @@ def no_leaks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(PrincipalStore, "add", recording_add)
         patch.setattr(TokenIssuer, "issue", recording_issue)
+        patch.setattr(ServerProcess, "__enter__", recording_enter)
         yield secrets_seen
     _scan_for_leaks(tmp_path_factory.getbasetemp(), secrets_seen)
+    scan_server_logs(SERVER_LOGS, secrets_seen)
+
+
+SERVER_LOGS: list[Path] = []  # the log of every ServerProcess started in this session
+# An access-log line (uvicorn's format) whose target has a query string.
+_QUERY_IN_ACCESS_LOG = re.compile(r'"[A-Z]+ [^" ]*\?[^" ]* HTTP/[0-9.]+"')
+
+
+def scan_server_logs(logs: list[Path], secrets_seen: set[str]) -> None:
+    """Fail if a server log holds a secret, or an access-log line holds a query string."""
+    needles = [s.encode() for s in secrets_seen]
+    for log in logs:
+        if not log.is_file():
+            continue
+        data = log.read_bytes()
+        leaked = [n[:12] for n in needles if n in data]
+        assert not leaked, f"{log} holds secrets or tokens starting {leaked}"
+        queries = _QUERY_IN_ACCESS_LOG.findall(data.decode("utf-8", "replace"))
+        assert not queries, f"{log}: the access log holds query strings: {queries[:3]}"
 
 
 def _scan_for_leaks(root: Path, secrets_seen: set[str]) -> None:

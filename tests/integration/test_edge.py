@@ -319,3 +319,19 @@ def test_unknown_names_never_become_metric_labels(gateway):
     assert after["model"] <= before.get("model", set()) | {"-", "digits"}
     assert len(after["route"]) <= 20
     assert not [value for values in after.values() for value in values if len(value) == 16]
+
+
+def test_the_suite_leak_scan_reads_server_access_logs(gateway, tmp_path):
+    """The suite-wide scan covers this server's log and fails on a query string or a secret."""
+    from tests.conftest import SERVER_LOGS, scan_server_logs
+
+    assert gateway.server.log in SERVER_LOGS
+    scan_server_logs([gateway.server.log], set(gateway.secrets()))  # clean so far
+    planted = tmp_path / "server.log"
+    line = 'INFO:     127.0.0.1:5000 - "GET /v2/models/digits?access_token=abc HTTP/1.1" 401\n'
+    planted.write_text(line)
+    with pytest.raises(AssertionError, match="query strings"):
+        scan_server_logs([planted], set())
+    planted.write_text('INFO:     127.0.0.1:5000 - "GET /v2/models/digits HTTP/1.1" 401 s3cr3t\n')
+    with pytest.raises(AssertionError, match="secrets"):
+        scan_server_logs([planted], {"s3cr3t"})
