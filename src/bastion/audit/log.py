@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from bastion.audit.appender import GroupCommit
+from bastion.audit.appender import MAX_BATCH, GroupCommit
 from bastion.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from bastion.audit.entry import AuditEntry, AuditEvent, canonical
 from bastion.audit.merkle import Frontier, consistency_proof, inclusion_proof, leaf_hash
@@ -119,8 +119,11 @@ class AuditLog:
         Raises:
             BackendError: the database failed; an event whose batch failed is not recorded.
         """
-        futures = [self._writer.submit(event) for event in events]
-        return [future.result() for future in futures]
+        entries: list[AuditEntry] = []
+        for start in range(0, len(events), MAX_BATCH):  # a long list never fills the backlog
+            futures = [self._writer.submit(event) for event in events[start : start + MAX_BATCH]]
+            entries.extend(future.result() for future in futures)
+        return entries
 
     @property
     def backlog(self) -> int:
