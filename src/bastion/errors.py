@@ -10,7 +10,8 @@ log and never to a client::
     ├── Forbidden            403  policy denied the action
     │   └── BudgetExhausted  403  the query would spend more privacy budget than is left
     ├── InvalidInput         400  the request or argument is malformed
-    │   └── PayloadTooLarge  413  the request body is over the limit
+    │   ├── PayloadTooLarge  413  the request body is over the limit
+    │   └── UnsupportedMediaType  415  the body's Content-Type is not one the route takes
     ├── NotFound             404  no such principal, model or version
     ├── Conflict             409  the thing exists already (versions are immutable)
     ├── RateLimited          429  the principal is over its rate limit
@@ -85,6 +86,14 @@ class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
     http_status = 413
     public_message = "The request body is too large."
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A request body's Content-Type is not one the route accepts."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+    public_message = "The request body's Content-Type is not supported here."
 
 
 class NotFound(BastionError):

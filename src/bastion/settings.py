@@ -223,6 +223,38 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body accepted."
     )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Time a client has to send a request's headers, counted from the TLS "
+        "handshake (or from the first byte of a later request on a kept-alive connection); "
+        "then the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Time a client has to send a request's body once its headers are in; "
+        "then the connection is closed.",
+    )
+    keep_alive_seconds: float = Field(
+        5.0, gt=0, le=300, description="How long an idle kept-alive connection stays open."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Open connections a gateway process holds; past it, a new connection is "
+        "closed as soon as its TLS handshake ends.",
+    )
+    max_connections_per_address: int = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description="Open connections from one client address; past it, a new connection from "
+        "that address is closed as soon as its TLS handshake ends.",
+    )
     sandbox_workers: int = Field(
         2, ge=1, le=256, description="Sandboxed worker processes per model version."
     )

@@ -67,7 +67,7 @@ def client_public_jwk(given: Mapping[str, Any]) -> dict[str, str]:
     public = {name: str(given[name]) for name in ("kty", *members)}
     try:
         key = jwt.PyJWK({**public, "alg": algorithm}).key
-    except (jwt.PyJWKError, ValueError, TypeError):
+    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):  # bad base64 too
         raise InvalidInput("The public key does not parse.") from None
     if kty == "RSA" and key.key_size < _MIN_RSA_BITS:
         raise InvalidInput(f"RSA keys need {_MIN_RSA_BITS} bits or more.")

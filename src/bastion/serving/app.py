@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 import bastion
 from bastion.audit import AuditLog
@@ -155,7 +155,9 @@ def build_app(workspace: Workspace) -> Starlette:
         Route("/.well-known/oauth-authorization-server", static(oauth_metadata)),
         Route("/.well-known/jwks.json", jwks),
         Route("/v2", static(server_metadata)),
-        Route("/openapi.json", static(openapi_document(settings.issuer))),
+        Route(
+            "/openapi.json", static(openapi_document(settings.issuer, resources=settings.resources))
+        ),
         Route("/v2/health/live", static({"live": True})),
         Route("/v2/health/ready", _readiness(runner, pipelines.backends)),
         Route("/metrics", prometheus),
@@ -402,10 +404,24 @@ def _json(call: Call, body: dict[str, Any]) -> Response:
     return JSONResponse(body, headers=_SECURITY_HEADERS | {"X-Request-ID": call.request_id})
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     message = {404: "No such route.", 405: "Method not allowed on this route."}
-    return JSONResponse({"error": message.get(status, "Bad request.")}, status_code=status)
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    if status == 405:  # noqa: PLR2004 - RFC 9110: Allow names every method of the resource
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return JSONResponse(
+        {"error": message.get(status, "Bad request.")}, status_code=status, headers=headers
+    )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of every route on the request's path (a path may have one route each)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 async def _unexpected_error(_: Request, exc: Exception) -> Response:

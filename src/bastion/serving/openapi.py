@@ -1,17 +1,24 @@
-"""The gateway's OpenAPI 3.1 document, served at ``/openapi.json``.
+"""The gateway's OpenAPI 3.0 document, served at ``/openapi.json``.
 
 It describes every route of :mod:`bastion.serving.app` — the OAuth 2.0 endpoints, the Open
 Inference Protocol (V2) routes, the audit and metrics routes and differentially private
 queries — with each status a route can answer and the JSON of every answer, so clients can
 be generated from it and schemathesis can fuzz the gateway against it
 (``tests/integration/test_openapi.py``).
+
+It is OpenAPI 3.0, whose schemas read JSON numbers as JSON Schema draft 4 does: an
+``integer`` has no fraction and no exponent, so ``1.0`` is not one. That is exactly how the
+gateway parses (strictly, nothing coerced); under OpenAPI 3.1 (JSON Schema 2020-12) ``1.0``
+would be an integer, and the document would promise what the gateway refuses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import bastion
+from bastion.identity.oauth import SCOPES
 
 _NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
 _VERSION = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
@@ -25,21 +32,24 @@ _ERRORS = {
     405: "Method not allowed on this route.",
     409: "Conflict.",
     413: "The body is over the size limit.",
+    415: "The body's Content-Type is not one this route takes.",
     429: "Too many requests; see Retry-After.",
     503: "A backend (database, audit log, model worker) is unavailable.",
 }
 _GUARDED = (401, 403, 404, 405, 429, 503)  # what the authenticate-authorize-throttle guard answers
 
 
-def openapi_document(issuer: str) -> dict[str, Any]:
-    """The document, with ``issuer`` as the server URL."""
+def openapi_document(issuer: str, *, resources: Iterable[str] = ()) -> dict[str, Any]:
+    """The document, with ``issuer`` as the server URL; ``resources``: other RFC 8707 targets."""
     versioned = "/v2/models/{name}/versions/{version}"
     return {
-        "openapi": "3.1.0",
+        "openapi": "3.0.3",
         "info": {"title": "Bastion gateway", "version": bastion.__version__},
         "servers": [{"url": issuer}],
         "paths": {
-            "/oauth2/token": _oauth("Get an access token.", "Token", _TOKEN_FORM),
+            "/oauth2/token": _oauth(
+                "Get an access token.", "Token", _token_form([issuer, *resources])
+            ),
             "/oauth2/revoke": _oauth("Revoke a token (RFC 7009).", None, _TOKEN_OF_FORM),
             "/oauth2/introspect": _oauth(
                 "Introspect a token (RFC 7662).", "Introspection", _TOKEN_OF_FORM
@@ -134,19 +144,19 @@ def _model(summary: str, ok: str, *, version: bool = False) -> dict[str, Any]:
 
 def _infer(*, version: bool) -> dict[str, Any]:
     params = [_path("name", _NAME)] + ([_path("version", _VERSION)] if version else [])
-    body = {
-        "required": True,
-        "content": {
-            **_json("InferenceRequest"),
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-    answers = _answers("InferenceResponse", (*_GUARDED, 400, 413))
+    # The binary tensor extension (an Inference-Header-Content-Length header, a JSON header
+    # then raw tensors, as application/octet-stream) is described in words: whether such a
+    # body is valid depends on a header, which a schema per media type cannot say.
+    body = {"required": True, "content": _json("InferenceRequest")}
+    answers = _answers("InferenceResponse", (*_GUARDED, 400, 413, 415))
     answers["200"]["content"]["application/octet-stream"] = {
         "schema": {"type": "string", "format": "binary"}
     }
     operation = {
         "summary": "Run the model (V2 inference, JSON or binary tensors).",
+        "description": "JSON as below, or the V2 binary tensor extension: header "
+        "Inference-Header-Content-Length, Content-Type application/octet-stream "
+        "(docs/pipeline.md). A body without a Content-Type is read as either.",
         "security": [{"bearer": []}],
         "parameters": params,
         "requestBody": body,
@@ -176,17 +186,23 @@ _CLIENT_AUTH = (
     "client_assertion_type and client_assertion) in the form, or with its TLS certificate: "
     "exactly one of them."
 )
+_SCOPE = f"(?:{'|'.join(SCOPES)})"  # RFC 6749 §3.3: space-separated names it knows
 _OTHER_PARAMETERS = {"type": "string"}  # RFC 6749 §3.2: unknown parameters are ignored
-_TOKEN_FORM = {
-    "type": "object",
-    "required": ["grant_type"],
-    "properties": {
-        "grant_type": {"type": "string", "enum": ["client_credentials"]},
-        "scope": {"type": "string"},
-        "resource": {"type": "string", "format": "uri"},  # RFC 8707
-    },
-    "additionalProperties": _OTHER_PARAMETERS,
-}
+
+
+def _token_form(resources: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["grant_type"],
+        "properties": {
+            "grant_type": {"type": "string", "enum": ["client_credentials"]},
+            "scope": {"type": "string", "pattern": f"^{_SCOPE}( {_SCOPE})*$"},
+            "resource": {"type": "string", "enum": resources},  # RFC 8707: the ones it serves
+        },
+        "additionalProperties": _OTHER_PARAMETERS,
+    }
+
+
 _TOKEN_OF_FORM = {
     "type": "object",
     "required": ["token"],
@@ -223,6 +239,24 @@ _TENSOR = {
     "properties": {
         "name": {"type": "string"},
         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string", "enum": _DATATYPES},
+        "parameters": {"type": "object"},
+        "data": {"type": "array"},
+    },
+}
+_TENSOR_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.:/-]{1,128}$"}
+# What the gateway parses strictly (serving/protocol.py): no extra member, no coercion.
+_INPUT_TENSOR = {
+    "type": "object",
+    "required": ["name", "shape", "datatype"],
+    "additionalProperties": False,
+    "properties": {
+        "name": _TENSOR_NAME,
+        "shape": {
+            "type": "array",
+            "maxItems": 8,
+            "items": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+        },
         "datatype": {"type": "string", "enum": _DATATYPES},
         "parameters": {"type": "object"},
         "data": {"type": "array"},
@@ -289,18 +323,21 @@ _SCHEMAS: dict[str, Any] = {
     "InferenceRequest": {
         "type": "object",
         "required": ["inputs"],
+        "additionalProperties": False,
         "properties": {
-            "id": {"type": "string"},
-            "model_name": {"type": "string"},
-            "model_version": {"type": "string"},
+            "id": {"type": "string", "maxLength": 128},
+            "model_name": {"type": "string", "maxLength": 128},
+            "model_version": {"type": "string", "maxLength": 64},
             "parameters": {"type": "object"},
-            "inputs": {"type": "array", "items": _TENSOR},
+            "inputs": {"type": "array", "minItems": 1, "maxItems": 64, "items": _INPUT_TENSOR},
             "outputs": {
                 "type": "array",
+                "maxItems": 64,
                 "items": {
                     "type": "object",
                     "required": ["name"],
-                    "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+                    "additionalProperties": False,
+                    "properties": {"name": _TENSOR_NAME, "parameters": {"type": "object"}},
                 },
             },
         },
@@ -325,8 +362,8 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["query", "epsilon"],
         "additionalProperties": False,
         "properties": {
-            "query": {"type": "string", "examples": ["mean(age, 0, 100)", "count"]},
-            "epsilon": {"type": "number", "exclusiveMinimum": 0},
+            "query": {"type": "string", "example": "mean(age, 0, 100)"},
+            "epsilon": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
         },
     },
     "DpAnswer": {
@@ -356,14 +393,58 @@ def _admin(method: str, summary: str, *, params: tuple[str, ...] = (), body: str
         "parameters": [_path(name, _ADMIN_PARAMETERS[name]) for name in params],
         "responses": answers,
     }
-    if body == "json":
-        operation["requestBody"] = {"required": True, "content": _json(None)}
-    elif body == "cedar":
+    if body == "cedar":
+        # Whether text is valid Cedar no schema can say; an empty body writes an empty file.
         text = {"text/plain": {"schema": {"type": "string"}}}
-        operation["requestBody"] = {"required": True, "content": text}
+        operation["requestBody"] = {"required": False, "content": text}
+    elif body:
+        operation["requestBody"] = {"required": True, "content": _json(body)}
     return {method: operation}
 
 
+# An Ed25519 public JWK. P-256 and RSA (2048 bits or more) keys are accepted too
+# (docs/identity.md), but whether their numbers are a point on the curve or a usable modulus
+# no schema can say, so the document names the kind every well-formed value of which works.
+_PUBLIC_JWK = {
+    "type": "object",
+    "required": ["kty", "crv", "x"],
+    "additionalProperties": False,
+    "properties": {
+        "kty": {"type": "string", "enum": ["OKP"]},
+        "crv": {"type": "string", "enum": ["Ed25519"]},
+        "x": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
+    },
+}
+_STRINGS = {"type": "array", "minItems": 1, "items": {"type": "string"}}
+_SCHEMAS |= {
+    "NewPrincipal": {
+        "type": "object",
+        "required": ["name", "role"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
+            "role": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"},
+            "attributes": {
+                "type": "object",
+                "patternProperties": {"^[a-z][a-z0-9_]{0,63}$": {"type": "string"}},
+                "additionalProperties": False,
+            },
+            "public_jwk": _PUBLIC_JWK,
+        },
+    },
+    "PublicJwk": _PUBLIC_JWK,
+    "NewApiKey": {
+        "type": "object",
+        "required": ["principal", "actions", "models"],
+        "additionalProperties": False,
+        "properties": {
+            "principal": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
+            "actions": _STRINGS,
+            "models": _STRINGS,
+            "days": {"type": "integer", "minimum": 1, "maximum": 365},
+        },
+    },
+}
 _ADMIN_PARAMETERS = {
     "principal": _NAME,
     "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
@@ -371,17 +452,17 @@ _ADMIN_PARAMETERS = {
 }
 _ADMIN_PATHS: dict[str, Any] = {
     "/admin/principals": _admin("get", "List principals (manage_principals).")
-    | _admin("post", "Add a principal: name, role, attributes, public_jwk.", body="json",
+    | _admin("post", "Add a principal: name, role, attributes, public_jwk.", body="NewPrincipal",
              created=True),
     "/admin/principals/{principal}/disable": _admin(
         "post", "Disable a principal.", params=("principal",)
     ),
     "/admin/principals/{principal}/public-key": _admin(
         "put", "Set a principal's private_key_jwt public key (a JWK).", params=("principal",),
-        body="json",
+        body="PublicJwk",
     ),
     "/admin/api-keys": _admin("get", "List API keys.")
-    | _admin("post", "Create an API key: principal, actions, models, days.", body="json",
+    | _admin("post", "Create an API key: principal, actions, models, days.", body="NewApiKey",
              created=True),
     "/admin/api-keys/{key_id}": _admin("delete", "Revoke an API key.", params=("key_id",)),
     "/admin/policies": _admin("get", "Read the policy files (manage_policies)."),
