@@ -601,3 +601,189 @@ def test_model_register_needs_a_signed_manifest_unless_told_otherwise(home, digi
     assert refused.returncode == 2
     assert "bastion model sign" in refused.stderr and "--allow-unsigned" in refused.stderr
     assert bastion(home, "model", "inspect", "d", check=False).returncode == 4  # not found
+
+
+def audit_entries(home):
+    """The audit log read back through `bastion audit export` (one JSON object a line)."""
+    return [json.loads(line) for line in bastion(home, "audit", "export").stdout.splitlines()]
+
+
+def test_pii_reveal_audits_every_attempt_without_values_or_secrets(home, tmp_path):
+    """Unknown, disabled, unpermitted, bad token, success: one audit entry each, no values."""
+    table = tmp_path / "customers.csv"
+    table.write_text("id,name\n1,Zelda Quartermaine\n")
+    policy = tmp_path / "customers.mask.toml"
+    policy.write_text('dataset = "customers"\n[columns]\nid = "keep"\nname = "tokenize"\n')
+    masked = tmp_path / "masked.csv"
+    bastion(home, "mask", str(table), "--policy", str(policy), "-o", str(masked))
+    token = masked.read_text().splitlines()[1].replace('"', "").split(",")[1]
+    added = [
+        json.loads(bastion(home, "principal", "add", name, "--role", role, "--json").stdout)
+        for name, role in (("officer", "privacy-officer"), ("gone", "privacy-officer"))
+    ]
+    officer, gone = (created["client_id"] for created in added)
+    bastion(home, "principal", "disable", "gone")
+    (home / "policies" / "privacy.cedar").write_text(
+        '@id("officer")\npermit (principal in Bastion::Role::"privacy-officer", '
+        'action == Bastion::Action::"reidentify", resource == Bastion::Dataset::"customers");\n'
+    )
+    unknown_id = "bcl_" + "0" * 24
+    secret = added[0]["client_secret"]
+    attempts = [  # (principal, dataset, token, exit code)
+        (unknown_id, "customers", token, 4),
+        (secret, "customers", token, 4),  # a secret pasted as the id: never written down
+        ("officer", "customers", token, 4),  # a name is not a client id
+        (gone, "customers", token, 3),
+        (officer, "payroll", token, 3),  # no policy permits this dataset
+        (officer, "customers", "tok_" + "a" * 26, 4),  # not in the vault
+        (officer, "customers", "not-a-token", 2),
+        (officer, "customers", token, 0),
+    ]
+    before = len(audit_entries(home))
+    for who, dataset, value, code in attempts:
+        result = bastion(
+            home, "pii", "reveal", value, "--field", "name", "--method", "token",
+            "--dataset", dataset, "--principal", who, check=False,
+        )  # fmt: skip
+        assert result.returncode == code, (who, dataset, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert result.stdout == "Zelda Quartermaine\n"
+    entries = audit_entries(home)[before:]
+    reveals = [e for e in entries if e["action"] == "reidentify"]
+    assert len(reveals) == len(attempts)
+    assert [(e["decision"], e["status"]) for e in reveals] == [
+        ("deny", 403), ("deny", 403), ("deny", 403), ("deny", 403), ("deny", 403),
+        ("allow", 404), ("allow", 400), ("allow", 200),
+    ]  # fmt: skip
+    principals = [e["principal"] for e in reveals]
+    assert principals[0] == unknown_id and principals[3:] == [gone] + [officer] * 4
+    assert all(p.startswith("unknown:") and len(p) == 24 for p in principals[1:3])
+    assert principals[1] != principals[2]
+    with sqlite3.connect(home / "bastion.db") as db:
+        rows = db.execute("select entry from audit_entries").fetchall()
+    stored = [e if isinstance(e, bytes) else str(e).encode() for (e,) in rows]
+    written = bastion(home, "audit", "export").stdout.encode() + b"\n".join(stored)
+    for needle in ("Zelda", "Quartermaine", secret, token):
+        assert needle.encode() not in written
+
+
+def test_dp_query_checks_every_number_before_charging(home, tmp_path):
+    """ε of 5e-324, 0, below 0, NaN, inf or 1e308 exits 2 and the budget stays untouched."""
+    table = tmp_path / "census.csv"
+    table.write_text("age\n" + "".join(f"{20 + i % 50}\n" for i in range(200)))
+    bastion(home, "dp", "register", "census", str(table))
+    bastion(home, "dp", "budget", "census", "--epsilon", "1")
+    (home / "policies" / "census.cedar").write_text(
+        '@id("census")\npermit (principal, action == Bastion::Action::"query_data", '
+        'resource == Bastion::Dataset::"census");\n'
+    )
+    created = bastion(home, "principal", "add", "ana", "--role", "analyst", "--json")
+    ana = json.loads(created.stdout)["client_id"]
+    shown = bastion(home, "dp", "budget", "census").stdout
+    for epsilon in ("5e-324", "0", "-1", "nan", "inf", "1e308", "11"):
+        for spec in ("count", "mean(age, 0, 100)"):
+            ask = ["dp", "query", "census", spec, "--principal", ana, "--epsilon", epsilon]
+            result = bastion(home, *ask, check=False)
+            assert result.returncode == 2 and "epsilon" in result.stderr, (epsilon, result)
+            assert "Traceback" not in result.stderr
+    for spec in ("sum(age, -1e308, 1e308)", "mean(age, 0, 1e16)", "quantile(age, nan, 0, 1)"):
+        result = bastion(home, "dp", "query", "census", spec, "--principal", ana,
+                         "--epsilon", "0.5", check=False)  # fmt: skip
+        assert result.returncode == 2, (spec, result)
+    for epsilon, delta in (("5e-324", "0"), ("nan", "0"), ("1", "nan"), ("1", "-1"), ("1", "1")):
+        result = bastion(home, "dp", "budget", "census", "--epsilon", epsilon,
+                         "--delta", delta, check=False)  # fmt: skip
+        assert result.returncode == 2, (epsilon, delta, result)
+    assert bastion(home, "dp", "budget", "census").stdout == shown
+    unknown = bastion(home, "dp", "query", "census", "count", "--principal", "bcl_" + "f" * 24,
+                      "--epsilon", "0.5", check=False)  # fmt: skip
+    assert unknown.returncode == 4 and bastion(home, "dp", "budget", "census").stdout == shown
+    [refusal] = [e for e in audit_entries(home) if e["action"] == "query_data"]
+    assert (refusal["principal"], refusal["decision"]) == ("bcl_" + "f" * 24, "deny")
+
+
+def test_encrypt_and_decrypt_write_owner_only_files_and_leave_nothing_on_failure(home, tmp_path):
+    """Outputs are 0600; a tampered file, wrong context or existing target leaves no file."""
+    plain = tmp_path / "in" / "data.bin"
+    plain.parent.mkdir()
+    plain.write_bytes(os.urandom(300_000))
+    out = tmp_path / "out"
+    out.mkdir()
+    bastion(home, "encrypt", str(plain), "-o", str(out / "data.bst"))
+    assert (out / "data.bst").stat().st_mode & 0o777 == 0o600
+    tampered = tmp_path / "in" / "tampered.bst"
+    sealed = bytearray((out / "data.bst").read_bytes())
+    sealed[-5] ^= 1  # in the last segment: every earlier segment authenticates first
+    tampered.write_bytes(bytes(sealed))
+    result = bastion(home, "decrypt", str(tampered), "-o", str(out / "t.bin"), check=False)
+    assert result.returncode == 7
+    wrong = bastion(home, "decrypt", str(out / "data.bst"), "-o", str(out / "w.bin"),
+                    "--context", "other", check=False)  # fmt: skip
+    assert wrong.returncode == 7
+    assert sorted(p.name for p in out.iterdir()) == ["data.bst"]
+    bastion(home, "decrypt", str(out / "data.bst"), "-o", str(out / "data.bin"))
+    assert (out / "data.bin").read_bytes() == plain.read_bytes()
+    assert (out / "data.bin").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in out.iterdir()) == ["data.bin", "data.bst"]
+
+
+@pytest.mark.parametrize("command", ["decrypt", "encrypt"])
+def test_a_killed_decrypt_or_encrypt_leaves_no_file_at_all(home, tmp_path, command):
+    """SIGKILL half way through a large stream fed slowly through a FIFO: no file, no .partial."""
+    import signal
+    import time
+
+    plain = tmp_path / "big.bin"
+    plain.write_bytes(os.urandom(8 * 1024 * 1024))
+    bastion(home, "encrypt", str(plain), "-o", str(tmp_path / "big.bst"))
+    source = (tmp_path / ("big.bst" if command == "decrypt" else "big.bin")).read_bytes()
+    fifo = tmp_path / "feed"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    out.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bastion", "--home", str(home), command, str(fifo),
+         "-o", str(out / "result")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # never a pipe nobody reads, which could block the child
+        env=os.environ | {"BASTION_PASSPHRASE": PASSPHRASE},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # open for writing only once the child has opened the FIFO to read
+            try:
+                feed = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                assert child.poll() is None and time.monotonic() < deadline, "never opened"
+                time.sleep(0.05)
+        os.set_blocking(feed, True)
+        # Half the stream: every write returns only once the child has read what came
+        # before (a pipe holds 64 KiB), so it has verified and written megabytes of output.
+        os.write(feed, source[: len(source) // 2])
+        # Until the output file is open in the child (named, or unnamed: "out/#123 (deleted)").
+        while not any(path.startswith(str(out)) for path in _open_paths(child.pid)):
+            assert child.poll() is None and time.monotonic() < deadline, "never wrote"
+            time.sleep(0.05)
+        assert child.poll() is None  # blocked reading the FIFO: mid-run
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+        os.close(feed)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert list(out.iterdir()) == []  # neither the target nor a hidden .partial
+
+
+def _open_paths(pid):
+    """What ``pid``'s open file descriptors point at (ones closed meanwhile are skipped)."""
+    folder = f"/proc/{pid}/fd"
+    paths = []
+    for name in os.listdir(folder):
+        try:
+            paths.append(os.readlink(f"{folder}/{name}"))
+        except OSError:
+            continue
+    return paths

@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bastion.cli.pii import asking_principal, raise_unknown
 from bastion.cli.robustness import require_toolkit
 from bastion.cli.state import state
-from bastion.errors import InvalidInput
+from bastion.errors import Forbidden, InvalidInput
 from bastion.privacy.dp import EVERYONE, Query
 
 app = typer.Typer(
@@ -102,7 +103,7 @@ def query(
             "quantile(col, q, lo, hi[, bins]) | histogram(col, lo, hi, bins)"
         ),
     ],
-    epsilon: Annotated[float, typer.Option(help="Privacy cost of this query (0 < ε ≤ 10).")],
+    epsilon: Annotated[float, typer.Option(help="Privacy cost of this query (1e-6 ≤ ε ≤ 10).")],
     principal: Annotated[str, typer.Option(help="Client id of who is asking.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -111,18 +112,24 @@ def query(
     Values are clamped to the bounds you give (bounds are never learned from the data).
     Example: `bastion dp query census "mean(age, 0, 100)" --epsilon 0.5 --principal bcl_…`
     """
-    ws = state(ctx).workspace()
+    # Every number is range-checked (ε in [1e-6, 10], bounds ±1e15) before anything is
+    # looked up or charged: a refused query costs nothing.
     parsed = Query.parse(spec, epsilon=epsilon)
-    who = ws.principals.get(principal)
-    reply = ws.guard().run(
-        lambda: ws.dp_engine().ask(dataset, parsed, principal=who.client_id),
-        principal=who,
-        action="query_data",
-        resource=dataset,
-        audited_as=dataset,
-        reason=f"{parsed.describe()} at epsilon {parsed.epsilon:g}",
-        context={"ip": "127.0.0.1"},
-    )
+    ws = state(ctx).workspace()
+    who = asking_principal(ws, principal)  # an unknown id is refused by the guard, audited
+    try:
+        reply = ws.guard().run(
+            lambda: ws.dp_engine().ask(dataset, parsed, principal=who.client_id),
+            principal=who,
+            action="query_data",
+            resource=dataset,
+            audited_as=dataset,
+            reason=f"{parsed.describe()} at epsilon {parsed.epsilon:g}",
+            context={"ip": "127.0.0.1"},
+        )
+    except Forbidden:
+        raise_unknown(who)
+        raise
     result = {
         "dataset": dataset,
         "query": parsed.describe(),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import functools
+import hashlib
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -17,12 +20,13 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemaining
 from rich.table import Table
 
 from bastion.cli.state import state
-from bastion.errors import InvalidInput
+from bastion.errors import Forbidden, InvalidInput, NotFound
+from bastion.identity import Principal
 from bastion.privacy import Entity, MaskPolicy, PartialMask, PiiScanner, mask_file
 from bastion.privacy.corpus import evaluate as evaluate_scanner
 from bastion.privacy.corpus import generate
 from bastion.privacy.reidentify import Method
-from bastion.workspace import lazy_mask_keys
+from bastion.workspace import Workspace, lazy_mask_keys
 
 app = typer.Typer(
     help="Personal data: find it in text files (scan), measure the scanner (evaluate), and "
@@ -31,6 +35,53 @@ app = typer.Typer(
 )
 console = Console()
 _PREVIEW = PartialMask(keep_last=2)
+_CLIENT_ID = re.compile(r"bcl_[0-9a-f]{24}")
+
+
+class RevealMethod(enum.StrEnum):
+    """How the values were masked: vault tokens or format-preserving encryption."""
+
+    token = "token"  # noqa: S105 - a method name, not a password
+    fpe = "fpe"
+
+
+class FpeAlphabet(enum.StrEnum):
+    """The FPE alphabet the masking policy used."""
+
+    digits = "digits"
+    alphanumeric = "alphanumeric"
+
+
+_UNKNOWN = "unknown:"
+# Real roles match [a-z][a-z0-9_-]*, so no principal can have this one.
+_STAND_IN_ROLE = "(unknown principal)"
+
+
+def asking_principal(ws: Workspace, client_id: str) -> Principal:
+    """The principal with ``client_id``, or a disabled stand-in when there is none.
+
+    An unknown id must still go through the Guard, so that its refusal is one more audit
+    entry like every other attempt; the stand-in is disabled, so no policy can let it
+    through. Its audited id is the given one only when that has the shape of a client id:
+    anything else (a mistyped secret, say) is recorded as a short digest, never verbatim.
+    """
+    try:
+        return ws.principals.get(client_id)
+    except NotFound:
+        if _CLIENT_ID.fullmatch(client_id) is None:
+            digest = hashlib.sha256(client_id.encode()).hexdigest()[:16]
+            client_id = f"{_UNKNOWN}{digest}"
+        return Principal(client_id=client_id, name="", role=_STAND_IN_ROLE, disabled=True)
+
+
+def raise_unknown(asker: Principal) -> None:
+    """Raise NotFound if ``asker`` is the stand-in for an unknown principal (now audited).
+
+    Raises:
+        NotFound: it is.
+    """
+    if asker.role == _STAND_IN_ROLE:
+        raise NotFound("No such principal.") from None
 
 
 @app.command("scan")
@@ -113,29 +164,35 @@ def reveal(
     values: Annotated[list[str], typer.Argument(help="Tokens or FPE values to turn back.")],
     dataset: Annotated[str, typer.Option(help="The dataset (the Cedar resource).")],
     field: Annotated[str, typer.Option(help="The column (or entity) the values came from.")],
-    method: Annotated[str, typer.Option(help="token (vault) or fpe.")],
+    method: Annotated[RevealMethod, typer.Option(help="token (vault) or fpe.")],
     principal: Annotated[str, typer.Option(help="Client id of who is asking.")],
-    alphabet: Annotated[str, typer.Option(help="The policy's FPE alphabet.")] = "digits",
+    alphabet: Annotated[
+        FpeAlphabet, typer.Option(help="The policy's FPE alphabet.")
+    ] = FpeAlphabet.digits,
 ) -> None:
     """Re-identify values for a principal the Cedar policies allow (action `reidentify`).
 
-    Every attempt is written to the audit log, allowed or denied, without the values.
+    Every attempt is written to the audit log, allowed or denied (an unknown or disabled
+    principal, no permission, an unknown token), without the values.
     Example: `bastion pii reveal tok_… --dataset customers --field name --method token
     --principal bcl_…`
     """
-    if method not in ("token", "fpe"):
-        raise InvalidInput("--method is token or fpe.")
     ws = state(ctx).workspace()
-    kind: Method = "token" if method == "token" else "fpe"
-    revealed = ws.reidentifier().reveal(
-        values,
-        principal=ws.principals.get(principal),
-        dataset=dataset,
-        field=field,
-        method=kind,
-        context={"ip": "127.0.0.1"},
-        alphabet=alphabet,
-    )
+    asker = asking_principal(ws, principal)
+    kind: Method = "token" if method is RevealMethod.token else "fpe"
+    try:
+        revealed = ws.reidentifier().reveal(
+            values,
+            principal=asker,
+            dataset=dataset,
+            field=field,
+            method=kind,
+            context={"ip": "127.0.0.1"},
+            alphabet=alphabet.value,
+        )
+    except Forbidden:
+        raise_unknown(asker)
+        raise
     for value in revealed:
         print(value)
 

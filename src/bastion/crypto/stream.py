@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bastion.crypto.keyring import KeyProvider, WrappedKey
+from bastion.crypto.outputs import write_new_file
 from bastion.errors import CryptoError
 
 MAGIC = b"BSTE"
@@ -196,9 +197,16 @@ def encrypt_file(
     associated_data: bytes,
     progress: Progress | None = None,
 ) -> int:
-    """Encrypt a file; ``target`` appears only when it is complete."""
+    """Encrypt a file; ``target`` (mode 0600) appears only when it is complete.
+
+    The ciphertext is written unnamed and named at the end (see
+    :mod:`bastion.crypto.outputs`), so even a killed process leaves no partial file.
+
+    Raises:
+        Conflict: ``target`` exists (it is never overwritten).
+    """
     with source.open("rb") as reader:
-        return _atomic_write(
+        return write_new_file(
             target,
             lambda sink: encrypt_stream(
                 reader, sink, keys=keys, associated_data=associated_data, progress=progress
@@ -214,13 +222,18 @@ def decrypt_file(
     associated_data: bytes,
     progress: Progress | None = None,
 ) -> int:
-    """Decrypt a file; ``target`` appears only if the whole envelope authenticated.
+    """Decrypt a file; ``target`` (mode 0600) appears only if the whole envelope authenticated.
+
+    The plaintext is written to an unnamed file in ``target``'s folder and named only
+    at the end (see :mod:`bastion.crypto.outputs`): a damaged file, a wrong key, or a
+    process killed half way (``kill -9``) leaves no file and no verified prefix.
 
     Raises:
         CryptoError: the envelope is damaged or the key is wrong; nothing is written.
+        Conflict: ``target`` exists (it is never overwritten).
     """
     with source.open("rb") as reader:
-        return _atomic_write(
+        return write_new_file(
             target,
             lambda sink: decrypt_stream(
                 reader, sink, keys=keys, associated_data=associated_data, progress=progress
@@ -296,17 +309,3 @@ def _exactly(source: BinaryIO, size: int) -> bytes:
     if _fill(source, data) != size:
         raise CryptoError()
     return bytes(data)
-
-
-def _atomic_write(target: Path, write: Callable[[BinaryIO], int]) -> int:
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        # Owner-only until complete: the partial file may hold decrypted data.
-        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as sink:
-            count = write(sink)
-            sink.flush()
-            os.fsync(sink.fileno())
-        partial.replace(target)
-        return count
-    finally:
-        partial.unlink(missing_ok=True)

@@ -25,7 +25,13 @@ ORDERS: tuple[float, ...] = (*(1 + x / 10 for x in range(1, 100)), *map(float, r
 def rdp(
     *, sample_rate: float, noise_multiplier: float, steps: int, orders: Sequence[float] = ORDERS
 ) -> np.ndarray:
-    """The RDP of ``steps`` steps at each order."""
+    """The RDP of ``steps`` steps at each order.
+
+    Raises:
+        ValueError: a rate not in [0, 1], a negative or non-finite noise multiplier, or a
+            negative step count.
+    """
+    _check(sample_rate=sample_rate, noise_multiplier=noise_multiplier, steps=steps)
     return np.array([steps * _rdp_step(sample_rate, noise_multiplier, order) for order in orders])
 
 
@@ -37,8 +43,14 @@ def epsilon(
     delta: float,
     orders: Sequence[float] = ORDERS,
 ) -> float:
-    """The ε of (ε, δ)-DP after ``steps`` steps (the best order)."""
-    if not 0 < delta < 1:
+    """The ε of (ε, δ)-DP after ``steps`` steps (the best order).
+
+    Raises:
+        ValueError: δ not in (0, 1), a rate not in [0, 1], a negative or non-finite
+            noise multiplier, or a negative step count.
+    """
+    _check(sample_rate=sample_rate, noise_multiplier=noise_multiplier, steps=steps)
+    if not (math.isfinite(delta) and 0 < delta < 1):
         raise ValueError("delta is in (0, 1)")
     alphas = np.array(orders)
     values = rdp(
@@ -55,8 +67,11 @@ def noise_for(*, target_epsilon: float, sample_rate: float, steps: int, delta: f
     orders is never larger (it is a minimum over more of them), so the target still holds.
 
     Raises:
-        ValueError: the target cannot be met with any reasonable noise (σ ≤ 1000).
+        ValueError: the target is not a finite positive number, or cannot be met with
+            any reasonable noise (σ ≤ 1000).
     """
+    if not (math.isfinite(target_epsilon) and target_epsilon > 0):
+        raise ValueError("the target epsilon is a finite positive number")
 
     def spent(sigma: float) -> float:
         return epsilon(
@@ -76,6 +91,16 @@ def noise_for(*, target_epsilon: float, sample_rate: float, steps: int, delta: f
         middle = (low + high) / 2
         low, high = (middle, high) if spent(middle) > target_epsilon else (low, middle)
     return high
+
+
+def _check(*, sample_rate: float, noise_multiplier: float, steps: int) -> None:
+    """Refuse what would make the sums below meaningless (NaN passes every ``<``)."""
+    if not (math.isfinite(sample_rate) and 0 <= sample_rate <= 1):
+        raise ValueError("the sample rate is in [0, 1]")
+    if not (math.isfinite(noise_multiplier) and noise_multiplier >= 0):
+        raise ValueError("the noise multiplier is a finite number >= 0")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError("steps is an integer >= 0")
 
 
 def _rdp_step(q: float, sigma: float, alpha: float) -> float:

@@ -18,12 +18,12 @@ exactly what this refuses).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from bastion.errors import BudgetExhausted, InvalidInput, NotFound
+from bastion.errors import BudgetExhausted, NotFound
+from bastion.privacy.dp.limits import BUDGET_EPSILON_MAX, check_delta, check_epsilon
 from bastion.storage import Database, tables
 from bastion.types import Clock
 
@@ -61,10 +61,11 @@ class BudgetLedger:
         """Create a budget, or change its total (what was spent stays spent).
 
         Raises:
-            InvalidInput: ε not positive and finite, or δ not in [0, 1).
+            InvalidInput: ε not in [1e-6, 1e6], or δ not in [0, 1) (:mod:`~.limits`).
+            TypeError: ε or δ is not a real number (a bool is not).
         """
-        if not (math.isfinite(epsilon) and epsilon > 0) or not 0 <= delta < 1:
-            raise InvalidInput("A budget needs 0 < epsilon (finite) and 0 <= delta < 1.")
+        epsilon = check_epsilon(epsilon, high=BUDGET_EPSILON_MAX)
+        delta = check_delta(delta)
         key = _key(dataset, principal)
         values = {"epsilon_total": epsilon, "delta_total": delta, "updated_at": self._clock()}
         with self._db.transaction() as db:
@@ -95,9 +96,15 @@ class BudgetLedger:
         """Spend (ε, δ) on ``dataset`` for ``principal``; returns the tightest budget after.
 
         Raises:
+            InvalidInput: ε not in [1e-6, 1e6] or δ not in [0, 1); nothing is charged.
+            TypeError: ε or δ is not a real number; nothing is charged.
             NotFound: no budget applies (the dataset has none, nor the principal).
             BudgetExhausted: a budget that applies has less left than the query costs.
         """
+        # Checked here too, not only by Query: a negative charge would refund a budget and
+        # a NaN one would compare false in SQL, whoever the caller is.
+        epsilon = check_epsilon(epsilon, high=BUDGET_EPSILON_MAX)
+        delta = check_delta(delta)
         table = tables.privacy_budgets
         with self._db.transaction() as db:
             # The same order in every transaction, so two charges never deadlock.

@@ -76,9 +76,16 @@ def discrete_gaussian(sigma: Fraction, *, rng: RandomSource = SYSTEM_RANDOM) -> 
 
 
 def laplace_scale(sensitivity: Fraction, epsilon: float) -> Fraction:
-    """A rational scale at least ``sensitivity / epsilon`` (rounded up, never down)."""
+    """A rational scale at least ``sensitivity / epsilon`` (rounded up, never down).
+
+    Raises:
+        ValueError: ``epsilon`` is not a finite positive number, or ``sensitivity`` is
+            not positive.
+    """
     if not (math.isfinite(epsilon) and epsilon > 0):
         raise ValueError("epsilon must be a positive number")
+    if sensitivity <= 0:
+        raise ValueError("the sensitivity must be positive")
     exact = Fraction(sensitivity) / Fraction(epsilon)
     return Fraction(math.ceil(exact * 10**9) + 1, 10**9)
 

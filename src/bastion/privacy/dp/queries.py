@@ -14,7 +14,6 @@ True
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bastion.errors import InvalidInput
+from bastion.privacy.dp.limits import BOUND_MAX, check_epsilon, check_range
 from bastion.privacy.dp.mechanisms import (
     SYSTEM_RANDOM,
     RandomSource,
@@ -32,6 +32,7 @@ from bastion.privacy.dp.mechanisms import (
 )
 
 Kind = Literal["count", "sum", "mean", "quantile", "histogram"]
+_KINDS = frozenset(("count", "sum", "mean", "quantile", "histogram"))
 _GRID = 2**16  # grid steps per bound magnitude: rounding error ≤ |bound| / 2^17 per row
 _SPEC = re.compile(r"\s*(count|sum|mean|quantile|histogram)\s*(?:\((.*)\))?\s*")
 _MAX_BINS = 4096
@@ -50,15 +51,20 @@ class Query:
     bins: int = 64  # histogram and quantile
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.epsilon) and 0 < self.epsilon <= 10):  # noqa: PLR2004
-            raise InvalidInput("epsilon must be in (0, 10].")
-        if self.kind != "count":
-            if not (math.isfinite(self.lower) and math.isfinite(self.upper)):
-                raise InvalidInput("Bounds must be finite numbers.")
-            if self.lower >= self.upper:
-                raise InvalidInput("The lower bound must be below the upper bound.")
-        if not 0 <= self.quantile <= 1:
-            raise InvalidInput("The quantile must be in [0, 1].")
+        # Every number is checked here, so no Query exists that could reach the ledger
+        # with a cost or bounds that overflow, refund, or compare false (NaN).
+        if self.kind not in _KINDS or not isinstance(self.column, str):
+            raise InvalidInput(f"Unknown query: {_FORMS}.")
+        object.__setattr__(self, "epsilon", check_epsilon(self.epsilon))
+        for name in ("lower", "upper"):
+            bound = check_range(getattr(self, name), name=name, low=-BOUND_MAX, high=BOUND_MAX)
+            object.__setattr__(self, name, bound)
+        if self.kind != "count" and self.lower >= self.upper:
+            raise InvalidInput("The lower bound must be below the upper bound.")
+        quantile = check_range(self.quantile, name="The quantile", low=0.0, high=1.0)
+        object.__setattr__(self, "quantile", quantile)
+        if isinstance(self.bins, bool) or not isinstance(self.bins, int):
+            raise TypeError("bins must be an integer")
         if not 1 <= self.bins <= _MAX_BINS:
             raise InvalidInput(f"Histograms have 1 to {_MAX_BINS} bins.")
 
@@ -68,10 +74,15 @@ class Query:
 
         The forms: ``count``, ``sum(col, lo, hi)``, ``mean(col, lo, hi)``,
         ``quantile(col, q, lo, hi[, bins])`` and ``histogram(col, lo, hi, bins)``.
+        ``epsilon`` is in [1e-6, 10] and bounds within ±1e15 (:mod:`~.limits`).
 
         Raises:
-            InvalidInput: the spec is not one of these.
+            InvalidInput: the spec is not one of these, or a number is out of range.
+            TypeError: ``spec`` is not a string or ``epsilon`` not a real number.
         """
+        if not isinstance(spec, str):
+            raise TypeError("the query is a string")
+        check_epsilon(epsilon)  # before the spec: a bad cost is refused whatever is asked
         match = _SPEC.fullmatch(spec)
         if match is None:
             raise InvalidInput(f"Unknown query {spec[:60]!r}: {_FORMS}.")

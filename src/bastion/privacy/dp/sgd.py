@@ -21,7 +21,6 @@ after all steps. Needs the ``robustness`` extra (PyTorch).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +30,10 @@ from torch.func import functional_call, grad, vmap
 from bastion.errors import InvalidInput
 from bastion.privacy.dp.accountant import epsilon as rdp_epsilon
 from bastion.privacy.dp.accountant import noise_for
+from bastion.privacy.dp.limits import check_delta, check_epsilon, check_range
 from bastion.registry.claims import PrivacyClaim
+
+_EPSILON_MAX = 100.0  # a training target; above it DP-SGD protects next to nothing
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,18 @@ class DpSgdPlan:
     max_grad_norm: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.epsilon) and 0 < self.epsilon <= 100):  # noqa: PLR2004
-            raise InvalidInput("The privacy target epsilon is in (0, 100].")
-        if self.delta is not None and not 0 < self.delta < 1:
-            raise InvalidInput("delta is in (0, 1).")
-        if self.epochs < 1 or self.batch_size < 1 or self.max_grad_norm <= 0:
-            raise InvalidInput("epochs, batch size and clipping norm are positive.")
+        # NaN compares false to every bound, so each number is range-checked as finite.
+        check_epsilon(self.epsilon, high=_EPSILON_MAX)
+        if self.delta is not None and check_delta(self.delta) == 0:
+            raise InvalidInput("delta must be a finite number in (0, 1).")
+        check_range(self.learning_rate, name="learning rate", low=1e-9, high=1e3)
+        check_range(self.max_grad_norm, name="clipping norm", low=1e-9, high=1e6)
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise InvalidInput("epochs and batch size are positive.")
 
 
 def train_private(

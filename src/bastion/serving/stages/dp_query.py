@@ -1,7 +1,8 @@
 """Answer a differentially private query on a registered dataset (after authorize, throttle).
 
-The body is JSON: ``{"query": "mean(age, 0, 100)", "epsilon": 0.5}``. The engine checks
-the column, then charges the budget, then answers; a refused charge is a 403.
+The body is JSON: ``{"query": "mean(age, 0, 100)", "epsilon": 0.5}``. Every number is
+range-checked first (a bad one is a 400 that costs nothing); then the engine checks the
+column, charges the budget, and answers; a refused charge is a 403.
 """
 
 from __future__ import annotations
@@ -39,16 +40,21 @@ class AnswerQuery:
 
 
 def _parse(body: bytes) -> Query:
+    """The query of a body, every number range-checked before the engine can charge it."""
     if len(body) > _MAX_BODY:
         raise InvalidInput("A query body is at most 4096 bytes.")
     try:
         document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # ValueError covers JSONDecodeError and an integer too long to read; deep nesting
+        # is a RecursionError. Each is the client's malformed body, never a 500.
         raise InvalidInput('The body must be JSON: {"query": …, "epsilon": …}.') from None
     if not isinstance(document, dict) or set(document) != {"query", "epsilon"}:
         raise InvalidInput("The body has exactly two keys: query and epsilon.")
     spec, epsilon = document["query"], document["epsilon"]
+    # json reads NaN, Infinity and 1e999 as floats and huge integers as ints; a bool is
+    # no number. Query.parse range-checks what remains (ε in [1e-6, 10], bounds ±1e15).
     is_number = isinstance(epsilon, int | float) and not isinstance(epsilon, bool)
     if not isinstance(spec, str) or not is_number:
         raise InvalidInput("query is a string and epsilon a number.")
-    return Query.parse(spec, epsilon=float(epsilon))
+    return Query.parse(spec, epsilon=epsilon)

@@ -28,3 +28,32 @@ def test_noise_for_a_target():
         epsilon(sample_rate=0.05, noise_multiplier=1.0, steps=10, delta=0)
     with pytest.raises(ValueError, match="more noise"):
         noise_for(target_epsilon=1e-6, sample_rate=1.0, steps=10**6, delta=1e-5)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"sample_rate": float("nan")},
+        {"sample_rate": 1.5},
+        {"sample_rate": -0.1},
+        {"noise_multiplier": float("nan")},
+        {"noise_multiplier": -1.0},
+        {"noise_multiplier": float("inf")},
+        {"steps": -1},
+        {"steps": 1.5},
+        {"delta": float("nan")},
+        {"delta": 0.0},
+    ],
+)
+def test_accountant_arguments_are_range_checked(bad):
+    """NaN passes every '<': the accountant refuses it (and other impossible values) by name."""
+    arguments = {"sample_rate": 0.01, "noise_multiplier": 1.0, "steps": 10, "delta": 1e-5}
+    with pytest.raises(ValueError, match=r"rate|noise|steps|delta"):
+        epsilon(**(arguments | bad))
+
+
+@pytest.mark.parametrize("target", [0.0, -1.0, float("nan"), float("inf")])
+def test_noise_targets_are_finite_and_positive(target):
+    """A target ε of 0, below, NaN or infinite is refused before the search."""
+    with pytest.raises(ValueError, match="target"):
+        noise_for(target_epsilon=target, sample_rate=0.01, steps=10, delta=1e-5)

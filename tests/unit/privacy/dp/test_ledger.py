@@ -82,3 +82,35 @@ def test_concurrent_charges_never_overspend(database_url):
     [budget] = BudgetLedger(database=setup, clock=time.time).budgets("census")
     assert len(passed) == 30 and budget.epsilon_spent == pytest.approx(3.0)
     setup.close()
+
+
+@pytest.mark.parametrize(
+    ("epsilon", "delta", "error"),
+    [
+        (5e-324, 0.0, InvalidInput),
+        (0.0, 0.0, InvalidInput),
+        (-0.5, 0.0, InvalidInput),  # would refund the budget
+        (float("nan"), 0.0, InvalidInput),  # compares false in SQL
+        (float("inf"), 0.0, InvalidInput),
+        (1e308, 0.0, InvalidInput),
+        (10**400, 0.0, InvalidInput),
+        (0.1, -0.1, InvalidInput),
+        (0.1, 1.0, InvalidInput),
+        (0.1, float("nan"), InvalidInput),
+        ("0.1", 0.0, TypeError),
+        (True, 0.0, TypeError),
+        (0.1, False, TypeError),
+        (None, 0.0, TypeError),
+    ],
+)
+def test_bad_charges_are_refused_and_charge_nothing(ledger, epsilon, delta, error):
+    """Whatever the caller, a charge outside ε in [1e-6, 1e6], δ in [0, 1) changes no row."""
+    ledger.set_budget("census", epsilon=1.0, delta=0.5)
+    ledger.set_budget("census", epsilon=0.8, principal="bcl_ann")
+    before = ledger.budgets("census")
+    with pytest.raises(error):
+        ledger.charge("census", "bcl_ann", epsilon=epsilon, delta=delta, query="count")
+    assert ledger.budgets("census") == before
+    with pytest.raises(error):
+        ledger.set_budget("census", epsilon=epsilon if epsilon != 0.1 else 1.0, delta=delta)
+    assert ledger.budgets("census") == before

@@ -64,3 +64,10 @@ def test_scales_round_up_and_bad_arguments_are_refused():
         discrete_laplace(Fraction(0))
     with pytest.raises(ValueError, match="sigma"):
         discrete_gaussian(Fraction(-1))
+
+
+def test_sensitivities_must_be_positive():
+    """A zero or negative sensitivity would give a zero or negative scale: refused."""
+    for sensitivity in (Fraction(0), Fraction(-1)):
+        with pytest.raises(ValueError, match="sensitivity"):
+            laplace_scale(sensitivity, 1.0)

@@ -1,5 +1,6 @@
 """Bounded DP queries: parsing, clamping, accuracy and the noise scale they claim."""
 
+import math
 import random
 import statistics
 
@@ -79,3 +80,95 @@ def test_the_noise_has_the_claimed_scale():
     assert query.run(AGES, rng=rng).noise_scale == 200
     assert statistics.pstdev(answers) == pytest.approx(2**0.5 * 200, rel=0.08)
     assert statistics.fmean(answers) == pytest.approx(AGES.sum(), abs=25)
+
+
+# Numbers an attacker can send for ε: tiny, zero, negative, NaN, infinite, huge, a huge
+# int, and values of the wrong type (a bool is not a number here).
+TINY_EPSILON = 5e-324
+BAD_EPSILONS = [
+    TINY_EPSILON,
+    1e-300,
+    9.99e-7,
+    0.0,
+    -0.0,
+    -1.0,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    1e308,
+    10.000001,
+    10**400,
+]
+WRONG_TYPES = ["1", True, False, None, [1.0], {"e": 1}, b"1"]
+
+
+@pytest.mark.parametrize("epsilon", BAD_EPSILONS)
+@pytest.mark.parametrize("spec", ["count", "sum(age, 0, 100)", "mean(age, 0, 100)"])
+def test_out_of_range_epsilons_are_refused_before_any_query_exists(spec, epsilon):
+    """ε outside [1e-6, 10] (5e-324 overflowed into a 500 after charging) is InvalidInput."""
+    with pytest.raises(InvalidInput, match="epsilon"):
+        Query.parse(spec, epsilon=epsilon)
+    with pytest.raises(InvalidInput, match="epsilon"):
+        Query("count", epsilon)
+
+
+@pytest.mark.parametrize("epsilon", WRONG_TYPES)
+def test_epsilons_that_are_not_numbers_are_type_errors(epsilon):
+    """A string, a bool, None or a list is a TypeError, never a cost of 1 (True)."""
+    with pytest.raises(TypeError):
+        Query.parse("count", epsilon=epsilon)
+    with pytest.raises(TypeError):
+        Query("count", epsilon)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "sum(age, -1e308, 1e308)",
+        "mean(age, 0, 1e16)",
+        "histogram(age, -1e300, 0, 4)",
+        "quantile(age, 0.5, 0, 1e200)",
+        "sum(age, nan, 1)",
+        "sum(age, 0, -inf)",
+        "quantile(age, nan, 0, 1)",
+        "quantile(age, -0.1, 0, 1)",
+        "histogram(age, 0, 1, 5000)",
+        "histogram(age, 0, 1, -1)",
+        f"histogram(age, 0, 1, {'9' * 5000})",
+        f"sum(age, 0, {'9' * 400})",
+    ],
+)
+def test_bounds_and_other_numbers_are_range_checked(spec):
+    """Bounds beyond ±1e15, NaN quantiles and absurd bin counts are refused, not computed."""
+    with pytest.raises(InvalidInput):
+        Query.parse(spec, epsilon=1.0)
+
+
+def test_every_accepted_query_gives_a_finite_answer_at_the_extremes():
+    """At ε = 1e-6 and bounds ±1e15 every kind still answers finite numbers (no overflow)."""
+    rng = random.Random(3)
+    for spec in (
+        "count",
+        "sum(age, -1e15, 1e15)",
+        "mean(age, -1e15, 1e15)",
+        "quantile(age, 0.5, -1e15, 1e15, 4096)",
+        "histogram(age, -1e15, 1e15, 16)",
+    ):
+        for epsilon in (1e-6, 10, 10.0):
+            answer = Query.parse(spec, epsilon=epsilon).run(AGES, rng=rng)
+            values = answer.value if isinstance(answer.value, tuple) else (answer.value,)
+            assert all(math.isfinite(v) for v in (*values, answer.noise_scale)), spec
+
+
+def test_wrong_types_for_the_other_fields_are_refused():
+    """A bool or float bin count, a non-string column or kind: refused at construction."""
+    with pytest.raises(TypeError):
+        Query("histogram", 1.0, "age", 0.0, 1.0, bins=True)
+    with pytest.raises(TypeError):
+        Query("histogram", 1.0, "age", 0.0, 1.0, bins=4.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Query("sum", 1.0, "age", "0", 1.0)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        Query("median", 1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Query.parse(b"count", epsilon=1.0)  # type: ignore[arg-type]

@@ -57,3 +57,31 @@ def test_plans_are_checked():
             plan=DpSgdPlan(epsilon=1, batch_size=10),
             generator=torch.Generator(),
         )
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ({"epsilon": 5e-324}, InvalidInput),
+        ({"epsilon": float("nan")}, InvalidInput),
+        ({"epsilon": float("inf")}, InvalidInput),
+        ({"epsilon": 1e308}, InvalidInput),
+        ({"epsilon": -1}, InvalidInput),
+        ({"epsilon": "1"}, TypeError),
+        ({"epsilon": True}, TypeError),
+        ({"epsilon": 1, "delta": 0}, InvalidInput),
+        ({"epsilon": 1, "delta": float("nan")}, InvalidInput),
+        ({"epsilon": 1, "learning_rate": float("nan")}, InvalidInput),
+        ({"epsilon": 1, "learning_rate": -0.1}, InvalidInput),
+        ({"epsilon": 1, "learning_rate": float("inf")}, InvalidInput),
+        ({"epsilon": 1, "max_grad_norm": float("nan")}, InvalidInput),
+        ({"epsilon": 1, "max_grad_norm": float("inf")}, InvalidInput),
+        ({"epsilon": 1, "max_grad_norm": 0.0}, InvalidInput),
+        ({"epsilon": 1, "epochs": 2.5}, TypeError),
+        ({"epsilon": 1, "batch_size": True}, TypeError),
+    ],
+)
+def test_every_number_of_a_plan_is_range_checked(bad, error):
+    """NaN, infinite, tiny, huge or mistyped ε, δ, rate, clipping norm or schedule: refused."""
+    with pytest.raises(error):
+        DpSgdPlan(**bad)
