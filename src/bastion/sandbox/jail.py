@@ -17,8 +17,10 @@ Each worker starts as ``prlimit … bwrap … python -I -m bastion.sandbox.worke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,8 +98,10 @@ class Jail:
             *["--uid", str(JAIL_ID), "--gid", str(JAIL_ID), "--cap-drop", "ALL"],
             # The worker is PID 1 and the only process of its PID namespace: no bubblewrap
             # reaper (it would keep bubblewrap's memory, unfiltered by seccomp) to read or
-            # write through /proc/1. Nothing needs reaping: the worker cannot fork.
-            *["--die-with-parent", "--new-session", "--as-pid-1"],
+            # write through /proc/1. Nothing needs reaping: the worker cannot fork. No
+            # --new-session: the jail stays in the session and process group the gateway
+            # made for it (no terminal), so kill() reaches the worker with bubblewrap.
+            *["--die-with-parent", "--as-pid-1"],
             *self._filesystem(),
             *["--clearenv", "--setenv", "PATH", "/usr/bin", "--setenv", "HOME", _TMP],
             *["--chdir", _TMP, "--seccomp", str(seccomp_fd), "--", *argv],
@@ -187,7 +191,7 @@ class Jail:
             kind, report = None, bytearray()
         finally:
             sock.close()
-            process.kill()
+            self.kill(process)
             process.wait()
         if kind != READY:
             raise InvalidInput("The model's runtime cannot load it (checked in the sandbox).")
@@ -203,7 +207,7 @@ class Jail:
         try:
             code = process.wait(timeout=self.limits.start_seconds)
         except subprocess.TimeoutExpired:
-            process.kill()
+            self.kill(process)
             code = None
         if code != 0:
             raise ConfigError(
@@ -211,6 +215,18 @@ class Jail:
                 "message is logged by bastion.sandbox). Fix the host, or set "
                 "unsafe_in_process_runner = true for development only."
             )
+
+    @staticmethod
+    def kill(process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a jail: bubblewrap and the worker, its process group (call before ``wait``).
+
+        Killing bubblewrap alone is not enough: its ``--die-with-parent`` does not reach
+        the worker once that is PID 1 of its namespace.
+        """
+        if process.returncode is not None:  # reaped: bubblewrap ended after its worker
+            return
+        with contextlib.suppress(ProcessLookupError):  # not reaped, so its id is still ours
+            os.killpg(process.pid, signal.SIGKILL)
 
     def python(self, *arguments: str) -> list[str]:
         """A command line that runs the gateway's Python, isolated, inside the jail."""

@@ -9,10 +9,11 @@ and logs each line to ``bastion.sandbox`` as ``jail <label>: <text>``:
   other control character become ``\n``, ``\x1b``…, a backslash ``\\``), so a line from a
   jail is always one log line, and always marked as the jail's;
 - a line keeps at most ``MAX_LINE`` bytes (the rest is dropped, and the cut marked);
-- a jail may log ``BURST`` lines at once and ``RATE`` lines a second after that. Past
-  its allowance the gateway drops the lines it has already read (and says how many), then
-  stops reading that pipe until the allowance refills: a flooding worker blocks on its
-  own writes and overruns its time, rather than costing the gateway CPU or disk.
+- a jail may log ``BURST`` lines at once and ``RATE`` lines a second after that. The
+  gateway reads no more at a time than the allowance can log (about ``MAX_LINE`` bytes a
+  line); past it, it drops what it has already read (and says how many lines), then stops
+  reading that pipe until the allowance refills: a flooding worker blocks on its own
+  writes and overruns its time, rather than costing the gateway CPU or disk.
 
 The thread never touches the event loop. It starts with the first pipe and ends when the
 last one is closed (every process holding it has ended), so no reader outlives its jails,
@@ -119,8 +120,12 @@ class JailLogs:
 
 def _read(pipe: _Pipe) -> str:
     """Read what the pipe holds; "open", "paused" (over its allowance) or "closed"."""
+    _refill(pipe)
+    # No more than the allowance can log: a flooding jail costs the gateway one read of
+    # about MAX_LINE bytes per line it may log, whatever it writes.
+    size = min(_READ, max(1, int(pipe.allowance)) * (MAX_LINE + 1))
     try:
-        data = os.read(pipe.fd, _READ)
+        data = os.read(pipe.fd, size)
     except BlockingIOError:
         return "open"
     except OSError:
@@ -153,10 +158,14 @@ def _read(pipe: _Pipe) -> str:
     return "open"
 
 
-def _emit(pipe: _Pipe, line: bytes) -> None:
+def _refill(pipe: _Pipe) -> None:
     now = time.monotonic()
     pipe.allowance = min(BURST, pipe.allowance + (now - pipe.stamp) * RATE)
     pipe.stamp = now
+
+
+def _emit(pipe: _Pipe, line: bytes) -> None:
+    _refill(pipe)
     if pipe.allowance < 1:
         pipe.dropped += 1
         return

@@ -100,8 +100,7 @@ class Worker:
         if self._channel is not None:
             self._channel.close()
         self._sock.close()
-        with contextlib.suppress(ProcessLookupError):
-            self._process.kill()
+        Jail.kill(self._process)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(timeout=_STOP_SECONDS)
 

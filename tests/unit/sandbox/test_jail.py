@@ -4,6 +4,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,23 @@ def test_registration_loads_the_model_in_the_jail_not_in_process(make_workspace,
         make_workspace().registry.register(
             path, name="m", version=None, output_policy=OutputPolicy()
         )
+
+
+def test_killing_a_jail_ends_its_worker_too(jail):
+    """Jail.kill ends bubblewrap and the worker, PID 1 of its namespace, together."""
+    process = jail.spawn(jail.python("-c", "import time; time.sleep(600)"))
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    worker = None
+    for _ in range(600):
+        worker = worker or children.read_text().split()
+        if worker:
+            break
+        time.sleep(0.05)
+    assert worker
+    jail.kill(process)
+    process.wait(timeout=30)
+    for _ in range(600):
+        if not Path(f"/proc/{worker[0]}").exists():
+            break
+        time.sleep(0.05)
+    assert not Path(f"/proc/{worker[0]}").exists()
