@@ -146,9 +146,8 @@ DENIED = tuple(name for name in _NUMBERS if name not in _CHECKED)
 def syscall_numbers(machine: str) -> dict[str, int]:
     """The filter's syscalls and their numbers on ``machine`` (x86_64 or aarch64)."""
     column = list(_AUDIT_ARCH).index(machine)
-    return {
-        name: numbers[column] for name, numbers in _NUMBERS.items() if numbers[column] is not None
-    }
+    found = {name: numbers[column] for name, numbers in _NUMBERS.items()}
+    return {name: number for name, number in found.items() if number is not None}
 
 
 def worker_filter(machine: str | None = None) -> bytes:
