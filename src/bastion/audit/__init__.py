@@ -13,7 +13,8 @@
 
 from bastion.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from bastion.audit.entry import AuditEntry, AuditEvent
-from bastion.audit.log import AuditLog, VerifyReport
+from bastion.audit.log import AuditLog
+from bastion.audit.verification import VerifyReport
 
 __all__ = [
     "AuditEntry",

@@ -23,7 +23,6 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -31,6 +30,7 @@ from bastion.audit.appender import MAX_BATCH, GroupCommit
 from bastion.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from bastion.audit.entry import AuditEntry, AuditEvent, canonical
 from bastion.audit.merkle import Frontier, consistency_proof, inclusion_proof, leaf_hash
+from bastion.audit.verification import VerifyReport, stored_checkpoints, verify_log
 from bastion.crypto import SigningKey
 from bastion.errors import BackendError, Conflict, IntegrityError, NotFound
 from bastion.storage import Database, tables
@@ -44,17 +44,6 @@ _NEXT_SEQ_SQL = "SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries"
 _COLUMNS = ("seq", "entry", "leaf_hash")
 _MAX_UNSIGNED = 200_000  # leaves remembered for the next checkpoint (about 20 MB)
 logger = logging.getLogger("bastion.audit")
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What a successful verification checked."""
-
-    size: int
-    root: bytes
-    checkpoints: int
-    witness: bool
-    uncovered: int  # entries after the newest signed checkpoint
 
 
 class AuditLog:
@@ -356,68 +345,12 @@ class AuditLog:
                 checkpoint does not match or is not signed by this log; or the log
                 is not an extension of the witness's tree (truncated or forked).
         """
-        checkpoints = self._stored_checkpoints()
-        targets = dict(checkpoints)
-        if witness is not None:
-            if witness.origin != self.origin:
-                raise IntegrityError("The witness checkpoint is for another log.")
-            targets[witness.size] = witness
-        frontier = Frontier()
-        for seq, entry, leaf in self._scan():
-            if seq != frontier.size:
-                raise IntegrityError(f"Audit entry {frontier.size} is missing or out of order.")
-            if leaf_hash(entry) != leaf:
-                raise IntegrityError(f"Audit entry {seq} was changed.")
-            frontier.append(leaf)
-            expected = targets.get(frontier.size)
-            if expected is not None and expected.root != frontier.root():
-                raise IntegrityError(
-                    f"The log differs from the checkpoint at size {frontier.size}: an entry "
-                    "before it was changed, removed, inserted or moved."
-                )
-        beyond = [size for size in targets if size > frontier.size]
-        if beyond:
-            raise IntegrityError(
-                f"The log has {frontier.size} entries; a checkpoint says "
-                f"{max(beyond)}: entries were removed."
-            )
-        if 0 in targets and targets[0].root != Frontier().root():
-            raise IntegrityError("The checkpoint of the empty log is wrong.")
-        covered = max(checkpoints, default=0)
-        return VerifyReport(
-            size=frontier.size,
-            root=frontier.root(),
-            checkpoints=len(checkpoints),
-            witness=witness is not None,
-            uncovered=frontier.size - covered,
-        )
+        if witness is not None and witness.origin != self.origin:
+            raise IntegrityError("The witness checkpoint is for another log.")
+        checkpoints = stored_checkpoints(self._db, read_checkpoint=self.read_checkpoint)
+        return verify_log(self._db, checkpoints=checkpoints, witness=witness)
 
     # -- internals -------------------------------------------------------------------
-
-    def _stored_checkpoints(self) -> dict[int, Checkpoint]:
-        """Every stored checkpoint, by size; each row's columns must be its signed note's."""
-        t = tables.audit_checkpoints
-        with self._db.transaction() as db:
-            rows = db.execute(sa.select(t.c.size, t.c.root, t.c.note, t.c.frontier)).all()
-        checkpoints = {}
-        for row in rows:
-            signed = self.read_checkpoint(row.note)
-            if (signed.size, signed.root) != (row.size, bytes(row.root)) or (
-                row.frontier is not None
-                and _frontier_root(signed.size, bytes(row.frontier)) != signed.root
-            ):
-                raise IntegrityError(f"The checkpoint row of size {row.size} was changed.")
-            checkpoints[signed.size] = signed
-        return checkpoints
-
-    def _scan(self) -> Iterator[tuple[int, bytes, bytes]]:
-        with self._db.engine.connect() as connection:
-            cursor = connection.exec_driver_sql(
-                "SELECT seq, entry, leaf_hash FROM audit_entries ORDER BY seq"
-            )
-            while rows := cursor.fetchmany(_FETCH):
-                for seq, entry, leaf in rows:
-                    yield int(seq), entry.encode(), bytes(leaf)
 
     def _newest_first(self, needles: Sequence[str] = ()) -> Iterator[AuditEntry]:
         """Every entry, newest first, each row checked; those holding every needle parsed."""
@@ -493,10 +426,3 @@ class AuditLog:
             sql = f"INSERT INTO audit_entries ({columns}) VALUES {', '.join([row] * count)}"  # noqa: S608
             self._insert_statements[count] = sql
         return sql
-
-
-def _frontier_root(size: int, nodes: bytes) -> bytes | None:
-    try:
-        return Frontier.restore(size, nodes).root()
-    except ValueError:
-        return None
