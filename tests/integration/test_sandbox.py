@@ -78,3 +78,22 @@ def test_a_spinning_model_is_stopped_while_other_models_keep_serving(server):
     assert spin(http, 4).json()["outputs"][0]["data"] == [4]  # a fresh worker serves
     assert http.get("/v2/health/ready").json() == {"ready": True}
     assert "model worker of spinner@1 stopped: timed out" in log.read_text()
+
+
+def _children(pid):
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
+
+
+def test_no_jailed_process_holds_the_passphrase_or_runs_as_root(server):
+    """The jails start without the gateway's environment; its workers are not host root."""
+    _, _, process = server
+    jails = _children(process.pid)
+    workers = [worker for jail in jails for worker in _children(jail)]
+    assert len(jails) == len(workers) == 3
+    for pid in jails + workers:
+        assert PASSPHRASE.encode() not in Path(f"/proc/{pid}/environ").read_bytes()
+    for pid in workers:
+        status = Path(f"/proc/{pid}/status").read_text()
+        uids = next(line for line in status.splitlines() if line.startswith("Uid:"))
+        assert "0" not in uids.split()[1:]
