@@ -18,11 +18,11 @@ Either way the target is never overwritten: an existing file is a
 :class:`~bastion.errors.Conflict`, and it is left as it was.
 
 >>> import tempfile, pathlib
->>> folder = pathlib.Path(tempfile.mkdtemp())
->>> write_new_file(folder / "out", lambda sink: sink.write(b"whole"))
-5
->>> (folder / "out").read_bytes(), oct((folder / "out").stat().st_mode & 0o777)
-(b'whole', '0o600')
+>>> with tempfile.TemporaryDirectory() as name:
+...     out = pathlib.Path(name) / "out"
+...     written = write_new_file(out, lambda sink: sink.write(b"whole"))
+...     written, out.read_bytes(), oct(out.stat().st_mode & 0o777)
+(5, b'whole', '0o600')
 """
 
 from __future__ import annotations
