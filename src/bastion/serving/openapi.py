@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import bastion
+from bastion.identity.assertions import PRIVATE_JWK_MEMBERS
 from bastion.identity.oauth import SCOPES
 
 _NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
@@ -405,22 +406,23 @@ def _admin(method: str, summary: str, *, params: tuple[str, ...] = (), body: str
 # An Ed25519 public JWK. P-256 and RSA (2048 bits or more) keys are accepted too
 # (docs/identity.md), but whether their numbers are a point on the curve or a usable modulus
 # no schema can say, so the document names the kind every well-formed value of which works.
+# Other JWK members (kid, use, alg...) are allowed and ignored; a private member is refused.
 _PUBLIC_JWK = {
     "type": "object",
     "required": ["kty", "crv", "x"],
-    "additionalProperties": False,
     "properties": {
         "kty": {"type": "string", "enum": ["OKP"]},
         "crv": {"type": "string", "enum": ["Ed25519"]},
         "x": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
     },
+    "not": {"anyOf": [{"required": [member]} for member in sorted(PRIVATE_JWK_MEMBERS)]},
 }
 _STRINGS = {"type": "array", "minItems": 1, "items": {"type": "string"}}
+# The admin API ignores members it does not know, so the document allows them.
 _SCHEMAS |= {
     "NewPrincipal": {
         "type": "object",
         "required": ["name", "role"],
-        "additionalProperties": False,
         "properties": {
             "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
             "role": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"},
@@ -429,14 +431,13 @@ _SCHEMAS |= {
                 "patternProperties": {"^[a-z][a-z0-9_]{0,63}$": {"type": "string"}},
                 "additionalProperties": False,
             },
-            "public_jwk": _PUBLIC_JWK,
+            "public_jwk": {**_PUBLIC_JWK, "nullable": True},  # null: none, as if absent
         },
     },
     "PublicJwk": _PUBLIC_JWK,
     "NewApiKey": {
         "type": "object",
         "required": ["principal", "actions", "models"],
-        "additionalProperties": False,
         "properties": {
             "principal": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
             "actions": _STRINGS,
