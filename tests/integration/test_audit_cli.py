@@ -78,3 +78,50 @@ def test_an_insider_edit_of_the_tail_fails_verify_and_search(home, statement):
     if ">=" not in statement:  # a truncated log reads as a shorter one; verify names it
         searched = bastion(home, "audit", "search", "--principal", "bcl_a", check=False)
         assert searched.returncode != 0 and "audit verify" in searched.stderr
+
+
+INSIDER_SQL = {
+    "entry": ("UPDATE audit_entries SET entry = REPLACE(entry, 'bcl_a', 'bcl_') WHERE seq = 3", {}),
+    "leaf": ("UPDATE audit_entries SET leaf_hash = :leaf WHERE seq = 3", {"leaf": b"\0" * 32}),
+    "seq": ("UPDATE audit_entries SET seq = 99 WHERE seq = 3", {}),
+    "forged-leaf": ("UPDATE audit_entries SET entry = :entry, leaf_hash = :leaf WHERE seq = 3", {}),
+}
+
+
+@pytest.mark.parametrize("column", sorted(INSIDER_SQL))
+def test_an_insider_edit_fails_the_cli_on_sqlite_and_postgresql(database_url, tmp_path, column):
+    """A workspace on either database: any SQL edit of a signed entry fails verify and search."""
+    import os
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    from bastion.audit.merkle import leaf_hash
+
+    env = os.environ | {"BASTION_PASSPHRASE": PASSPHRASE, "BASTION_DATABASE_URL": database_url}
+
+    def cli(*args):
+        command = [sys.executable, "-m", "bastion", "--home", str(tmp_path / "ws"), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env,
+                              check=False)  # fmt: skip
+
+    assert cli("init").returncode == 0
+    settings = Settings(home=tmp_path / "ws", passphrase=PASSPHRASE, database_url=database_url)
+    ws = Workspace(settings=settings)
+    ws.audit.append_many([event(n) for n in range(5)])
+    ws.close()  # signs
+    assert cli("audit", "verify", "--strict").returncode == 0
+    sql, params = INSIDER_SQL[column]
+    if column == "forged-leaf":
+        forged = event(3, principal="bcl_z").to_entry()
+        params = {"entry": forged.decode(), "leaf": leaf_hash(forged)}
+    engine = sa.create_engine(database_url)
+    with engine.begin() as db:
+        db.execute(sa.text(sql), params)
+    engine.dispose()
+    broken = cli("audit", "verify")
+    assert broken.returncode != 0 and "error:" in broken.stderr
+    if column != "forged-leaf":  # a consistent forgery reads fine row by row; verify names it
+        searched = cli("audit", "search", "--principal", "bcl_a")
+        assert searched.returncode != 0 and "audit verify" in searched.stderr
