@@ -19,6 +19,7 @@ seccomp filter), so the mapping serves bubblewrap's setup and nothing else.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -44,8 +45,11 @@ os.read(0, 1)
 """
 
 
+@functools.cache
 def jail_user_namespace() -> int | None:
     """When the gateway runs as root, a descriptor of the jail's user namespace; else None.
+
+    Made once per process and shared by its jails (they are all ``nobody`` alike).
 
     Raises:
         ConfigError: the namespace cannot be made (the sandbox refuses to start).

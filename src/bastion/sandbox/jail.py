@@ -1,18 +1,29 @@
 """The bubblewrap jail a model worker runs in.
 
-Each worker starts as ``prlimit … bwrap … python -I -m bastion.sandbox.worker``:
+Each worker starts as ``prlimit … bwrap … python -I -m bastion.sandbox.worker``, launched
+with an explicit environment of ``PATH`` alone, in a new session without a terminal:
 
-- **namespaces**: new user (mapped to ``nobody``, no further user namespaces), network
-  (no interface but its own loopback), PID (the worker is PID 1's only child; killing
-  bubblewrap ends everything inside), IPC, UTS and cgroup; a new session (no terminal
-  injection); every capability dropped; killed with its parent (``--die-with-parent``).
-- **filesystem**: an empty root with read-only binds of the system (``/usr`` and its
-  links) and of the Python installation running Bastion, a private size-capped ``/tmp``,
-  a minimal ``/dev`` and a fresh ``/proc``; nothing else of the host. The workspace folder
-  is hidden under an empty tmpfs even when it lies inside a bound folder. No ``/etc``.
+- **identity**: host uid and gid 65534 (``nobody``), never host root. A gateway running as
+  root has bubblewrap join a user namespace of its own that maps 65534 to host 65534
+  (:mod:`bastion.sandbox.identity`); an unprivileged gateway's bubblewrap maps the jail to
+  the gateway's own uid. Every capability dropped, no further user namespaces.
+- **namespaces**: new user, network (no interface but its own loopback), PID, IPC, UTS and
+  cgroup. The worker is PID 1 and the only process of its PID namespace
+  (``--as-pid-1``): no bubblewrap process inside to read or write through ``/proc/1``.
+- **filesystem**: a read-only root holding read-only binds of the system (``/usr`` and its
+  links) and of the Python installation running Bastion; a private ``/tmp`` capped at
+  ``tmp_mb``; a read-only ``/dev`` (its device files still usable); a fresh ``/proc`` with
+  ``/proc/sys`` hidden under an empty read-only tmpfs. Nothing else of the host, no
+  ``/etc``. The workspace folder is hidden under an empty read-only tmpfs even when it lies
+  inside a bound folder. So ``/tmp`` is the only writable place, and it is capped.
+- **output**: standard output is discarded (or a pipe the caller reads); standard error is a
+  pipe the gateway reads, bounds, escapes and labels (:mod:`bastion.sandbox.logs`).
 - **limits** (``prlimit``, inherited and not raisable): address space, open files, core
-  dumps off, largest file; CPU time per request (set by the worker); no new processes
-  (the seccomp filter of :mod:`bastion.sandbox.seccomp`).
+  dumps off, largest file; CPU time per request (set by the worker); no new processes,
+  and no io_uring, mounts, ptrace or other calls a model never needs (the seccomp filter
+  of :mod:`bastion.sandbox.seccomp`).
+- **lifetime**: :meth:`Jail.kill` ends a jail's process group, bubblewrap and worker
+  together; a worker whose gateway is gone sees its socket close and exits.
 """
 
 from __future__ import annotations
@@ -227,6 +238,7 @@ class Jail:
             return
         with contextlib.suppress(ProcessLookupError):  # not reaped, so its id is still ours
             os.killpg(process.pid, signal.SIGKILL)
+        process.kill()  # also when it leads no group (a worker started by other means)
 
     def python(self, *arguments: str) -> list[str]:
         """A command line that runs the gateway's Python, isolated, inside the jail."""

@@ -156,3 +156,10 @@ def test_killing_a_jail_ends_its_worker_too(jail):
             break
         time.sleep(0.05)
     assert not Path(f"/proc/{worker[0]}").exists()
+
+
+def test_a_worker_whose_gateway_is_gone_exits(jail):
+    """When the gateway's end of its socket closes, a jailed worker ends by itself."""
+    process, ours = jail.spawn_worker()
+    ours.close()
+    assert process.wait(timeout=60) != 0  # no model ever came
