@@ -196,29 +196,35 @@ class AuditLog:
         return frontier
 
     def _extend(self, frontier: Frontier) -> None:
-        """Append the leaves after ``frontier`` to it: this process's own, else the table's."""
-        t = tables.audit_entries
-        query = sa.select(t.c.seq, t.c.entry).where(t.c.seq >= frontier.size).order_by(t.c.seq)
-        with self._db.transaction() as db:
-            stored = {int(seq): entry for seq, entry in db.execute(query)}
-        while True:
-            seq = frontier.size
-            mine = self._unsigned.get(seq)
-            if seq not in stored:
-                if mine is None:
-                    break
-                logger.error("audit entry %d was removed before its checkpoint", seq)
-                frontier.append(mine)
-                continue
-            leaf = leaf_hash(stored[seq].encode())
-            if mine is not None and leaf != mine:
-                # Changed or moved since this process committed it: sign what was committed,
-                # so that verify names the entry instead of the edit being signed.
-                logger.error("audit entry %d differs from what was written", seq)
-                leaf = mine
-            frontier.append(leaf)
-        if any(seq > frontier.size for seq in stored):
-            logger.error("audit entry %d is missing; later entries stay unsigned", frontier.size)
+        """Append the leaves after ``frontier`` to it: this process's own, else the table's.
+
+        The rows are streamed in order (a first checkpoint after an upgrade may read the
+        whole log).
+        """
+        sql = f"SELECT seq, entry FROM audit_entries WHERE seq >= {self._mark} ORDER BY seq"  # noqa: S608
+        with self._db.engine.connect() as connection:
+            cursor = connection.exec_driver_sql(sql, (frontier.size,))
+            while rows := cursor.fetchmany(_FETCH):
+                for seq, text in rows:
+                    self._own_up_to(frontier, int(seq))
+                    if seq != frontier.size:  # a gap nobody here can fill
+                        logger.error("audit entry %d is missing; later ones stay unsigned", seq)
+                        return
+                    leaf = leaf_hash(text.encode())
+                    mine = self._unsigned.get(seq)
+                    if mine is not None and leaf != mine:
+                        # Changed or moved since this process committed it: sign what was
+                        # committed, so verify names the entry instead of the edit being signed.
+                        logger.error("audit entry %d differs from what was written", seq)
+                        leaf = mine
+                    frontier.append(leaf)
+        self._own_up_to(frontier, None)
+
+    def _own_up_to(self, frontier: Frontier, seq: int | None) -> None:
+        """Append this process's own leaves that the table no longer holds, before ``seq``."""
+        while (seq is None or frontier.size < seq) and frontier.size in self._unsigned:
+            logger.error("audit entry %d was removed before its checkpoint", frontier.size)
+            frontier.append(self._unsigned[frontier.size])
 
     # -- reading ---------------------------------------------------------------------
 

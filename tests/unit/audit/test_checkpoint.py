@@ -197,3 +197,17 @@ def test_a_checkpoint_row_with_a_forged_frontier_is_not_extended(make_log, datab
             sa.select(tables.audit_entries.c.leaf_hash).order_by(tables.audit_entries.c.seq)
         ).scalars()
         assert second.latest_checkpoint().root == root([bytes(leaf) for leaf in leaves])
+
+
+def test_checkpoints_from_before_the_frontier_column_are_extended_by_rereading(make_log, database):
+    """A checkpoint stored without a frontier (before migration 0011): the tree is rebuilt."""
+    first = make_log()
+    first.append_many([event(n) for n in range(9)])
+    first.close()
+    with database.transaction() as db:
+        db.execute(tables.audit_checkpoints.update().values(frontier=None))
+    second = make_log()
+    second.append_many([event(n) for n in range(9, 12)])
+    second.close()
+    report = make_log().verify()
+    assert (report.size, report.checkpoints, report.uncovered) == (12, 2, 0)
