@@ -8,27 +8,32 @@ host uid and gid 65534 (``nobody``/``nogroup``), and has bubblewrap join it (``-
 and switch to 65534 there: every jailed process is host ``nobody``.
 
 bubblewrap does its setup (finding the folders to bind, mounting them) as 65534 with
-capabilities inside that namespace only. Those let it look up a folder only root may
+capabilities inside that namespace only. Those let it look up a folder that only root may
 search (a Python installed under ``/root``) only if the folder's owner is mapped in the
-namespace, so host root is mapped too, as uid and gid 1 — never as 0, so it holds no
-capability there. No jailed process can become uid 1: bubblewrap drops every capability
-and sets no-new-privileges before the worker starts, every mount is ``nosuid``, and no new
-user namespace can be made below this one (its ``max_user_namespaces`` is 0, besides the
-seccomp filter), so the mapping serves bubblewrap's setup and nothing else.
+namespace. So when a folder to bind is such a folder (:func:`needs_host_root`), host root
+is mapped too, as uid and gid 1 — never as 0, so it holds no capability there — and
+otherwise not at all. No jailed process can become uid 1: bubblewrap drops every
+capability and sets no-new-privileges before the worker starts, every mount is
+``nosuid``, and no new user namespace can be made below this one (its
+``max_user_namespaces`` is 0, besides the seccomp filter), so the mapping serves
+bubblewrap's setup and nothing else.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bastion.errors import ConfigError
 
 JAIL_ID = 65534  # nobody / nogroup, in the jail and on the host
-_MAP = f"{JAIL_ID} {JAIL_ID} 1\n1 0 1\n"
+_MAP = f"{JAIL_ID} {JAIL_ID} 1\n"
+_HOST_ROOT = "1 0 1\n"  # host root as uid (gid) 1, for bubblewrap's lookups only
 
 # Runs in a fresh process: makes the namespace, waits for its maps, forbids namespaces below.
 _HOLDER = """
@@ -45,11 +50,28 @@ os.read(0, 1)
 """
 
 
+def needs_host_root(paths: Sequence[Path]) -> bool:
+    """Whether uid 65534 may not search its way to one of ``paths`` (by mode bits)."""
+    for path in paths:
+        for folder in [*reversed(path.parents), path]:
+            mode = folder.stat()
+            if mode.st_uid == JAIL_ID:
+                allowed = mode.st_mode & stat.S_IXUSR
+            elif mode.st_gid == JAIL_ID:
+                allowed = mode.st_mode & stat.S_IXGRP
+            else:
+                allowed = mode.st_mode & stat.S_IXOTH
+            if not allowed:
+                return True
+    return False
+
+
 @functools.cache
-def jail_user_namespace() -> int | None:
+def jail_user_namespace(*, map_host_root: bool) -> int | None:
     """When the gateway runs as root, a descriptor of the jail's user namespace; else None.
 
-    Made once per process and shared by its jails (they are all ``nobody`` alike).
+    ``map_host_root``: map host root as uid and gid 1 (see the module's docstring). Made
+    once per process and kind, and shared by its jails (they are all ``nobody`` alike).
 
     Raises:
         ConfigError: the namespace cannot be made (the sandbox refuses to start).
@@ -69,7 +91,9 @@ def jail_user_namespace() -> int | None:
     try:
         if stdout.read(1) == b"u":
             for name in ("uid_map", "gid_map"):
-                Path(f"/proc/{holder.pid}/{name}").write_text(_MAP)
+                Path(f"/proc/{holder.pid}/{name}").write_text(
+                    _MAP + (_HOST_ROOT if map_host_root else "")
+                )
             namespace = os.open(f"/proc/{holder.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
             stdin.write(b"m")
             stdin.flush()

@@ -42,7 +42,7 @@ from pathlib import Path
 import bastion
 from bastion.errors import ConfigError, InvalidInput
 from bastion.sandbox.frames import LOAD, READY, frame, receive
-from bastion.sandbox.identity import JAIL_ID, jail_user_namespace
+from bastion.sandbox.identity import JAIL_ID, jail_user_namespace, needs_host_root
 from bastion.sandbox.logs import JailLogs
 from bastion.sandbox.seccomp import worker_filter
 
@@ -82,7 +82,8 @@ class Jail:
         self._bwrap, self._prlimit = bwrap, prlimit
         self._binds = _outermost([Path(sys.base_prefix), Path(sys.prefix), _package_root()])
         self._hidden = [path.resolve() for path in hidden]
-        self._userns = jail_user_namespace()  # None unless the gateway runs as root
+        sources = [Path("/usr"), *self._binds]
+        self._userns = jail_user_namespace(map_host_root=needs_host_root(sources))  # root only
         self._logs = JailLogs()
 
     def command(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bastion.sandbox import Jail, SandboxLimits
+from bastion.sandbox.identity import needs_host_root
 
 # Runs inside the jail with the worker's socket as argv[1]; prints one JSON report.
 SNOOP = r"""
@@ -87,6 +88,7 @@ mounts = [line.split(" - ")[1].split() + [line.split()[4], line.split()[5]]
 print(json.dumps({
     "uid": uid,
     "host_uid": host,
+    "uid_map": sorted(" ".join(line.split()) for line in open("/proc/self/uid_map")),
     "core_pattern": rewrite("/proc/sys/kernel/core_pattern"),
     "hostname": rewrite("/proc/sys/kernel/hostname"),
     "aslr": rewrite("/proc/sys/kernel/randomize_va_space"),
@@ -169,6 +171,11 @@ def test_a_gateway_running_as_root_jails_workers_as_host_nobody(jail):
         assert list(Path(workspace).iterdir()) == []
     assert report.pop("host_uid") == 65534  # the jail's user namespace is the host's child
     assert report.pop("seen_from_host") == [65534]
+    import bastion
+
+    bound = [Path("/usr"), Path(sys.base_prefix), Path(sys.prefix), Path(bastion.__file__).parent]
+    lookups = ["1 0 1"] if needs_host_root([p.resolve() for p in bound]) else []
+    assert report.pop("uid_map") == sorted(["65534 65534 1", *lookups])  # never 0 -> 0
     _assert_confined(report)
 
 
@@ -176,6 +183,7 @@ def test_the_jail_is_read_only_but_a_capped_tmp(jail):
     """Writes to /, /dev, /usr, /proc/sys fail; /tmp takes 16 MiB, no more; no tmpfs is uncapped."""
     report = look(jail, PRIVILEGE, "/tmp/none")  # noqa: F821, S108 - defined by exec(LOOK)
     report.pop("host_uid")
+    report.pop("uid_map")
     assert 0 not in report.pop("seen_from_host")
     report["hidden"] = "OSError"  # nothing hidden in this jail
     _assert_confined(report)
@@ -237,6 +245,7 @@ def test_a_gateway_running_unprivileged_jails_workers_as_itself():
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     report = json.loads(result.stdout)
     report.pop("host_uid")  # bubblewrap nests two user namespaces: not the host's view
+    report.pop("uid_map")
     assert report.pop("seen_from_host") == [65534]
     report["hidden"] = "OSError"
     _assert_confined(report)
@@ -263,3 +272,18 @@ def _python_for(uid):
         if ran.returncode == 0:
             return candidate
     return None
+
+
+def test_host_root_is_mapped_only_for_folders_only_root_may_search(tmp_path):
+    """A folder reachable by uid 65534 needs no host root in the jail's user namespace."""
+    open_folder = tmp_path / "open" / "python"
+    open_folder.mkdir(parents=True)
+    closed = tmp_path / "closed"
+    (closed / "python").mkdir(parents=True)
+    for folder in (tmp_path, tmp_path / "open", open_folder):
+        folder.chmod(0o755)
+    closed.chmod(0o700)
+    parents_open = all(p.stat().st_mode & 0o001 for p in tmp_path.parents)
+    assert needs_host_root([open_folder]) is not parents_open
+    assert needs_host_root([closed / "python"]) is True
+    assert needs_host_root([Path("/usr")]) is False
