@@ -1,9 +1,10 @@
 """Model workers jailed by bubblewrap, fed over a Unix socket.
 
 The gateway decrypts and verifies a model version, then hands it to a pool of worker
-processes (``bastion.sandbox.worker``) each started in a :class:`Jail`: no network, a
-read-only minimal filesystem without the workspace, a private ``/tmp``, no new processes,
-limits on memory, CPU time and open files. Requests and results cross a socket pair as
+processes (``bastion.sandbox.worker``) each started in a :class:`Jail`: host ``nobody``,
+alone in its PID namespace, no network, a read-only minimal filesystem without the
+workspace, a private capped ``/tmp``, no new processes, limits on memory, CPU time and
+open files, its standard error logged by the gateway. Requests and results cross a socket pair as
 binary frames (:mod:`bastion.sandbox.frames`); a worker that crashes, overruns its time or
 breaks the protocol is killed and replaced, and the gateway keeps serving.
 """

@@ -287,3 +287,28 @@ def test_host_root_is_mapped_only_for_folders_only_root_may_search(tmp_path):
     assert needs_host_root([open_folder]) is not parents_open
     assert needs_host_root([closed / "python"]) is True
     assert needs_host_root([Path("/usr")]) is False
+
+
+NESTED = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.setns(int(sys.argv[1]), 0x10000000) != 0:
+    raise SystemExit(f"setns: {os.strerror(ctypes.get_errno())}")
+print("unshare", libc.unshare(0x10000000), ctypes.get_errno())
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the gateway's own user namespace is root's")
+def test_no_user_namespace_can_be_made_inside_the_jails_namespace():
+    """The jail's user namespace allows no namespace below it (ENOSPC), seccomp aside."""
+    from bastion.sandbox.identity import jail_user_namespace
+
+    namespace = jail_user_namespace(map_host_root=False)
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", NESTED, str(namespace)],
+        pass_fds=[namespace],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == [b"unshare", b"-1", b"28"]  # ENOSPC
