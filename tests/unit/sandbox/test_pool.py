@@ -4,6 +4,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -193,3 +194,45 @@ async def test_a_version_whose_workers_fail_to_start_is_not_ready_the_others_are
         assert not runner.is_model_ready(broken) and not runner.is_ready()
     finally:
         runner.close()
+
+
+def _jailed_processes():
+    """The bubblewrap processes this test process started, and their children."""
+    tasks = Path("/proc/self/task").iterdir()
+    ours = [int(pid) for task in tasks for pid in (task / "children").read_text().split()]
+    jails = [pid for pid in ours if b"bwrap" in _cmdline(pid)]
+    return jails + [int(c) for pid in jails for c in _children(pid)]
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except OSError:
+        return b""
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return children.read().split()
+    except OSError:
+        return []
+
+
+async def test_closing_a_pool_ends_every_process_of_its_jails(make_pool):
+    """No worker outlives its pool, not even one busy spinning: bubblewrap and worker end."""
+    limits = SandboxLimits(memory_mb=1024, cpu_seconds=3600, timeout_seconds=3600)
+    pool = make_pool(spinner(), size=2, limits=limits)
+    await asyncio.gather(pool.run(n(1), ["out"]), pool.run(n(2), ["out"]))
+    busy = asyncio.ensure_future(pool.run(n(10**15), ["out"]))  # spins until killed
+    await asyncio.sleep(0.5)
+    started = _jailed_processes()
+    assert len(started) == 4  # two bubblewraps, each with its worker
+    pool.close()
+    deadline = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{pid}") for pid in started):
+        assert time.monotonic() < deadline, "a jailed process outlived its pool"
+        await asyncio.sleep(0.05)
+    with pytest.raises(BackendError):
+        await busy
