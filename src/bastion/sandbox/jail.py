@@ -35,6 +35,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +87,8 @@ class Jail:
         sources = [Path("/usr"), *self._binds]
         self._userns = jail_user_namespace(map_host_root=needs_host_root(sources))  # root only
         self._logs = JailLogs()
+        self._logged: weakref.WeakKeyDictionary[subprocess.Popen[bytes], threading.Event]
+        self._logged = weakref.WeakKeyDictionary()
 
     def command(
         self, argv: Sequence[str], *, seccomp_fd: int, userns_fd: int | None = None
@@ -165,8 +169,14 @@ class Jail:
         finally:
             os.close(seccomp)
             os.close(stderr)
-        self._logs.follow(errors, label=f"{label} (pid {process.pid})")
+        self._logged[process] = self._logs.follow(errors, label=f"{label} (pid {process.pid})")
         return process
+
+    def wait_logged(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+        """Wait (up to ``timeout``) until what the ended ``process`` wrote to stderr is logged."""
+        logged = self._logged.get(process)
+        if logged is not None:
+            logged.wait(timeout)
 
     def spawn_worker(
         self, *, label: str = "worker"
@@ -205,6 +215,7 @@ class Jail:
             sock.close()
             self.kill(process)
             process.wait()
+            self.wait_logged(process, timeout=_LOGGED_SECONDS)
         if kind != READY:
             raise InvalidInput("The model's runtime cannot load it (checked in the sandbox).")
         return bytes(report)
@@ -221,6 +232,7 @@ class Jail:
         except subprocess.TimeoutExpired:
             self.kill(process)
             code = None
+        self.wait_logged(process, timeout=_LOGGED_SECONDS)  # bubblewrap's error, if any
         if code != 0:
             raise ConfigError(
                 "The model sandbox does not start here (bubblewrap needs user namespaces; its "
@@ -247,6 +259,7 @@ class Jail:
 
 
 _MAX_REPORT = 64 * 1024
+_LOGGED_SECONDS = 2.0  # for a check's stderr to reach the log before its verdict
 
 
 def _package_root() -> Path:

@@ -43,6 +43,7 @@ _CUT = " [cut]"
 class _Pipe:
     fd: int
     label: str
+    done: threading.Event = field(default_factory=threading.Event)  # set once read to its end
     buffer: bytearray = field(default_factory=bytearray)
     allowance: float = BURST
     stamp: float = field(default_factory=time.monotonic)
@@ -60,11 +61,15 @@ class JailLogs:
         self._thread: threading.Thread | None = None
         self._wake = (-1, -1)
 
-    def follow(self, fd: int, *, label: str) -> None:
-        """Read and log the pipe ``fd`` until it ends, then close it (it becomes ours)."""
+    def follow(self, fd: int, *, label: str) -> threading.Event:
+        """Read and log the pipe ``fd`` until it ends, then close it (it becomes ours).
+
+        Returns an event set once the pipe has been read to its end and closed.
+        """
         os.set_blocking(fd, False)
+        pipe = _Pipe(fd, escape(label.encode()))
         with self._lock:
-            self._pending.append(_Pipe(fd, escape(label.encode())))
+            self._pending.append(pipe)
             if self._thread is None:
                 self._wake = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
                 self._thread = threading.Thread(
@@ -74,6 +79,7 @@ class JailLogs:
             else:
                 with contextlib.suppress(BlockingIOError):  # already woken
                     os.write(self._wake[1], b"\0")
+        return pipe.done
 
     def is_reading(self) -> bool:
         """Whether the reader thread runs (while some jail's pipe is open)."""
@@ -114,6 +120,7 @@ class JailLogs:
                     del pipes[pipe.fd]
                 if state == "closed":
                     os.close(pipe.fd)
+                    pipe.done.set()
                 elif state == "paused":
                     paused[pipe.fd] = pipe
 

@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -44,6 +45,7 @@ while True:
 
 LONG_LINE = r"""
 import os
+import sys
 os.write(2, b"z" * (4 * 1024 * 1024) + b"\nafter\n")
 """
 
@@ -125,3 +127,20 @@ def test_readers_end_with_their_jails_and_leak_no_descriptor(jail):
         process.wait(timeout=60)
     _readers_end()
     assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_failed_check_logs_bubblewraps_message_before_it_raises(caplog):
+    """The reason a jail cannot start is in the log by the time check() raises."""
+    from pathlib import Path
+
+    from bastion.errors import ConfigError
+
+    caplog.set_level(logging.WARNING, logger="bastion.sandbox")
+    missing = Path(sys.prefix) / "no-such-workspace"  # inside a read-only bind: no cover
+    broken = Jail(limits=SandboxLimits(), hidden=[missing])
+    with pytest.raises(ConfigError):
+        broken.check()
+    assert any(
+        r.getMessage().startswith("jail check (pid ") and "bwrap: " in r.getMessage()
+        for r in caplog.records
+    )
