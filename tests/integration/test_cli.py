@@ -787,3 +787,39 @@ def _open_paths(pid):
         except OSError:
             continue
     return paths
+
+
+def test_pii_reveal_by_fpe_audits_refusals_and_bad_values_too(home, tmp_path):
+    """FPE reveals: unknown id, bad value, success each audited; bad --method is a usage error."""
+    table = tmp_path / "people.csv"
+    table.write_text("id,ssn\n1,536-22-1234\n")
+    policy = tmp_path / "people.mask.toml"
+    policy.write_text('dataset = "people"\n[columns]\nid = "keep"\nssn = "fpe"\n')
+    masked = tmp_path / "masked.csv"
+    bastion(home, "mask", str(table), "--policy", str(policy), "-o", str(masked))
+    value = masked.read_text().splitlines()[1].replace('"', "").split(",")[1]
+    created = bastion(home, "principal", "add", "officer", "--role", "privacy-officer", "--json")
+    officer = json.loads(created.stdout)["client_id"]
+    (home / "policies" / "privacy.cedar").write_text(
+        '@id("officer")\npermit (principal in Bastion::Role::"privacy-officer", '
+        'action == Bastion::Action::"reidentify", resource == Bastion::Dataset::"people");\n'
+    )
+    args = ["pii", "reveal", "--field", "ssn", "--dataset", "people"]
+    before = len(audit_entries(home))
+    outcomes = [
+        bastion(home, *args, value, "--method", "fpe", "--principal", "nobody", check=False),
+        bastion(home, *args, "12", "--method", "fpe", "--principal", officer, check=False),
+        bastion(home, *args, value, "--method", "fpe", "--principal", officer, check=False),
+        bastion(home, *args, value, "--method", "rot13", "--principal", officer, check=False),
+    ]
+    assert [r.returncode for r in outcomes] == [4, 2, 0, 2]
+    assert outcomes[2].stdout == "536-22-1234\n"
+    reveals = [e for e in audit_entries(home)[before:] if e["action"] == "reidentify"]
+    assert [(e["decision"], e["status"]) for e in reveals] == [
+        ("deny", 403),
+        ("allow", 400),
+        ("allow", 200),
+    ]
+    assert reveals[0]["principal"].startswith("unknown:")
+    exported = bastion(home, "audit", "export").stdout
+    assert "536-22-1234" not in exported and value not in exported
