@@ -266,7 +266,7 @@ CREDENTIAL_QUERIES = [
 
 
 def test_the_access_log_holds_no_query_string_and_no_credential(gateway):
-    """Tokens and secrets sent in query strings or paths are refused and never logged."""
+    """Tokens and secrets sent in query strings or paths are refused, never logged or audited."""
     token = gateway.token(gateway.analyst)
     secret = gateway.analyst.secret.get_secret_value()
     nonce = secrets.token_hex(16)
@@ -276,9 +276,8 @@ def test_the_access_log_holds_no_query_string_and_no_credential(gateway):
             text = query.format(token=token, secret=secret, nonce=nonce)
             for path in ("/v2/models/digits", "/oauth2/token", "/oauth2/introspect", "/nowhere"):
                 sent.append(http.get(f"{path}?{text}"))
-        # A token-shaped path segment (not a live token: the audit log records the path's
-        # model name, and the suite's leak scan reads the database too).
-        sent.append(http.get(f"/v2/models/eyJ{nonce}"))
+        sent.append(http.get(f"/v2/models/{token}"))  # a token pasted into the path
+        sent.append(http.get(f"/v2/models/{token}", headers=auth(token)))  # 404: audited
         sent.append(http.get(f"/v2/models/bak_{nonce}_{nonce}"))
     assert all(answer.status_code in (401, 404, 405) for answer in sent)
     time.sleep(0.5)  # the log is written by the server process
@@ -289,6 +288,10 @@ def test_the_access_log_holds_no_query_string_and_no_credential(gateway):
     for needle in (token, secret, nonce, token.split(".")[-1]):
         assert needle not in log
     assert '"GET /v2/models/{redacted} HTTP/1.1" 401' in log
+    database = gateway.workspace.paths.database
+    stored = b"".join(f.read_bytes() for f in database.parent.glob(f"{database.name}*"))
+    assert token.encode() not in stored  # the audit entry's resource is redacted too
+    assert token.split(".")[-1].encode() not in stored
 
 
 def test_unknown_names_never_become_metric_labels(gateway):

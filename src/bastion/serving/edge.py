@@ -100,11 +100,18 @@ def loggable_path(raw_path: bytes) -> str:
     '/v2/models/{redacted}'
     """
     path = raw_path.split(b"?", 1)[0].decode("latin-1")
-    segments = [
-        REDACTED if len(part) > _LONGEST_SEGMENT or part.startswith(_SECRET_PREFIXES) else part
-        for part in path.split("/")
-    ]
-    return "/".join(segments).replace('"', "%22")
+    return "/".join(redacted(part) for part in path.split("/")).replace('"', "%22")
+
+
+def redacted(segment: str) -> str:
+    """``segment`` of a URL, or :data:`REDACTED` when it could be a credential.
+
+    Longer than 64 characters (model names, versions and ids are shorter; tokens are longer),
+    or starting like a JWT (``eyJ``) or an API key (``bak_``).
+    """
+    if len(segment) > _LONGEST_SEGMENT or segment.startswith(_SECRET_PREFIXES):
+        return REDACTED
+    return segment
 
 
 def protocol_error(status: int, message: str) -> bytes:

@@ -19,6 +19,7 @@ from bastion.errors import (
 from bastion.identity import LockedOut
 from bastion.monitor import GatewayMetrics, Monitor, Observation
 from bastion.serving.call import Call, Tensors
+from bastion.serving.edge import redacted
 from bastion.types import Clock
 
 logger = logging.getLogger("bastion.audit")
@@ -90,7 +91,8 @@ def audit_event(call: Call, *, now: float, seconds: float) -> AuditEvent:
         source=call.client_ip,
         route=call.route,
         action=call.target.action,
-        resource=call.model.ref if call.model is not None else call.target.resource,
+        # An unresolved name is the URL's: a token pasted there must not reach the log.
+        resource=call.model.ref if call.model is not None else redacted(call.target.resource),
         decision="none" if decision is None else ("allow" if decision.allowed else "deny"),
         policy_ids=decision.policy_ids if decision is not None else (),
         status=call.status,
