@@ -26,6 +26,8 @@ _EVENTS = {
     "promote": "model_promote",
     "register": "model_register",
 }
+# What an attempt is audited as when the work was cut short (KeyboardInterrupt, SystemExit).
+_INTERRUPTED = (500, "interrupted")
 
 
 class Guard:
@@ -55,23 +57,38 @@ class Guard:
         entry's event is ``<action>`` when allowed (``authz_fail`` when not); ``labels``
         are the model's, for model actions.
 
+        Every attempt is audited with its outcome, failures included: a BastionError with
+        its status and code, any other exception as ``internal_error`` (500), and an
+        interruption (Ctrl-C, SystemExit) as ``interrupted`` (500). The entry never says
+        200 unless ``work`` returned.
+
         Raises:
             Forbidden: the policies deny it (or the principal is disabled).
-            BastionError: whatever ``work`` raised; it is audited with its code.
+            BastionError: whatever ``work`` raised; it is audited with its code. Any other
+                exception is raised as a plain BastionError (500) with only its type in
+                ``detail``: its message might quote the values the work was handling.
         """
         started = self._clock()
         context = {**context, "time": int(started)}
         request = AccessRequest(principal, action, resource, context, labels)
         decision = self._authorizer.decide(request)
         allowed = decision.allowed and not principal.disabled
-        error: BastionError | None = None
+        status, code = _INTERRUPTED  # until work() returns or raises, it has not succeeded
         try:
             if not allowed:
                 raise Forbidden(detail="no policy permits")
-            return work()
+            result = work()
+            status, code = 200, ""
+            return result
         except BastionError as exc:
-            error = exc
+            status, code = exc.http_status, exc.code
             raise
+        except Exception as exc:
+            # Fail closed (STYLE E5, E7): an unexpected failure is audited as one and raised
+            # as a Bastion error, without its cause (it may quote re-identified values).
+            failure = BastionError(detail=f"{action} failed: {type(exc).__name__}")
+            status, code = failure.http_status, failure.code
+            raise failure from None
         finally:
             self._audit.append(
                 AuditEvent(
@@ -86,8 +103,8 @@ class Guard:
                     resource=audited_as,
                     decision="allow" if allowed else "deny",
                     policy_ids=decision.policy_ids,
-                    status=200 if error is None else error.http_status,
+                    status=status,
                     latency_ms=(self._clock() - started) * 1000,
-                    reason=reason if error is None else f"{reason}: {error.code}",
+                    reason=f"{reason}: {code}" if code else reason,
                 )
             )
