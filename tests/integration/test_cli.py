@@ -823,3 +823,48 @@ def test_pii_reveal_by_fpe_audits_refusals_and_bad_values_too(home, tmp_path):
     assert reveals[0]["principal"].startswith("unknown:")
     exported = bastion(home, "audit", "export").stdout
     assert "536-22-1234" not in exported and value not in exported
+
+
+def test_model_register_and_promote_audit_every_attempt_even_by_unknown_principals(
+    home, digits_file
+):
+    """Unknown id, pasted secret, denied, missing version, failed gate: each one audit entry."""
+    added = [
+        json.loads(bastion(home, "principal", "add", who, "--role", role, "--json").stdout)
+        for who, role in (("root", "admin"), ("ana", "analyst"))
+    ]
+    admin, analyst = (created["client_id"] for created in added)
+    secret = added[0]["client_secret"]
+    unknown_id = "bcl_" + "0" * 24
+    register = ["model", "register", str(digits_file), "--name", "fraud", "--allow-unsigned"]
+    promote = ["model", "promote", "fraud"]
+    attempts = [  # (command, principal, exit code, action, decision, status)
+        ([*register, "--principal"], unknown_id, 4, "register", "deny", 403),
+        ([*register, "--principal"], secret, 4, "register", "deny", 403),
+        ([*register, "--principal"], analyst, 3, "register", "deny", 403),
+        ([*register, "--principal"], admin, 0, "register", "allow", 200),
+        ([*promote, "1", "--principal"], unknown_id, 4, "promote", "deny", 403),
+        ([*promote, "1", "--principal"], "root", 4, "promote", "deny", 403),  # a name, not an id
+        ([*promote, "1", "--principal"], secret, 4, "promote", "deny", 403),
+        ([*promote, "9", "--principal"], analyst, 3, "promote", "deny", 403),  # no oracle
+        ([*promote, "9", "--principal"], admin, 4, "promote", "allow", 404),
+        ([*promote, "1", "--principal"], admin, 2, "promote", "allow", 400),  # unsigned: gated
+    ]
+    before = len(audit_entries(home))
+    for command, who, code, *_ in attempts:
+        result = bastion(home, *command, who, check=False)
+        assert result.returncode == code, (command, who, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+    entries = [e for e in audit_entries(home)[before:] if e["action"] in ("register", "promote")]
+    assert [(e["action"], e["decision"], e["status"]) for e in entries] == [
+        tuple(attempt[3:]) for attempt in attempts
+    ]
+    principals = [e["principal"] for e in entries]
+    assert principals[0] == principals[4] == unknown_id
+    assert all(principals[i].startswith("unknown:") for i in (1, 5, 6))
+    assert principals[1] == principals[6] != principals[5]
+    assert entries[8]["resource"] == "fraud@9" and entries[9]["resource"] == "fraud@1"
+    with sqlite3.connect(home / "bastion.db") as db:
+        rows = db.execute("select entry from audit_entries").fetchall()
+    stored = b"\n".join(e if isinstance(e, bytes) else str(e).encode() for (e,) in rows)
+    assert secret.encode() not in stored + bastion(home, "audit", "export").stdout.encode()

@@ -10,9 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bastion.cli.pii import asking_principal, raise_unknown
 from bastion.cli.robustness import require_toolkit
-from bastion.cli.state import state
+from bastion.cli.state import asking_principal, raise_unknown, state
 from bastion.errors import Forbidden, InvalidInput
 from bastion.privacy.dp import EVERYONE, Query
 

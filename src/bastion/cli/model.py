@@ -13,8 +13,9 @@ from rich.table import Table
 
 from bastion.cli import sanitizer, signing
 from bastion.cli.policy import model_labels
-from bastion.cli.state import state
-from bastion.errors import InvalidInput
+from bastion.cli.state import asking_principal, raise_unknown, state
+from bastion.errors import BastionError, Forbidden, InvalidInput
+from bastion.policy.labels import UNREGISTERED
 from bastion.registry import (
     ModelSignature,
     ModelVersion,
@@ -152,16 +153,24 @@ def register(
             manifest=None if allow_unsigned else signing.manifest_of(file),
         )
 
-    registered = work() if principal is None else ws.guard().run(
-        work,
-        principal=ws.principals.get(principal),
-        action="register",
-        resource=name,
-        labels=labels,
-        audited_as=name,
-        reason=f"register {name} ({labels.risk_tier}, {labels.classification})",
-        context={"ip": "127.0.0.1"},
-    )  # fmt: skip
+    if principal is None:
+        registered = work()  # the operator's own act, as for every other workspace command
+    else:
+        asker = asking_principal(ws, principal)  # an unknown id is refused by the guard, audited
+        try:
+            registered = ws.guard().run(
+                work,
+                principal=asker,
+                action="register",
+                resource=name,
+                labels=labels,
+                audited_as=name,
+                reason=f"register {name} ({labels.risk_tier}, {labels.classification})",
+                context={"ip": "127.0.0.1"},
+            )
+        except Forbidden:
+            raise_unknown(asker)
+            raise
     console.print(
         f"[green]✓[/] Registered [bold]{registered.ref}[/] "
         f"(sha256 {registered.sha256[:16]}…, encrypted at rest)"
@@ -234,17 +243,36 @@ def promote(
     audited. Example: `bastion model promote fraud 3 --principal bcl_…`
     """
     ws = state(ctx).workspace()
-    model = ws.registry.get(name, version)
-    promoted = ws.guard().run(
-        lambda: ws.registry.promote(model),
-        principal=ws.principals.get(principal),
-        action="promote",
-        resource=name,
-        labels=model.labels,
-        audited_as=model.ref,
-        reason=f"promote {model.ref} from {model.labels.stage}",
-        context={"ip": "127.0.0.1"},
-    )
+    asker = asking_principal(ws, principal)  # an unknown id is refused by the guard, audited
+    try:
+        found: ModelVersion | BastionError = ws.registry.get(name, version)
+    except BastionError as exc:  # NotFound, or a row that does not read back
+        # Audited too, and decided first: policies see an unregistered model's labels, so a
+        # principal that may not promote it learns nothing about which versions exist.
+        found = exc
+
+    def work() -> ModelVersion:
+        if isinstance(found, BastionError):
+            raise found
+        return ws.registry.promote(found)
+
+    model = found if isinstance(found, ModelVersion) else None
+    try:
+        promoted = ws.guard().run(
+            work,
+            principal=asker,
+            action="promote",
+            resource=name,
+            labels=model.labels if model else UNREGISTERED,
+            audited_as=model.ref if model else f"{name}@{version}",
+            reason=f"promote {model.ref} from {model.labels.stage}"
+            if model
+            else f"promote {name}@{version}",
+            context={"ip": "127.0.0.1"},
+        )
+    except Forbidden:
+        raise_unknown(asker)
+        raise
     console.print(f"[green]✓[/] {promoted.ref} is in production")
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
-import hashlib
 import json
-import re
 import sys
 import time
 from collections import Counter
@@ -19,14 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bastion.cli.state import state
-from bastion.errors import Forbidden, InvalidInput, NotFound
-from bastion.identity import Principal
+from bastion.cli.state import asking_principal, raise_unknown, state
+from bastion.errors import Forbidden, InvalidInput
 from bastion.privacy import Entity, MaskPolicy, PartialMask, PiiScanner, mask_file
 from bastion.privacy.corpus import evaluate as evaluate_scanner
 from bastion.privacy.corpus import generate
 from bastion.privacy.reidentify import Method
-from bastion.workspace import Workspace, lazy_mask_keys
+from bastion.workspace import lazy_mask_keys
 
 app = typer.Typer(
     help="Personal data: find it in text files (scan), measure the scanner (evaluate), and "
@@ -35,7 +32,6 @@ app = typer.Typer(
 )
 console = Console()
 _PREVIEW = PartialMask(keep_last=2)
-_CLIENT_ID = re.compile(r"bcl_[0-9a-f]{24}")
 
 
 class RevealMethod(enum.StrEnum):
@@ -50,38 +46,6 @@ class FpeAlphabet(enum.StrEnum):
 
     digits = "digits"
     alphanumeric = "alphanumeric"
-
-
-_UNKNOWN = "unknown:"
-# Real roles match [a-z][a-z0-9_-]*, so no principal can have this one.
-_STAND_IN_ROLE = "(unknown principal)"
-
-
-def asking_principal(ws: Workspace, client_id: str) -> Principal:
-    """The principal with ``client_id``, or a disabled stand-in when there is none.
-
-    An unknown id must still go through the Guard, so that its refusal is one more audit
-    entry like every other attempt; the stand-in is disabled, so no policy can let it
-    through. Its audited id is the given one only when that has the shape of a client id:
-    anything else (a mistyped secret, say) is recorded as a short digest, never verbatim.
-    """
-    try:
-        return ws.principals.get(client_id)
-    except NotFound:
-        if _CLIENT_ID.fullmatch(client_id) is None:
-            digest = hashlib.sha256(client_id.encode()).hexdigest()[:16]
-            client_id = f"{_UNKNOWN}{digest}"
-        return Principal(client_id=client_id, name="", role=_STAND_IN_ROLE, disabled=True)
-
-
-def raise_unknown(asker: Principal) -> None:
-    """Raise NotFound if ``asker`` is the stand-in for an unknown principal (now audited).
-
-    Raises:
-        NotFound: it is.
-    """
-    if asker.role == _STAND_IN_ROLE:
-        raise NotFound("No such principal.") from None
 
 
 @app.command("scan")

@@ -1,7 +1,9 @@
-"""What the root command hands to every subcommand."""
+"""What the root command hands to every subcommand, and who a command acts as."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,8 +12,15 @@ from typing import Any
 import typer
 from pydantic import SecretStr
 
+from bastion.errors import NotFound
+from bastion.identity import Principal
 from bastion.settings import Settings
 from bastion.workspace import Workspace
+
+_CLIENT_ID = re.compile(r"bcl_[0-9a-f]{24}")
+_UNKNOWN = "unknown:"
+# Real roles match [a-z][a-z0-9_-]*, so no principal can have this one.
+_STAND_IN_ROLE = "(unknown principal)"
 
 
 @dataclass(frozen=True)
@@ -54,3 +63,35 @@ def state(ctx: typer.Context) -> CliState:
     if not isinstance(value, CliState):
         raise TypeError("the root command did not run")
     return value
+
+
+def asking_principal(ws: Workspace, client_id: str) -> Principal:
+    """The principal with ``client_id``, or a disabled stand-in when there is none.
+
+    Every command that acts as a ``--principal`` through the Guard (`pii reveal`, `dp
+    query`, `model register`, `model promote`) looks it up here, never with
+    ``principals.get``: an unknown id must still go through the Guard, so that its refusal
+    is one more audit entry like every other attempt; the stand-in is disabled, so no policy
+    can let it through. Its audited id is the given one only when that has the shape of a
+    client id: anything else (a mistyped secret, say) is recorded as a short digest, never
+    verbatim.
+    """
+    try:
+        return ws.principals.get(client_id)
+    except NotFound:
+        if _CLIENT_ID.fullmatch(client_id) is None:
+            digest = hashlib.sha256(client_id.encode()).hexdigest()[:16]
+            client_id = f"{_UNKNOWN}{digest}"
+        return Principal(client_id=client_id, name="", role=_STAND_IN_ROLE, disabled=True)
+
+
+def raise_unknown(asker: Principal) -> None:
+    """Raise NotFound if ``asker`` is the stand-in for an unknown principal (now audited).
+
+    Call it where the Guard's Forbidden is caught, so an unknown id exits as not found.
+
+    Raises:
+        NotFound: it is.
+    """
+    if asker.role == _STAND_IN_ROLE:
+        raise NotFound("No such principal.") from None
