@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -366,3 +367,31 @@ async def test_each_role_gets_the_outputs_its_output_policy_allows(make_app, dig
     assert all(abs(value * 10 - round(value * 10)) < 1e-5 for value in scores["data"])  # FP32
     assert [o["name"] for o in answers["partner"].json()["outputs"]] == ["label"]
     assert refused.status_code == 400 and "not available" in refused.json()["error"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
+async def test_dp_queries_take_json_only(make_app, tmp_path, content_type):
+    """A DP query sent as another type than JSON is 415, and costs no budget."""
+    ws, analyst, client = make_app(extra_policy=CENSUS_POLICY)
+    table = tmp_path / "census.csv"
+    table.write_text("age\n" + "".join(f"{20 + i % 50}\n" for i in range(100)))
+    ws.datasets.register("census", table)
+    ws.privacy_budgets.set_budget("census", epsilon=1.0)
+    body = json.dumps({"query": "count", "epsilon": 0.5})
+    async with client:
+        headers = {"Authorization": f"Bearer {await token_for(client, analyst)}"}
+        wrong = await client.post(
+            "/v1/datasets/census/query",
+            content=body,
+            headers=headers | {"Content-Type": content_type},
+        )
+        right = await client.post(
+            "/v1/datasets/census/query",
+            content=body,
+            headers=headers | {"Content-Type": "application/json"},
+        )
+    assert wrong.status_code == 415
+    assert right.status_code == 200 and right.json()["epsilon_left"] == pytest.approx(0.5)

@@ -338,3 +338,65 @@ def test_the_suite_leak_scan_reads_server_access_logs(gateway, tmp_path):
     planted.write_text('INFO:     127.0.0.1:5000 - "GET /v2/models/digits HTTP/1.1" 401 s3cr3t\n')
     with pytest.raises(AssertionError, match="secrets"):
         scan_server_logs([planted], {"s3cr3t"})
+
+
+WRONG_TYPES = [
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/json; charset=latin-1",
+    "application/xml",
+]
+
+
+@pytest.mark.parametrize("content_type", WRONG_TYPES)
+def test_json_bodies_of_every_route_refuse_other_types_with_415(gateway, content_type):
+    """Inference, DP queries and admin JSON take JSON (or no Content-Type), never another type."""
+    root = gateway.workspace.principals.add(
+        f"root-{secrets.token_hex(3)}", role="admin", attributes={}
+    )
+    with gateway.http() as http:
+        admin = http.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials", "scope": "manage_principals"},
+            auth=(root.principal.client_id, root.secret.get_secret_value()),
+        ).json()["access_token"]
+        gateway.tokens.append(admin)
+        analyst = gateway.token(gateway.analyst)
+        body = json.dumps({"name": f"p{secrets.token_hex(3)}", "role": "guest"})
+        answers = [
+            http.post(
+                "/v2/models/digits/infer",
+                content=json.dumps({"inputs": []}),
+                headers=auth(analyst) | {"Content-Type": content_type},
+            ),
+            http.post(
+                "/admin/principals",
+                content=body,
+                headers=auth(admin) | {"Content-Type": content_type},
+            ),
+        ]
+        untyped = http.post("/admin/principals", content=body, headers=auth(admin))
+    assert [answer.status_code for answer in answers] == [415, 415]
+    assert untyped.status_code == 201  # no Content-Type: read as the route's own type
+
+
+def test_policy_files_refuse_a_json_content_type(gateway):
+    """The Cedar route takes text (or no Content-Type), not JSON or a form."""
+    root = gateway.workspace.principals.add(
+        f"root-{secrets.token_hex(3)}", role="admin", attributes={}
+    )
+    with gateway.http() as http:
+        admin = http.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials", "scope": "manage_policies"},
+            auth=(root.principal.client_id, root.secret.get_secret_value()),
+        ).json()["access_token"]
+        gateway.tokens.append(admin)
+        for content_type in ("application/json", "application/x-www-form-urlencoded"):
+            answer = http.put(
+                "/admin/policies/edge.cedar",
+                content="// nothing\n",
+                headers=auth(admin) | {"Content-Type": content_type},
+            )
+            assert answer.status_code == 415, content_type

@@ -46,7 +46,7 @@ from bastion.serving.openapi import openapi_document
 from bastion.serving.pipeline import Pipelines, build_pipelines
 from bastion.serving.protocol import response_body
 from bastion.serving.runner import Runner, build_runner
-from bastion.serving.stages.validate import allowed_outputs
+from bastion.serving.stages.validate import allowed_outputs, check_content_type
 from bastion.workspace import Workspace
 
 logger = logging.getLogger("bastion.serving")
@@ -173,7 +173,9 @@ def build_app(workspace: Workspace) -> Starlette:
         *admin_routes(
             workspace,
             run=pipelines.admin.run,
-            make_call=lambda request, action, limit: _call(request, action, body_limit=limit),
+            make_call=lambda request, action, limit: _call(
+                request, action, body_limit=limit, media=_admin_media(request)
+            ),
             headers=_SECURITY_HEADERS,
         ),
     ]
@@ -243,7 +245,9 @@ def _dataset_routes(pipelines: Pipelines, *, body_limit: int) -> list[Route]:
     """Differentially private queries on registered datasets."""
 
     async def dp_query(request: Request) -> Response:
-        call = await pipelines.dp_query.run(_call(request, "query_data", body_limit=body_limit))
+        call = await pipelines.dp_query.run(
+            _call(request, "query_data", body_limit=body_limit, media="application/json")
+        )
         if call.error is not None or call.reply is None:
             return error_response(call.error or BastionError(), request_id=call.request_id)
         answer = call.reply.answer
@@ -350,7 +354,8 @@ def _inference_response(call: Call, model: ModelVersion) -> Response:
     )
 
 
-def _call(request: Request, action: str, *, body_limit: int = 0) -> Call:
+def _call(request: Request, action: str, *, body_limit: int = 0, media: str | None = None) -> Call:
+    """The call of ``request``; its body, when read, must be ``media`` (if given) or untyped."""
     route = request.scope["route"].path
     params = request.path_params
     return Call(
@@ -364,11 +369,18 @@ def _call(request: Request, action: str, *, body_limit: int = 0) -> Call:
         client_ip=request.client.host if request.client else "",
         authorization=request.headers.get("authorization"),
         content_type=request.headers.get("content-type", ""),
-        read_body=lambda: _read_body(request, body_limit),
+        read_body=lambda: _read_body(request, body_limit, media),
         binary_header=request.headers.get("inference-header-content-length"),
         certificate=_client_certificate(request),
         purpose=request.headers.get("bastion-purpose", ""),
     )
+
+
+def _admin_media(request: Request) -> str | None:
+    """The body type an admin route takes: Cedar text, JSON, or none (reads, deletes)."""
+    if request.method not in ("POST", "PUT") or request.url.path.endswith("/disable"):
+        return None
+    return "text/plain" if request.url.path.startswith("/admin/policies/") else "application/json"
 
 
 def _client_certificate(request: Request) -> ClientCertificate | None:
@@ -380,7 +392,9 @@ def _client_certificate(request: Request) -> ClientCertificate | None:
     return ClientCertificate(thumbprint=certificate_thumbprint(der), client_id=client_id_of(der))
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, media: str | None = None) -> bytes:
+    if media is not None:  # read only after authentication, so a stranger gets 401 first
+        check_content_type(request.headers.get("content-type", ""), media)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The request body is over the {limit}-byte limit.")

@@ -172,7 +172,7 @@ def _dp_query() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "parameters": [_path("dataset", _NAME)],
         "requestBody": {"required": True, "content": _json("DpQuery")},
-        "responses": _answers("DpAnswer", (*_GUARDED, 400, 413)),
+        "responses": _answers("DpAnswer", (*_GUARDED, 400, 413, 415)),
     }
     return {"post": operation}
 
@@ -385,7 +385,7 @@ _SCHEMAS: dict[str, Any] = {
 def _admin(method: str, summary: str, *, params: tuple[str, ...] = (), body: str = "",
            created: bool = False) -> dict[str, Any]:  # fmt: skip
     """One admin operation: guarded, answers JSON (201 when it creates)."""
-    answers = _answers(None, (*_GUARDED, 400, 409, 413))
+    answers = _answers(None, (*_GUARDED, 400, 409, 413, *((415,) if body else ())))
     if created:
         answers["201"] = answers.pop("200")
     operation: dict[str, Any] = {

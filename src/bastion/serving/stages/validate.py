@@ -69,15 +69,23 @@ def check_media_type(content_type: str, *, binary: bool) -> None:
     Raises:
         UnsupportedMediaType: any other type, or a charset other than UTF-8.
     """
+    check_content_type(content_type, _BINARY_TYPE if binary else _JSON_TYPE)
+
+
+def check_content_type(content_type: str, wanted: str) -> None:
+    """Check that a body's Content-Type is ``wanted`` (UTF-8 if a charset is named), or absent.
+
+    Raises:
+        UnsupportedMediaType: another type, or another charset.
+    """
     if not content_type:
         return
     kind, *parameters = (part.strip().lower() for part in content_type.split(";"))
-    wanted = _BINARY_TYPE if binary else _JSON_TYPE
     charsets = {
         p.removeprefix("charset=").strip('"') for p in parameters if p.startswith("charset=")
     }
     if kind != wanted or not charsets <= {"utf-8"}:
-        raise UnsupportedMediaType(f"Send the inference request as {wanted}.")
+        raise UnsupportedMediaType(f"Send the request body as {wanted}.")
 
 
 _JSON_TYPE = "application/json"
