@@ -40,7 +40,6 @@ from bastion.serving.admin import admin_routes
 from bastion.serving.call import Call, Target
 from bastion.serving.errors import INTERNAL_ERROR, error_response, oauth_error_response
 from bastion.serving.health import Backends
-from bastion.serving.health import Backends
 from bastion.serving.monitoring import build_monitor
 from bastion.serving.openapi import openapi_document
 from bastion.serving.pipeline import Pipelines, build_pipelines
