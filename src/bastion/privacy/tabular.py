@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from bastion.crypto.outputs import write_new_file
 from bastion.errors import InvalidInput
 from bastion.privacy.operators import mask_text
 from bastion.privacy.policy import ColumnPlan, MaskPolicy
@@ -73,30 +74,39 @@ def mask_file(
     scanner: PiiScanner | None = None,
     on_progress: Progress | None = None,
 ) -> MaskSummary:
-    """Mask ``source`` into ``target`` (same format, chosen by the file suffix).
+    """Mask ``source`` into the new file ``target`` (same format, chosen by the file suffix).
+
+    ``target`` appears (mode 0600) only once every row is masked and written: a failure or
+    a killed process leaves no file, never a prefix (:func:`bastion.crypto.outputs.write_new_file`).
 
     Raises:
         InvalidInput: an unknown format, an unreadable file, or a column the policy refuses.
+        Conflict: ``target`` exists; it is left as it was.
     """
     kind = _format(source)
     if _format(target) != kind:
         raise InvalidInput("The output must have the same format (suffix) as the input.")
     masker = _Masker(policy, scanner or PiiScanner())
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
-    rows = 0
-    with _WRITERS[kind](target) as writer:
-        try:
-            for batch, done, total in readers[kind](source):
-                writer.write(masker.mask(batch))
-                rows += batch.num_rows
-                if on_progress is not None:
-                    on_progress(done, total)
-        except (pa.ArrowInvalid, json.JSONDecodeError, UnicodeDecodeError):
-            # Parser messages quote the offending row, which is personal data: say less.
-            raise InvalidInput(
-                f"Cannot read {source.name} as {kind} after {rows} rows: it is malformed "
-                "(row lengths, quoting or encoding)."
-            ) from None
+
+    def write(sink: BinaryIO) -> int:
+        rows = 0
+        with _WRITERS[kind](sink) as writer:
+            try:
+                for batch, done, total in readers[kind](source):
+                    writer.write(masker.mask(batch))
+                    rows += batch.num_rows
+                    if on_progress is not None:
+                        on_progress(done, total)
+            except (pa.ArrowInvalid, json.JSONDecodeError, UnicodeDecodeError):
+                # Parser messages quote the offending row, which is personal data: say less.
+                raise InvalidInput(
+                    f"Cannot read {source.name} as {kind} after {rows} rows: it is malformed "
+                    "(row lengths, quoting or encoding)."
+                ) from None
+        return rows
+
+    rows = _write_new(target, write)
     return MaskSummary(rows=rows, columns=tuple(masker.summaries.values()))
 
 
@@ -191,11 +201,35 @@ def read_table(path: Path) -> pa.Table:
 
 
 def write_table(table: pa.Table, path: Path) -> None:
-    """Write ``table`` as .csv, .parquet or .jsonl, by the suffix of ``path``."""
+    """Write ``table`` to the new file ``path`` as .csv, .parquet or .jsonl, by its suffix.
+
+    Like :func:`mask_file`, the file appears (mode 0600) whole or not at all.
+
+    Raises:
+        InvalidInput: an unknown suffix, or a folder that does not exist.
+        Conflict: ``path`` exists; it is left as it was.
+    """
     kind = _format(path)
-    with _WRITERS[kind](path) as out:
-        for batch in table.to_batches():
-            out.write(batch)
+
+    def write(sink: BinaryIO) -> int:
+        with _WRITERS[kind](sink) as out:
+            for batch in table.to_batches():
+                out.write(batch)
+        return int(table.num_rows)
+
+    _write_new(path, write)
+
+
+def _write_new(target: Path, write: Callable[[BinaryIO], int]) -> int:
+    """``write_new_file``, with a missing folder said as a usage error rather than a trace.
+
+    A released or masked table is derived from personal data, so the output is owner-only,
+    never replaces an existing file (which could be the source itself under another name:
+    a hard link or a bind mount), and never shows a prefix to a reader or survives a crash.
+    """
+    if not target.parent.is_dir():
+        raise InvalidInput(f"{target.parent} is not a folder: create it first.")
+    return write_new_file(target, write)
 
 
 def _as_text(column: pa.Array) -> pa.Array:
@@ -292,8 +326,8 @@ def _read_parquet(source: Path) -> Batches:
 
 
 class _CsvWriter:
-    def __init__(self, target: Path) -> None:
-        self._target = target
+    def __init__(self, sink: BinaryIO) -> None:
+        self._sink = sink
         self._writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
         self._schema: pa.Schema | None = None
 
@@ -302,7 +336,7 @@ class _CsvWriter:
 
     def __exit__(self, *exc: object) -> None:
         if self._writer is not None:
-            self._writer.close()
+            self._writer.close()  # ends the format; the sink stays open for write_new_file
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:
@@ -311,30 +345,31 @@ class _CsvWriter:
         self._writer.write_batch(batch.cast(self._schema))
 
     def _open(self, schema: pa.Schema) -> pacsv.CSVWriter | pq.ParquetWriter:
-        return pacsv.CSVWriter(str(self._target), schema)
+        return pacsv.CSVWriter(self._sink, schema)
 
 
 class _ParquetWriter(_CsvWriter):
     def _open(self, schema: pa.Schema) -> pacsv.CSVWriter | pq.ParquetWriter:
-        return pq.ParquetWriter(str(self._target), schema)
+        return pq.ParquetWriter(self._sink, schema)
 
 
 class _JsonlWriter:
-    def __init__(self, target: Path) -> None:
-        self._file = target.open("w", encoding="utf-8")
+    def __init__(self, sink: BinaryIO) -> None:
+        self._sink = sink
 
     def __enter__(self) -> _JsonlWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._file.close()
+        pass  # the sink belongs to write_new_file
 
     def write(self, batch: pa.RecordBatch) -> None:
         for record in batch.to_pylist():
-            self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+            self._sink.write(line.encode())
 
 
-_WRITERS: dict[str, Callable[[Path], _Writer]] = {
+_WRITERS: dict[str, Callable[[BinaryIO], _Writer]] = {
     "csv": _CsvWriter,
     "jsonl": _JsonlWriter,
     "parquet": _ParquetWriter,

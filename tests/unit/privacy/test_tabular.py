@@ -7,7 +7,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from bastion.errors import InvalidInput
+from bastion.errors import Conflict, InvalidInput
 from bastion.privacy import MaskKeys, MaskPolicy, mask_file, tabular
 
 KEYS = MaskKeys(pseudonym_key=lambda: bytes(range(32)), fpe_key=lambda: bytes(32))
@@ -121,3 +121,78 @@ def test_bad_files_are_refused_without_their_contents(tmp_path):
         mask_file(tmp_path / "bad.csv", tmp_path / "out.jsonl", policy=POLICY)
     with pytest.raises(InvalidInput, match=r"\.csv, \.jsonl or \.parquet"):
         mask_file(tmp_path / "bad.xlsx", tmp_path / "out.xlsx", policy=POLICY)
+
+
+def _left_in(folder):
+    """Every name in ``folder`` but the inputs (hidden .partial files included)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("in."))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "bad_tail"),
+    [
+        ("jsonl", b"{not json\n"),
+        ("jsonl", b'["ann@example.com"]\n'),
+        ("jsonl", b'{"id": "9", "email": "\xff\xfe"}\n'),
+        ("csv", b"9,ann@example.com,536-22-1234,02134,37,555,x,extra\n"),
+        ("csv", b'9,"ann@example.com\n'),
+    ],
+    ids=["jsonl-syntax", "jsonl-not-object", "jsonl-bad-utf8", "csv-row-length", "csv-open-quote"],
+)
+def test_a_table_that_fails_after_batches_were_written_leaves_no_file(
+    tmp_path, monkeypatch, suffix, bad_tail
+):
+    """Bad input after many batches are masked and written: no output, no prefix, no .partial."""
+    monkeypatch.setattr(tabular, "_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(tabular, "_BATCH_ROWS", 100)
+    rows = [dict(ROWS[0], id=str(i)) for i in range(2000)]
+    source = tmp_path / f"in.{suffix}"
+    if suffix == "csv":
+        write_csv(source, rows)
+    else:
+        source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with source.open("ab") as table:
+        table.write(bad_tail)
+    progress = []
+    with pytest.raises(InvalidInput) as caught:
+        mask_file(
+            source,
+            tmp_path / f"out.{suffix}",
+            policy=POLICY,
+            on_progress=lambda done, total: progress.append(done),
+        )
+    assert len(progress) > 5  # batches were masked and written before the failure
+    assert "ann@example.com" not in str(caught.value)
+    assert _left_in(tmp_path) == []
+
+
+def test_an_existing_output_is_refused_and_left_as_it_was(tmp_path):
+    """No overwrite: an existing target, or the source under another name, is a Conflict."""
+    write_csv(tmp_path / "in.csv", ROWS)
+    (tmp_path / "out.csv").write_text("keep me\n")
+    with pytest.raises(Conflict):
+        mask_file(tmp_path / "in.csv", tmp_path / "out.csv", policy=POLICY)
+    assert (tmp_path / "out.csv").read_text() == "keep me\n"
+    original = (tmp_path / "in.csv").read_bytes()
+    (tmp_path / "alias.csv").hardlink_to(tmp_path / "in.csv")  # the source, another name
+    with pytest.raises(Conflict):
+        mask_file(tmp_path / "in.csv", tmp_path / "alias.csv", policy=POLICY)
+    assert (tmp_path / "in.csv").read_bytes() == original
+    (tmp_path / "link.csv").symlink_to(tmp_path / "elsewhere.csv")  # dangling: still refused
+    with pytest.raises(Conflict):
+        tabular.write_table(pa.Table.from_pylist(ROWS), tmp_path / "link.csv")
+    assert not (tmp_path / "elsewhere.csv").exists()
+    assert _left_in(tmp_path) == ["alias.csv", "link.csv", "out.csv"]
+
+
+def test_outputs_are_owner_only_and_a_missing_folder_is_a_usage_error(tmp_path):
+    """Masked tables and released tables are 0600; a folder that is not there is InvalidInput."""
+    write_csv(tmp_path / "in.csv", ROWS)
+    mask_file(tmp_path / "in.csv", tmp_path / "out.csv", policy=POLICY)
+    for suffix in ("csv", "jsonl", "parquet"):
+        tabular.write_table(pa.Table.from_pylist(ROWS), tmp_path / f"release.{suffix}")
+        assert (tmp_path / f"release.{suffix}").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "out.csv").stat().st_mode & 0o777 == 0o600
+    assert tabular.read_table(tmp_path / "release.parquet").num_rows == 2
+    with pytest.raises(InvalidInput, match="not a folder"):
+        mask_file(tmp_path / "in.csv", tmp_path / "nowhere" / "out.csv", policy=POLICY)
