@@ -21,11 +21,13 @@ from bastion.samples import DIGITS_INPUT
 
 HEADER_SECONDS = 8
 PER_ADDRESS = 10
+TOTAL = 15
 GATEWAY_CONFIG = f"""
 header_timeout_seconds = {HEADER_SECONDS}
 body_timeout_seconds = {HEADER_SECONDS}
 keep_alive_seconds = 2
 max_connections_per_address = {PER_ADDRESS}
+max_connections = {TOTAL}
 rate_per_second = 100000
 rate_burst = 100000
 """
@@ -106,6 +108,22 @@ def test_slowloris_connections_are_dropped_while_others_are_served(gateway):
             sock.close()
     with client_from(gateway, "127.0.0.1") as freed:  # their places are free again
         assert freed.get("/v2/health/live").status_code == 200
+
+
+def test_connections_past_the_total_are_refused(gateway):
+    """With max_connections held by several addresses, a new connection from any is dropped."""
+    socks = []
+    try:
+        for i in range(TOTAL):  # three addresses, each under its own limit
+            socks.append(tls_socket(gateway, f"127.0.1.{i % 3 + 1}"))
+        assert not [sock for sock in socks if is_closed(sock)]
+        extra = tls_socket(gateway, "127.0.1.9")
+        socks.append(extra)
+        assert is_closed(extra, wait=5)
+        assert not is_closed(socks[0])  # the held ones are still open: the total refused it
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 @pytest.mark.parametrize(
