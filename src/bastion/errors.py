@@ -21,7 +21,6 @@ log and never to a client::
     ├── NotFittedError       an estimator (detector, anonymizer) was used before ``fit``
     └── BackendError         503  a database or other backend failed
         └── BackendUnavailable  503  it did not answer in time (Retry-After)
-        └── BackendUnavailable  503  it did not answer in time (Retry-After)
 
 This module imports nothing from Bastion, so every package can import it.
 """
@@ -170,19 +169,6 @@ class BackendError(BastionError):
     http_status = 503
     exit_code = 8
     public_message = "A backend is unavailable."
-
-
-class BackendUnavailable(BackendError):
-    """A backend (Redis, the database) did not answer in time or refused the connection."""
-
-    code = "backend_unavailable"
-    public_message = "A backend is unavailable; try again shortly."
-
-    def __init__(
-        self, public_message: str | None = None, *, detail: str = "", retry_after: float = 1.0
-    ) -> None:
-        super().__init__(public_message, detail=detail)
-        self.retry_after = retry_after
 
 
 class BackendUnavailable(BackendError):

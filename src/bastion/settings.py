@@ -136,16 +136,6 @@ class Settings(BaseSettings):
     redis_connect_timeout_seconds: float = Field(
         0.25, gt=0, le=10, description="How long a gateway waits to connect to Redis."
     )
-    redis_timeout_seconds: float = Field(
-        0.5,
-        gt=0,
-        le=10,
-        description="How long a gateway waits for Redis to answer a command before it refuses "
-        "the request with 503 (fail closed).",
-    )
-    redis_connect_timeout_seconds: float = Field(
-        0.25, gt=0, le=10, description="How long a gateway waits to connect to Redis."
-    )
     host: str = Field("127.0.0.1", description="Address `bastion serve` listens on.")
     port: int = Field(8443, ge=0, le=65535, description="Port `bastion serve` listens on.")
     public_url: str | None = Field(
