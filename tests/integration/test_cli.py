@@ -868,3 +868,94 @@ def test_model_register_and_promote_audit_every_attempt_even_by_unknown_principa
         rows = db.execute("select entry from audit_entries").fetchall()
     stored = b"\n".join(e if isinstance(e, bytes) else str(e).encode() for (e,) in rows)
     assert secret.encode() not in stored + bastion(home, "audit", "export").stdout.encode()
+
+
+def test_a_killed_mask_leaves_no_file_at_all(home, tmp_path):
+    """SIGKILL once a masked batch is in the output (fed through a FIFO): no file, no .partial."""
+    import signal
+    import time
+
+    rows = "".join(
+        json.dumps({"id": str(i), "email": f"person{i}@example.com", "note": "x" * 40}) + "\n"
+        for i in range(150_000)  # over two batches of 65,536 rows
+    ).encode()
+    policy = tmp_path / "people.mask.toml"
+    policy.write_text('dataset = "people"\n[columns]\nid = "keep"\nemail = "pseudonym"\n'
+                      'note = "keep"\n')  # fmt: skip
+    fifo = tmp_path / "feed.jsonl"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    out.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bastion", "--home", str(home), "mask", str(fifo),
+         "--policy", str(policy), "-o", str(out / "masked.jsonl")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # never a pipe nobody reads, which could block the child
+        env=os.environ | {"BASTION_PASSPHRASE": PASSPHRASE},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # open for writing only once the child has opened the FIFO to read
+            try:
+                feed = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                assert child.poll() is None and time.monotonic() < deadline, "never opened"
+                time.sleep(0.05)
+        os.set_blocking(feed, True)
+        # Two thirds of the rows: the child has read past the first batch, masked it and
+        # written it, and now waits for the rest.
+        os.write(feed, rows[: len(rows) * 2 // 3])
+        while _bytes_written_under(child.pid, out) == 0:  # the output holds masked rows
+            assert child.poll() is None and time.monotonic() < deadline, "never wrote"
+            time.sleep(0.05)
+        assert child.poll() is None  # blocked reading the FIFO: mid-run
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+        os.close(feed)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert list(out.iterdir()) == []  # neither the target nor a hidden .partial
+
+
+def _bytes_written_under(pid, folder):
+    """The size of the largest file ``pid`` has open under ``folder`` (named or unnamed)."""
+    sizes = [0]
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}").startswith(str(folder)):
+                sizes.append(os.stat(f"/proc/{pid}/fd/{name}").st_size)
+        except OSError:
+            continue
+    return max(sizes)
+
+
+def test_mask_and_anonymize_never_overwrite_and_write_owner_only(home, tmp_path):
+    """An existing -o (or the source by another name) exits 5 untouched; new outputs are 0600."""
+    from bastion.privacy.anonymity import synthetic_adult
+    from bastion.privacy.tabular import write_table
+
+    source = tmp_path / "adult.csv"
+    write_table(synthetic_adult(500, seed=4), source)
+    original = source.read_bytes()
+    (tmp_path / "alias.csv").hardlink_to(source)
+    (tmp_path / "taken.csv").write_text("keep me\n")
+    policy = tmp_path / "adult.mask.toml"
+    policy.write_text('dataset = "adult"\n[columns]\nage = "keep"\n')
+    qi = ["--qi", "age,sex", "--k", "5"]
+    for target in ("alias.csv", "taken.csv"):
+        for command in (
+            ["mask", str(source), "--policy", str(policy)],
+            ["anonymize", str(source), *qi],
+        ):
+            result = bastion(home, *command, "-o", str(tmp_path / target), check=False)
+            assert result.returncode == 5 and "exists" in result.stderr, (command, result.stderr)
+            assert "Traceback" not in result.stderr
+    assert source.read_bytes() == original and (tmp_path / "taken.csv").read_text() == "keep me\n"
+    bastion(home, "mask", str(source), "--policy", str(policy), "-o", str(tmp_path / "m.csv"))
+    bastion(home, "anonymize", str(source), *qi, "-o", str(tmp_path / "r.csv"))
+    for made in ("m.csv", "r.csv"):
+        assert (tmp_path / made).stat().st_mode & 0o777 == 0o600

@@ -304,17 +304,19 @@ def _read_jsonl(source: Path) -> Batches:
     total = source.stat().st_size
     with source.open("rb") as raw:
         records: list[dict[str, Any]] = []
+        done = 0  # counted, not tell(): a pipe or FIFO (`<(zcat …)`) cannot tell
         for line in raw:
+            done += len(line)
             if line.strip():
                 record = json.loads(line)
                 if not isinstance(record, dict):
                     raise InvalidInput("Every JSON line must be an object.")
                 records.append(record)
             if len(records) == _BATCH_ROWS:
-                yield pa.RecordBatch.from_pylist(records), raw.tell(), total
+                yield pa.RecordBatch.from_pylist(records), done, total
                 records = []
         if records:
-            yield pa.RecordBatch.from_pylist(records), total, total
+            yield pa.RecordBatch.from_pylist(records), done, total
 
 
 def _read_parquet(source: Path) -> Batches:
