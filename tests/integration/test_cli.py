@@ -959,3 +959,24 @@ def test_mask_and_anonymize_never_overwrite_and_write_owner_only(home, tmp_path)
     bastion(home, "anonymize", str(source), *qi, "-o", str(tmp_path / "r.csv"))
     for made in ("m.csv", "r.csv"):
         assert (tmp_path / made).stat().st_mode & 0o777 == 0o600
+
+
+def test_dp_train_writes_new_owner_only_files_and_never_over_earlier_ones(tmp_path):
+    """A taken model or privacy.json exits 5 before training; outputs are 0600, nothing else."""
+    home = tmp_path / "unused"
+    train = ["dp", "train", "--epsilon", "4", "--epochs", "1", "-o"]
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "privacy.json").write_text('{"epsilon": 1}\n')
+    refused = bastion(home, *train, str(taken / "model.safetensors"), check=False)
+    assert refused.returncode == 5 and "privacy.json exists" in refused.stderr
+    assert sorted(p.name for p in taken.iterdir()) == ["privacy.json"]
+    assert (taken / "privacy.json").read_text() == '{"epsilon": 1}\n'
+    folder = tmp_path / "dp"
+    bastion(home, *train, str(folder / "model.safetensors"))
+    assert sorted(p.name for p in folder.iterdir()) == ["model.safetensors", "privacy.json"]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in folder.iterdir())
+    model = (folder / "model.safetensors").read_bytes()
+    again = bastion(home, *train, str(folder / "model.safetensors"), check=False)
+    assert again.returncode == 5 and "exists" in again.stderr
+    assert (folder / "model.safetensors").read_bytes() == model

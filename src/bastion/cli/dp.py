@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,7 +13,8 @@ from rich.table import Table
 
 from bastion.cli.robustness import require_toolkit
 from bastion.cli.state import asking_principal, raise_unknown, state
-from bastion.errors import Forbidden, InvalidInput
+from bastion.crypto.outputs import write_new_file
+from bastion.errors import Conflict, Forbidden, InvalidInput
 from bastion.privacy.dp import EVERYONE, Query
 
 app = typer.Typer(
@@ -164,11 +166,21 @@ def train(
 ) -> None:
     """Train an MLP with DP-SGD to a target (ε, δ); write the model and privacy.json beside it.
 
+    Both are new files (mode 0600), each whole or absent if the command fails or is killed;
+    an existing model or privacy.json there is refused before training (exit 5).
+
     The privacy claim (ε, δ, noise multiplier, sampling rate, steps, clipping norm and the
     accountant) goes into the signed manifest with `bastion model sign --privacy`.
     Example: `bastion dp train --data digits --epsilon 3 -o dp/model.safetensors`
     """
     require_toolkit()
+    claim_file = output.with_name("privacy.json")
+    # Both files are new, whole or absent (never over an earlier model or claim): checked
+    # before training, so a taken name costs nothing, and again as each is written.
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for target in (output, claim_file):
+        if target.exists() or target.is_symlink():
+            raise Conflict(f"{target} exists; choose another output folder.")
     import torch  # noqa: PLC0415 - the robustness extra
 
     from bastion.privacy.dp.sgd import DpSgdPlan, train_private  # noqa: PLC0415
@@ -201,20 +213,13 @@ def train(
             generator=torch.Generator().manual_seed(seed),
         )
     accuracy = float((model(dataset.x_test).argmax(1) == dataset.y_test).float().mean())
-    output.parent.mkdir(parents=True, exist_ok=True)
-    save_model(
-        output,
-        model,
-        architecture,
-        domain=dataset.domain,
-        notes={
-            "training": "dp-sgd",
-            "epsilon": f"{claim.epsilon:.4f}",
-            "delta": f"{claim.delta:.3g}",
-        },
-    )
-    claim_file = output.with_name("privacy.json")
-    claim_file.write_text(json.dumps(claim.to_json(), indent=2) + "\n")
+    notes = {"training": "dp-sgd", "epsilon": f"{claim.epsilon:.4f}", "delta": f"{claim.delta:.3g}"}
+    with tempfile.TemporaryDirectory() as private:  # 0700; safetensors writes only to paths
+        saved = Path(private) / output.name
+        save_model(saved, model, architecture, domain=dataset.domain, notes=notes)
+        write_new_file(output, lambda sink: sink.write(saved.read_bytes()))
+    text = json.dumps(claim.to_json(), indent=2) + "\n"
+    write_new_file(claim_file, lambda sink: sink.write(text.encode()))
     console.print(
         f"[green]✓[/] {output}: test accuracy {accuracy:.1%} at ε = {claim.epsilon:.3f}, "
         f"δ = {claim.delta:.2g} (σ = {claim.noise_multiplier:.2f}, {claim.steps} steps); "
