@@ -73,6 +73,7 @@ def anonymize(
     Quasi-identifiers are generalized (numbers to ranges, categories up their hierarchy or
     to sets of values), the sensitive column is kept, every other column is dropped unless
     --keep names it, and rows are shuffled. Check the result with `bastion verify-anonymity`.
+    The release is a new owner-only file, whole or absent; an existing -o is refused (exit 5).
     Example: `bastion anonymize people.csv -o release.csv --qi age,zip,sex --sensitive
     diagnosis --k 10 --l 3`
     """

@@ -172,7 +172,9 @@ def mask(
 ) -> None:
     """Mask a table column by column as its policy says, streaming in constant memory.
 
-    Keyed operators (pseudonym, fpe, tokenize) take their keys from the workspace.
+    Keyed operators (pseudonym, fpe, tokenize) take their keys from the workspace. The
+    output is a new owner-only file that appears only when complete (a failure or a kill
+    leaves none); an existing one is refused (exit 5), never overwritten.
     Example: `bastion mask customers.csv --policy customers.mask.toml -o customers.masked.csv`
     """
     if output.resolve() == source.resolve():
