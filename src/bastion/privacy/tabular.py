@@ -86,6 +86,8 @@ def mask_file(
     kind = _format(source)
     if _format(target) != kind:
         raise InvalidInput("The output must have the same format (suffix) as the input.")
+    if kind != "jsonl" and not source.is_file():  # their readers seek
+        raise InvalidInput(f"{source.name}: CSV and Parquet are read from a regular file.")
     masker = _Masker(policy, scanner or PiiScanner())
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
 

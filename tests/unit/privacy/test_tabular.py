@@ -1,6 +1,7 @@
 """Masking tables: CSV, JSON lines and Parquet, streamed in batches."""
 
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -196,3 +197,6 @@ def test_outputs_are_owner_only_and_a_missing_folder_is_a_usage_error(tmp_path):
     assert tabular.read_table(tmp_path / "release.parquet").num_rows == 2
     with pytest.raises(InvalidInput, match="not a folder"):
         mask_file(tmp_path / "in.csv", tmp_path / "nowhere" / "out.csv", policy=POLICY)
+    os.mkfifo(tmp_path / "in.pipe.csv")  # CSV is read with seeks: a clear refusal, no trace
+    with pytest.raises(InvalidInput, match="regular file"):
+        mask_file(tmp_path / "in.pipe.csv", tmp_path / "out2.csv", policy=POLICY)
