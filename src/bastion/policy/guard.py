@@ -66,7 +66,8 @@ class Guard:
             Forbidden: the policies deny it (or the principal is disabled).
             BastionError: whatever ``work`` raised; it is audited with its code. Any other
                 exception is raised as a plain BastionError (500) with only its type in
-                ``detail``: its message might quote the values the work was handling.
+                ``detail`` and the audit reason: its message might quote the values the
+                work was handling.
         """
         started = self._clock()
         context = {**context, "time": int(started)}
@@ -87,7 +88,8 @@ class Guard:
             # Fail closed (STYLE E5, E7): an unexpected failure is audited as one and raised
             # as a Bastion error, without its cause (it may quote re-identified values).
             failure = BastionError(detail=f"{action} failed: {type(exc).__name__}")
-            status, code = failure.http_status, failure.code
+            # The type only (a class name, never data) tells the operator where to look.
+            status, code = failure.http_status, f"{failure.code} ({type(exc).__name__})"
             raise failure from None
         finally:
             self._audit.append(

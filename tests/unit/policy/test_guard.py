@@ -58,7 +58,7 @@ def test_an_unexpected_exception_is_audited_as_a_failure_and_raised_as_bastion_e
     assert type(error).__name__ in caught.value.detail
     event = last_event(ws)
     assert (event.event, event.decision, event.status) == ("model_promote", "allow", 500)
-    assert event.reason == "promote digits@1: internal_error"
+    assert event.reason == f"promote digits@1: internal_error ({type(error).__name__})"
     assert SECRET_VALUE not in ws.audit.tail(1)[0].event.to_entry().decode()
 
 
