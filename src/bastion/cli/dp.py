@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bastion.cli.robustness import require_toolkit
-from bastion.cli.state import asking_principal, raise_unknown, state
+from bastion.cli.state import acting_as, state
 from bastion.crypto.outputs import write_new_file
-from bastion.errors import Conflict, Forbidden, InvalidInput
+from bastion.errors import Conflict, InvalidInput
 from bastion.privacy.dp import EVERYONE, Query
 
 app = typer.Typer(
@@ -117,8 +117,8 @@ def query(
     # looked up or charged: a refused query costs nothing.
     parsed = Query.parse(spec, epsilon=epsilon)
     ws = state(ctx).workspace()
-    who = asking_principal(ws, principal)  # an unknown id is refused by the guard, audited
-    try:
+    # An unknown id is refused by the guard too, and audited.
+    with acting_as(ws, principal) as who:
         reply = ws.guard().run(
             lambda: ws.dp_engine().ask(dataset, parsed, principal=who.client_id),
             principal=who,
@@ -128,9 +128,6 @@ def query(
             reason=f"{parsed.describe()} at epsilon {parsed.epsilon:g}",
             context={"ip": "127.0.0.1"},
         )
-    except Forbidden:
-        raise_unknown(who)
-        raise
     result = {
         "dataset": dataset,
         "query": parsed.describe(),

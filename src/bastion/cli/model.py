@@ -13,8 +13,8 @@ from rich.table import Table
 
 from bastion.cli import sanitizer, signing
 from bastion.cli.policy import model_labels
-from bastion.cli.state import asking_principal, raise_unknown, state
-from bastion.errors import BastionError, Forbidden, InvalidInput
+from bastion.cli.state import acting_as, state
+from bastion.errors import BastionError, InvalidInput
 from bastion.policy.labels import UNREGISTERED
 from bastion.registry import (
     ModelSignature,
@@ -156,8 +156,8 @@ def register(
     if principal is None:
         registered = work()  # the operator's own act, as for every other workspace command
     else:
-        asker = asking_principal(ws, principal)  # an unknown id is refused by the guard, audited
-        try:
+        # An unknown id is refused by the guard too, and audited.
+        with acting_as(ws, principal) as asker:
             registered = ws.guard().run(
                 work,
                 principal=asker,
@@ -168,9 +168,6 @@ def register(
                 reason=f"register {name} ({labels.risk_tier}, {labels.classification})",
                 context={"ip": "127.0.0.1"},
             )
-        except Forbidden:
-            raise_unknown(asker)
-            raise
     console.print(
         f"[green]✓[/] Registered [bold]{registered.ref}[/] "
         f"(sha256 {registered.sha256[:16]}…, encrypted at rest)"
@@ -243,7 +240,6 @@ def promote(
     audited. Example: `bastion model promote fraud 3 --principal bcl_…`
     """
     ws = state(ctx).workspace()
-    asker = asking_principal(ws, principal)  # an unknown id is refused by the guard, audited
     try:
         found: ModelVersion | BastionError = ws.registry.get(name, version)
     except BastionError as exc:  # NotFound, or a row that does not read back
@@ -257,7 +253,8 @@ def promote(
         return ws.registry.promote(found)
 
     model = found if isinstance(found, ModelVersion) else None
-    try:
+    # An unknown id is refused by the guard too, and audited.
+    with acting_as(ws, principal) as asker:
         promoted = ws.guard().run(
             work,
             principal=asker,
@@ -270,9 +267,6 @@ def promote(
             else f"promote {name}@{version}",
             context={"ip": "127.0.0.1"},
         )
-    except Forbidden:
-        raise_unknown(asker)
-        raise
     console.print(f"[green]✓[/] {promoted.ref} is in production")
 
 

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bastion.cli.state import asking_principal, raise_unknown, state
-from bastion.errors import Forbidden, InvalidInput
+from bastion.cli.state import acting_as, state
+from bastion.errors import InvalidInput
 from bastion.privacy import Entity, MaskPolicy, PartialMask, PiiScanner, mask_file
 from bastion.privacy.corpus import evaluate as evaluate_scanner
 from bastion.privacy.corpus import generate
@@ -142,9 +142,8 @@ def reveal(
     --principal bcl_…`
     """
     ws = state(ctx).workspace()
-    asker = asking_principal(ws, principal)
     kind: Method = "token" if method is RevealMethod.token else "fpe"
-    try:
+    with acting_as(ws, principal) as asker:
         revealed = ws.reidentifier().reveal(
             values,
             principal=asker,
@@ -154,9 +153,6 @@ def reveal(
             context={"ip": "127.0.0.1"},
             alphabet=alphabet.value,
         )
-    except Forbidden:
-        raise_unknown(asker)
-        raise
     for value in revealed:
         print(value)
 

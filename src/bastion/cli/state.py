@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import typer
 from pydantic import SecretStr
 
-from bastion.errors import NotFound
+from bastion.errors import Forbidden, NotFound
 from bastion.identity import Principal
 from bastion.settings import Settings
 from bastion.workspace import Workspace
@@ -85,13 +87,20 @@ def asking_principal(ws: Workspace, client_id: str) -> Principal:
         return Principal(client_id=client_id, name="", role=_STAND_IN_ROLE, disabled=True)
 
 
-def raise_unknown(asker: Principal) -> None:
-    """Raise NotFound if ``asker`` is the stand-in for an unknown principal (now audited).
+@contextlib.contextmanager
+def acting_as(ws: Workspace, client_id: str) -> Iterator[Principal]:
+    """The principal a command acts as (see :func:`asking_principal`), for a guarded block.
 
-    Call it where the Guard's Forbidden is caught, so an unknown id exits as not found.
+    A refusal of the stand-in for an unknown id leaves the block as NotFound ("No such
+    principal."), after the Guard has audited it; every other refusal passes unchanged.
 
     Raises:
-        NotFound: it is.
+        NotFound: the id names no principal (the refusal is audited).
     """
-    if asker.role == _STAND_IN_ROLE:
-        raise NotFound("No such principal.") from None
+    asker = asking_principal(ws, client_id)
+    try:
+        yield asker
+    except Forbidden:
+        if asker.role == _STAND_IN_ROLE:
+            raise NotFound("No such principal.") from None
+        raise
