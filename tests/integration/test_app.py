@@ -6,6 +6,7 @@ import json
 import logging
 
 import httpx
+import numpy as np
 import pytest
 
 from bastion.registry import OutputPolicy
@@ -395,3 +396,46 @@ async def test_dp_queries_take_json_only(make_app, tmp_path, content_type):
         )
     assert wrong.status_code == 415
     assert right.status_code == 200 and right.json()["epsilon_left"] == pytest.approx(0.5)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("shape", [[0, 64], [0, 3], [3, 0], [0], [1, 0, 64]])
+async def test_empty_tensors_are_a_400_audited_as_such(make_app, shape):
+    """An empty batch is a 400 (not a 500), audited with that status, and the next call works."""
+    ws, analyst, client = make_app()
+    tensor = {"name": DIGITS_INPUT, "shape": shape, "datatype": "FP32", "data": []}
+    async with client:
+        headers = {"Authorization": f"Bearer {await token_for(client, analyst)}"}
+        refused = await client.post(
+            "/v2/models/digits/infer", json={"inputs": [tensor]}, headers=headers
+        )
+        entry = ws.audit.tail(1)[0].event
+        after = await client.post(
+            "/v2/models/digits/infer", json=body(np.zeros((1, 64), np.float32)), headers=headers
+        )
+    assert refused.status_code == 400 and "shape" in refused.json()["error"]
+    assert (entry.event, entry.status) == ("input_validation_fail", 400)
+    assert after.status_code == 200
+
+
+def test_the_monitors_see_any_shape_of_input():
+    """observation() never fails on an empty, scalar or wide input, nor on empty outputs."""
+    from bastion.serving.call import Call, Target
+    from bastion.serving.stages.record import observation
+
+    async def no_body():
+        return b""
+
+    for shape in [(0, 3), (3, 0), (0,), (1, 0, 64), (), (2, 3)]:
+        call = Call(
+            route="/v2/models/m/infer",
+            target=Target(action="infer", model="m"),
+            client_ip="10.0.0.7",
+            authorization=None,
+            content_type="",
+            read_body=no_body,
+        )
+        call.inputs = {"x": np.zeros(shape, np.float32)}
+        call.outputs = {"scores": np.zeros((shape[0] if shape else 1, 0), np.float32)}
+        seen = observation(call, now=0.0)
+        assert seen.queries is None or seen.queries.size > 0

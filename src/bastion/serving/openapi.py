@@ -256,7 +256,7 @@ _INPUT_TENSOR = {
         "shape": {
             "type": "array",
             "maxItems": 8,
-            "items": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+            "items": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
         },
         "datatype": {"type": "string", "enum": _DATATYPES},
         "parameters": {"type": "object"},

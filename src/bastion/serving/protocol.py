@@ -14,8 +14,10 @@ from bastion.registry import tensor_to_json
 _NAME = r"^[A-Za-z0-9_.:/-]{1,128}$"
 MAX_DIMENSIONS = 8
 MAX_DIMENSION = 2**31 - 1
-# A dimension is a JSON integer: not "1", not 1.0, not true, never negative.
-Dimension = Annotated[int, Field(ge=0, le=MAX_DIMENSION)]
+# A dimension is a JSON integer: not "1", not 1.0, not true, never negative, and never 0:
+# an empty tensor has nothing to predict, and every later stage (models, sanitizers,
+# monitors) may assume at least one value, so it is refused here (fail closed).
+Dimension = Annotated[int, Field(ge=1, le=MAX_DIMENSION)]
 
 
 class _Frozen(BaseModel):

@@ -189,3 +189,11 @@ def test_wrong_content_types_are_415(content_type, binary):
 def test_protocol_content_types_are_accepted(content_type, binary):
     """JSON, octet-stream for the binary extension, or no Content-Type at all."""
     check_media_type(content_type, binary=binary)
+
+
+@pytest.mark.parametrize("shape", [[0, 3], [3, 0], [0], [1, 0, 64], [0, 2], [2, 0]])
+def test_empty_tensors_are_refused(shape):
+    """A shape with a 0 dimension (an empty tensor) is a 400, whatever the model declares."""
+    data = {"shape": shape, "data": []}
+    with pytest.raises(InvalidInput, match="shape"):
+        check_inputs(parse_request(request(x=data)), MODEL)

@@ -61,13 +61,22 @@ class Record:
     async def __call__(self, call: Call) -> None:
         """Record ``call``; on an audit failure, replace its outcome with a 503."""
         seconds = time.perf_counter() - call.started
-        event = audit_event(call, now=self._clock(), seconds=seconds)
+        now = self._clock()
+        try:  # before the audit entry: a failure here must be audited as what it answers
+            seen = observation(call, now=now)
+        except Exception as exc:  # any failure is the call's, never a 200
+            logger.exception("observing request %s failed", call.request_id)
+            call.error = BastionError(detail=type(exc).__name__)
+            call.outputs = {}
+            seen = observation(call, now=now)
+        event = audit_event(call, now=now, seconds=seconds)
         try:
             await self._audit.append_async(event)  # answered only once durable
         except BastionError as exc:
             logger.error("audit append failed (%s); refusing request %s", exc.code, call.request_id)
             call.error = BackendError("The request could not be audited, so it was refused.")
             call.outputs = {}
+            seen = observation(call, now=now)  # the monitors see the 503 too
         self._metrics.observe(
             route=call.route,
             model=call.model.name if call.model is not None else "-",  # never the URL's name
@@ -75,7 +84,10 @@ class Record:
             decision=event.decision,
             seconds=seconds,
         )
-        self._monitor.observe(observation(call, now=event.time))
+        try:  # the entry says what was answered; a monitor's failure must not change that
+            self._monitor.observe(seen)
+        except Exception:
+            logger.exception("monitoring request %s failed", call.request_id)
 
 
 def audit_event(call: Call, *, now: float, seconds: float) -> AuditEvent:
@@ -126,7 +138,9 @@ def observation(call: Call, *, now: float) -> Observation:
     predicted: tuple[int, ...] = ()
     if call.error is None and call.target.action == "infer":
         floats = [array for array in call.inputs.values() if array.dtype.kind == "f"]
-        if floats and floats[0].ndim >= 1:
+        # Rows only when there is at least one row of at least one value: reshape(0, -1)
+        # raises, and the detectors have nothing to learn from an empty one anyway.
+        if floats and floats[0].ndim >= 1 and floats[0].size > 0:
             queries = floats[0].reshape(floats[0].shape[0], -1)
         predicted = _predicted(call.outputs)
     return Observation(
@@ -145,7 +159,7 @@ def _predicted(outputs: Tensors) -> tuple[int, ...]:
         if array.dtype.kind in "iu" and array.ndim == 1:
             return tuple(int(label) for label in array)
     for array in outputs.values():
-        if array.dtype.kind == "f" and array.ndim == 2:  # noqa: PLR2004 - rows of scores
+        if array.dtype.kind == "f" and array.ndim == 2 and array.size:  # noqa: PLR2004 - rows of scores
             return tuple(int(label) for label in array.argmax(axis=1))
     return ()
 

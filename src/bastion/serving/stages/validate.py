@@ -170,7 +170,7 @@ def _check_tensor(tensor: RequestInput, spec: TensorSpec, raw: bytes | None) -> 
     fits = len(shape) == len(spec.shape) and all(
         want in (-1, got) for got, want in zip(shape, spec.shape, strict=True)
     )
-    if not fits or any(dim < 0 for dim in shape):
+    if not fits or any(dim < 1 for dim in shape):  # no empty tensor (serving/protocol.py)
         raise InvalidInput(
             f"Input {name!r} has shape {list(shape)}; the model expects "
             f"{list(spec.shape)} (-1 means any size)."
