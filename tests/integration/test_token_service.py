@@ -330,3 +330,91 @@ def test_client_assertions_with_bad_times_are_401_never_500(gateway):
         good = token_request(http, assertion(gateway, client_id, private_key, "EdDSA"))
         assert good.status_code == 200, good.text
         gateway.tokens.append(good.json()["access_token"])
+
+
+# JSON string literals that parse to a str UTF-8 cannot encode (a lone or misordered
+# surrogate); the last is a valid pair (an emoji), which must keep working.
+SURROGATES = {
+    "lone high": '"\\ud800"',
+    "lone low": '"\\udc00"',
+    "reversed pair": '"\\ude00\\ud83d"',
+    "inside text": '"bcl_\\udfff_x"',
+}
+VALID_PAIR = '"\\ud83d\\ude00"'
+
+
+def b64_json(text: str) -> str:
+    return jwt.utils.base64url_encode(text.encode()).decode()
+
+
+def test_unsigned_assertions_with_lone_surrogates_are_401_never_500(gateway):
+    """T1: no credentials, any signature: a surrogate in sub, iss, a key or the header is 401."""
+    header = '{"alg": "EdDSA", "typ": "JWT"}'
+    signature = b64_json("x" * 64)
+    with gateway.http() as http:
+        for name, lit in SURROGATES.items():
+            claims = (
+                f'{{"sub": {lit}, "iss": {lit}, "aud": "x", "exp": 9999999999, "jti": "a"}}',
+                f'{{"sub": "bcl_{"0" * 24}", "aud": "x", "jti": "a", "x": {{{lit}: [1]}}}}',
+                f'{{"sub": "bcl_{"0" * 24}", "aud": "x", "jti": "a", "x": [[{{"y": {lit}}}]]}}',
+            )
+            headers = (header, f'{{"alg": "EdDSA", "kid": {lit}}}')
+            for head, claim in [(header, c) for c in claims] + [(h, claims[1]) for h in headers]:
+                forged = f"{b64_json(head)}.{b64_json(claim)}.{signature}"
+                refused = token_request(http, forged)
+                assert refused.status_code == 401, (name, claim, refused.text)
+                assert refused.json()["error"] == "invalid_client", name
+            with_id = token_request(http, forged, client_id="bcl_" + "0" * 24)
+            assert with_id.status_code == 401, name
+
+
+def test_signed_assertions_with_lone_surrogates_are_401_never_500(gateway):
+    """T4: the client's own key signs a surrogate jti, key or nested value: 401; an emoji: 200."""
+    private_key = ed25519.Ed25519PrivateKey.generate()
+    client_id = key_client(gateway, "signer-unicode", private_key)
+    with gateway.http() as http:
+        for name, lit in SURROGATES.items():
+            value = json.loads(lit)
+            for changes in ({"jti": value}, {"extra": {"k": [value]}}, {value: "x"}):
+                signed = assertion(gateway, client_id, private_key, "EdDSA", **changes)
+                refused = token_request(http, signed)
+                assert refused.status_code == 401, (name, changes, refused.text)
+                assert refused.json()["error"] == "invalid_client", name
+        emoji = assertion(gateway, client_id, private_key, "EdDSA", jti=json.loads(VALID_PAIR))
+        good = token_request(http, emoji)
+        assert good.status_code == 200, good.text
+        gateway.tokens.append(good.json()["access_token"])
+    reasons = " | ".join(e.event.reason for e in gateway.workspace.audit.tail(60))
+    assert "not valid Unicode" in reasons
+
+
+def test_own_tokens_with_lone_surrogates_are_401_and_never_500_anywhere(gateway, digits):
+    """T2: own-key tokens with a surrogate claim or header: 401; introspect/revoke never 500."""
+    key = gateway.workspace.signing_keys.current()
+    body = infer_body(digits.images[:1])
+    analyst = gateway.analyst
+    client = (analyst.principal.client_id, analyst.secret.get_secret_value())
+    with gateway.http() as http:
+        for name, lit in SURROGATES.items():
+            tokens = [own_token(gateway, own_claims(gateway, **{claim: lit}))
+                      for claim in ("client_id", "sub", "jti")]  # fmt: skip
+            tokens.append(own_token(gateway, own_claims(gateway, extra=f"{{{lit}: {{}}}}")))
+            tokens.append(
+                own_token(
+                    gateway,
+                    own_claims(gateway),
+                    json.dumps({"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid})[:-1]
+                    + f', "x": [{lit}]}}',
+                )
+            )
+            for token in tokens:
+                refused = http.post("/v2/models/digits/infer", json=body, headers=auth(token))
+                assert refused.status_code == 401, (name, refused.text)
+                assert refused.json() == {"error": "Authentication failed."}, name
+                looked = http.post("/oauth2/introspect", data={"token": token}, auth=client)
+                assert looked.status_code == 200 and looked.json()["active"] is False, name
+                revoked = http.post("/oauth2/revoke", data={"token": token}, auth=client)
+                assert revoked.status_code < 500, (name, revoked.text)
+        pair = own_token(gateway, own_claims(gateway, jti=VALID_PAIR))
+        assert http.post("/v2/models/digits/infer", json=body,
+                         headers=auth(pair)).status_code == 200  # fmt: skip

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from bastion.errors import AuthError, InvalidInput, NotFound
 from bastion.identity.principals import Principal, PrincipalStore
+from bastion.identity.scalars import all_encodable, encodable
 from bastion.storage import Database, tables
 from bastion.types import Clock
 
@@ -64,10 +65,13 @@ class ApiKeyStore:
 
         Raises:
             NotFound: no such principal.
-            InvalidInput: no actions or models, or a lifetime outside 1..365 days.
+            InvalidInput: no actions or models, or a lifetime outside 1..365 days, or an
+                action or model that is not valid Unicode.
         """
         if not actions or not models or not 1 <= days <= 365:  # noqa: PLR2004
             raise InvalidInput("An API key needs actions, models and 1 to 365 days of life.")
+        if not all_encodable((actions, models)):  # never store what no listing can encode
+            raise InvalidInput("Actions and models must be valid Unicode text.")
         principal = next((p for p in self._principals.list() if p.name == principal_name), None)
         if principal is None:
             raise NotFound(f"No principal named {principal_name!r}.")
@@ -111,6 +115,8 @@ class ApiKeyStore:
         Raises:
             NotFound: no such key.
         """
+        if not encodable(key_id):  # no stored id is; the query could not even be sent
+            raise NotFound("No such API key; see `bastion apikey list`.")
         with self._db.transaction() as db:
             done = db.execute(
                 tables.api_keys.update()

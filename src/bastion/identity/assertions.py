@@ -7,7 +7,9 @@ id, ``aud`` the token endpoint (or the issuer), ``exp`` at most an hour ahead, a
 the spent ids are kept in the database until they expire.
 
 Only the registered key verifies an assertion, with the one algorithm that key is for;
-key headers (``jku``, ``jwk``, ``x5u``, ``x5c``) are never looked at.
+key headers (``jku``, ``jwk``, ``x5u``, ``x5c``) are never looked at. An assertion with a
+string that is not valid Unicode (a lone surrogate such as U+D800) anywhere in its header
+or claims is malformed, before its subject is ever looked up.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from bastion.errors import AuthError, Conflict, InvalidInput
+from bastion.identity.scalars import all_encodable
 from bastion.identity.tokens import check_times
 from bastion.storage import Database, tables
 from bastion.types import Clock
@@ -149,6 +152,8 @@ class ClientAssertions:
             )
         except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:
             raise AuthError(detail=f"client assertion: {type(exc).__name__}") from None
+        if not all_encodable(claims):  # a lone surrogate in the jti would crash _spend
+            raise AuthError(detail="client assertion: not valid Unicode")
         if claims["sub"] != client_id or not isinstance(claims["jti"], str):
             raise AuthError(detail="client assertion: wrong subject or jti")
         # Integers in range before any arithmetic; at most an hour ahead (iat is optional).
@@ -177,9 +182,12 @@ def assertion_subject(assertion: str) -> str:
         AuthError: the assertion does not parse or names no subject.
     """
     try:
+        header = jwt.get_unverified_header(assertion)
         claims = jwt.decode(assertion, options={"verify_signature": False})
     except (jwt.PyJWTError, RecursionError):  # a deeply nested header or payload
         raise AuthError(detail="malformed client assertion") from None
+    if not all_encodable((header, claims)):  # "\ud800" must not reach the principal look-up
+        raise AuthError(detail="malformed client assertion (not valid Unicode)")
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise AuthError(detail="client assertion names no subject")

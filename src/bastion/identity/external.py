@@ -35,6 +35,7 @@ import jwt
 from bastion.errors import AuthError
 from bastion.identity.assertions import PRIVATE_JWK_MEMBERS
 from bastion.identity.principals import Principal
+from bastion.identity.scalars import all_encodable
 from bastion.identity.tokens import UNTRUSTED_HEADERS, check_times
 from bastion.settings import TrustedIssuer
 from bastion.types import Clock
@@ -82,6 +83,8 @@ class ExternalIssuer:
             header = jwt.get_unverified_header(token)
         except (jwt.PyJWTError, RecursionError):
             raise AuthError(detail="malformed token") from None
+        if not all_encodable(header):  # a lone surrogate kid would crash the key look-up
+            raise AuthError(detail="malformed token (not valid Unicode)")
         algorithm = header.get("alg")
         if algorithm not in config.algorithms:
             raise AuthError(detail="algorithm not allowed")
@@ -104,6 +107,8 @@ class ExternalIssuer:
             )
         except (jwt.PyJWTError, RecursionError) as exc:
             raise AuthError(detail=f"external token: {type(exc).__name__}") from None
+        if not all_encodable(claims):  # a lone surrogate sub or jti would crash a look-up
+            raise AuthError(detail="external token: not valid Unicode")
         times = check_times(
             claims,
             now=self._clock(),

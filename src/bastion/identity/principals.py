@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from bastion.errors import AuthError, Conflict, InvalidInput, NotFound
+from bastion.identity.scalars import all_encodable, digest_bytes, encodable
 from bastion.storage import Database, tables
 from bastion.types import Clock
 
@@ -85,13 +86,17 @@ class PrincipalStore:
         its ``secret`` is empty and nothing can authenticate with one.
 
         Raises:
-            InvalidInput: the name, role or an attribute key is malformed.
+            InvalidInput: the name, role or an attribute key is malformed, or a value is
+                not valid Unicode (a lone surrogate).
             Conflict: a principal with this name exists.
         """
         _check(_NAME, name, "name", "letters, digits, '.', '_' or '-'")
         _check(_ROLE, role, "role", "lower-case letters, digits, '_' or '-'")
         for key in attributes:
             _check(_ATTRIBUTE_KEY, key, "attribute key", "lower-case letters, digits or '_'")
+        # Nothing that UTF-8 cannot encode is ever stored: it would crash every listing.
+        if not all_encodable((dict(attributes), dict(public_jwk or {}))):
+            raise InvalidInput("Attribute values and keys must be valid Unicode text.")
         principal = Principal(
             client_id=CLIENT_ID_PREFIX + secrets.token_hex(12),
             name=name,
@@ -179,6 +184,8 @@ class PrincipalStore:
         return self._update(name, public_jwk=dict(public_jwk))
 
     def _update(self, name: str, **values: object) -> Principal:
+        if not encodable(name):  # no stored name is like that (add checks them)
+            raise NotFound("No principal with that name; see `bastion principal list`.")
         with self._db.transaction() as db:
             done = db.execute(
                 tables.principals.update().where(tables.principals.c.name == name).values(**values)
@@ -189,6 +196,8 @@ class PrincipalStore:
         return next(p for p in self.list() if p.name == name)
 
     def _row(self, client_id: str) -> sa.Row[tuple[object, ...]] | None:
+        if not encodable(client_id):  # no stored id is (a lone surrogate would crash the query)
+            return None
         with self._db.transaction() as db:
             return db.execute(
                 sa.select(tables.principals).where(tables.principals.c.client_id == client_id)
@@ -212,7 +221,7 @@ class PrincipalStore:
         return principal
 
     def _hash(self, secret: str) -> str:
-        return hmac.new(self._hash_key, secret.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._hash_key, digest_bytes(secret), hashlib.sha256).hexdigest()
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str, allowed: str) -> None:

@@ -8,7 +8,10 @@ same :class:`~bastion.errors.AuthError`; the precise reason is in its ``detail``
 Time claims are checked before any arithmetic is done with them (:func:`check_times`,
 also used for external tokens and client assertions): each is a JSON integer between 0
 and the end of year 9999, never a float, a boolean, a string, ``NaN`` or a 400-digit
-number, so a token can only ever be refused with a 401, never crash a request.
+number, so a token can only ever be refused with a 401, never crash a request. Likewise
+every string in the header and claims must be valid Unicode (no lone surrogate such as
+U+D800, which JSON can escape but no database look-up or encode accepts): otherwise the
+token is malformed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pydantic import SecretStr
 from bastion.crypto import SigningKey, b64url, b64url_decode, verify_ed25519
 from bastion.errors import AuthError
 from bastion.identity.principals import Principal
+from bastion.identity.scalars import all_encodable
 from bastion.identity.signing import SigningKeyring
 from bastion.settings import MAX_TOKEN_TTL_SECONDS
 from bastion.types import Clock
@@ -333,6 +337,8 @@ def _parse_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes
         raise AuthError(detail="malformed token") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise AuthError(detail="malformed token")
+    if not all_encodable((header, claims)):  # a lone surrogate would crash a later look-up
+        raise AuthError(detail="malformed token (not valid Unicode)")
     return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
 
 
