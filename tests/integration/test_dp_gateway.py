@@ -141,3 +141,24 @@ async def test_the_extremes_that_are_allowed_answer_finite_numbers(gateway):
     assert "Infinity" not in response.text and "NaN" not in response.text
     spent = {b.principal: b.epsilon_spent for b in ledger_of(ws)}
     assert all(value == pytest.approx(1e-6) for value in spent.values())
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "sum(age, 0, 4.8245e-319)",
+        "sum(age, 0, 5e-324)",
+        "sum(age, 0, 1e-320)",
+        "mean(age, 0, 1e-310)",
+        "sum(age, 0, 1e-7)",
+        "mean(age, 3, 3)",
+    ],
+)
+async def test_subnormal_and_tiny_bounds_are_400_and_charge_nothing(gateway, spec):
+    """Subnormal, tiny or equal bounds (privacy loss above the ε charged, or 0/0): 400."""
+    ws, client = gateway
+    before = ledger_of(ws)
+    response = await post(client, b'{"query": "%s", "epsilon": 1}' % spec.encode())
+    assert response.status_code == 400, response.text
+    assert ledger_of(ws) == before

@@ -66,20 +66,27 @@ def budget(
     epsilon: Annotated[
         float | None, typer.Option(help="Set the total ε (what was spent stays spent).")
     ] = None,
-    delta: Annotated[float, typer.Option(help="Set the total δ.")] = 0.0,
+    delta: Annotated[
+        float | None, typer.Option(help="Set the total δ (only with --epsilon; default 0).")
+    ] = None,
     principal: Annotated[
         str, typer.Option(help="A client id for a per-principal budget; '*' is everyone.")
     ] = EVERYONE,
 ) -> None:
-    """Show a dataset's budgets, or set one with --epsilon.
+    """Show a dataset's budgets, or set one with --epsilon (and --delta).
 
     Every query spends from the dataset's budget and, when it has one, from the asking
     principal's; a dataset without a budget answers nothing.
     """
+    if delta is not None and epsilon is None:
+        # A budget is set whole: --delta alone was once ignored without a word.
+        raise InvalidInput("--delta sets a budget together with --epsilon; give both.")
     ws = state(ctx).workspace()
     ws.datasets.describe(dataset)  # a budget for a dataset that does not exist is a typo
     if epsilon is not None:
-        ws.privacy_budgets.set_budget(dataset, epsilon=epsilon, delta=delta, principal=principal)
+        ws.privacy_budgets.set_budget(
+            dataset, epsilon=epsilon, delta=0.0 if delta is None else delta, principal=principal
+        )
     table = Table("principal", "ε total", "ε spent", "ε left", "δ total", "δ spent")
     for entry in ws.privacy_budgets.budgets(dataset):
         table.add_row(
@@ -113,7 +120,8 @@ def query(
     Values are clamped to the bounds you give (bounds are never learned from the data).
     Example: `bastion dp query census "mean(age, 0, 100)" --epsilon 0.5 --principal bcl_…`
     """
-    # Every number is range-checked (ε in [1e-6, 10], bounds ±1e15) before anything is
+    # Every number is range-checked (ε in [1e-6, 10], bounds 0 or 1e-6 to 1e15 in size and
+    # 1e-6 apart, grid arithmetic exact) before anything is
     # looked up or charged: a refused query costs nothing.
     parsed = Query.parse(spec, epsilon=epsilon)
     ws = state(ctx).workspace()

@@ -15,7 +15,12 @@ The limits, and why:
   gives almost no privacy.
 - ε of a budget or of one charge: [1e-6, 10⁶]; δ: [0, 1).
 - query bounds: |bound| ≤ 10¹⁵, so that the clamped range, the grid step and the noise
-  scale (bound / ε ≤ 10²¹) all stay finite floats.
+  scale (bound / ε ≤ 10²¹) all stay finite floats; and each nonzero bound, and the span
+  upper - lower, at least 10⁻⁶. A subnormal or tiny bound (``4.8245e-319``) makes the
+  grid step ``bound / 2¹⁶`` round (or underflow to 0), so one row moves the integer sum
+  by more grid steps than the noise is scaled for (the privacy loss exceeds the ε
+  charged), or the step is 0 and the arithmetic divides by zero. From 10⁻⁶ up every
+  step is a normal float and ``bound / step`` is exactly 2¹⁶.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ EPSILON_MIN = 1e-6
 QUERY_EPSILON_MAX = 10.0
 BUDGET_EPSILON_MAX = 1e6
 BOUND_MAX = 1e15
+BOUND_MIN = 1e-6  # smallest nonzero |bound|, and smallest span upper - lower
 
 
 def check_real(value: object, *, name: str) -> float:
@@ -79,3 +85,18 @@ def check_delta(value: object) -> float:
     if number >= 1:
         raise InvalidInput("delta must be a finite number in [0, 1).")
     return number
+
+
+def check_bound(value: object, *, name: str) -> float:
+    """A query bound: 0, or a finite number with ``BOUND_MIN <= |bound| <= BOUND_MAX``.
+
+    Raises:
+        TypeError: not a real number.
+        InvalidInput: NaN, infinite, beyond ±1e15, or nonzero and smaller than 1e-6.
+    """
+    number = check_range(value, name=name, low=-BOUND_MAX, high=BOUND_MAX)
+    if number != 0 and abs(number) < BOUND_MIN:
+        raise InvalidInput(
+            f"{name} must be 0 or at least {BOUND_MIN:g} in magnitude (and at most {BOUND_MAX:g})."
+        )
+    return number + 0.0  # -0.0 becomes 0.0

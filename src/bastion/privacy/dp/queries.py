@@ -14,7 +14,9 @@ True
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -23,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bastion.errors import InvalidInput
-from bastion.privacy.dp.limits import BOUND_MAX, check_epsilon, check_range
+from bastion.privacy.dp.limits import BOUND_MIN, check_bound, check_epsilon, check_range
 from bastion.privacy.dp.mechanisms import (
     SYSTEM_RANDOM,
     RandomSource,
@@ -57,16 +59,23 @@ class Query:
             raise InvalidInput(f"Unknown query: {_FORMS}.")
         object.__setattr__(self, "epsilon", check_epsilon(self.epsilon))
         for name in ("lower", "upper"):
-            bound = check_range(getattr(self, name), name=name, low=-BOUND_MAX, high=BOUND_MAX)
-            object.__setattr__(self, name, bound)
+            object.__setattr__(self, name, check_bound(getattr(self, name), name=name))
         if self.kind != "count" and self.lower >= self.upper:
             raise InvalidInput("The lower bound must be below the upper bound.")
+        if self.kind != "count" and self.upper - self.lower < BOUND_MIN:
+            raise InvalidInput(f"The bounds must be at least {BOUND_MIN:g} apart.")
         quantile = check_range(self.quantile, name="The quantile", low=0.0, high=1.0)
         object.__setattr__(self, "quantile", quantile)
         if isinstance(self.bins, bool) or not isinstance(self.bins, int):
             raise TypeError("bins must be an integer")
         if not 1 <= self.bins <= _MAX_BINS:
             raise InvalidInput(f"Histograms have 1 to {_MAX_BINS} bins.")
+        if self.kind in ("sum", "mean"):
+            _grid(self.lower, self.upper)  # the arithmetic is exact, or no Query exists
+        if self.kind in ("histogram", "quantile"):
+            edges = np.linspace(self.lower, self.upper, self.bins + 1)
+            if not (np.isfinite(edges).all() and (np.diff(edges) > 0).all()):
+                raise InvalidInput("The bounds are too close together for that many bins.")
 
     @classmethod
     def parse(cls, spec: str, *, epsilon: float) -> Query:
@@ -74,7 +83,8 @@ class Query:
 
         The forms: ``count``, ``sum(col, lo, hi)``, ``mean(col, lo, hi)``,
         ``quantile(col, q, lo, hi[, bins])`` and ``histogram(col, lo, hi, bins)``.
-        ``epsilon`` is in [1e-6, 10] and bounds within ±1e15 (:mod:`~.limits`).
+        ``epsilon`` is in [1e-6, 10]; bounds are 0 or 1e-6 to 1e15 in magnitude, at
+        least 1e-6 apart (:mod:`~.limits`).
 
         Raises:
             InvalidInput: the spec is not one of these, or a number is out of range.
@@ -190,9 +200,32 @@ def _noisy(value: int, sensitivity: int, epsilon: float, rng: RandomSource) -> i
 def _noisy_sum(
     data: NDArray[np.float64], lower: float, upper: float, epsilon: float, rng: RandomSource
 ) -> tuple[float, float]:
+    step, sensitivity = _grid(lower, upper)
+    grid = np.rint(data / step).astype(np.int64)
+    # Removing one row changes the grid sum by at most `sensitivity` steps (checked).
+    noisy = _noisy(int(grid.sum()), sensitivity, epsilon, rng)
+    return noisy * step, max(abs(lower), abs(upper)) / epsilon
+
+
+def _grid(lower: float, upper: float) -> tuple[float, int]:
+    """The grid step of a sum over ``[lower, upper]`` and the most one row moves it, in steps.
+
+    The noise is scaled for the move actually computed (never an assumed 2^16), and the
+    step must be a normal float with the bounds exactly ``_GRID`` steps out: a subnormal
+    step rounds, so a row would move the sum further than the noise covers.
+
+    Raises:
+        InvalidInput: the bounds do not give exact grid arithmetic.
+    """
     bound = max(abs(lower), abs(upper))
     step = bound / _GRID
-    grid = np.rint(data / step).astype(np.int64)
-    # Removing one row changes the grid sum by at most bound/step = _GRID steps.
-    noisy = _noisy(int(grid.sum()), _GRID, epsilon, rng)
-    return noisy * step, bound / epsilon
+    ends = (np.rint(lower / step), np.rint(upper / step)) if step > 0 else (math.inf,)
+    move = max(abs(float(end)) for end in ends)
+    if not (
+        math.isfinite(step)
+        and step >= sys.float_info.min  # normal, not subnormal
+        and bound / step == _GRID
+        and move == _GRID
+    ):
+        raise InvalidInput("The bounds are too small for exact arithmetic; use |bound| >= 1e-6.")
+    return step, int(move)
