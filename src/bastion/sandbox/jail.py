@@ -23,7 +23,9 @@ with an explicit environment of ``PATH`` alone, in a new session without a termi
   and no io_uring, mounts, ptrace or other calls a model never needs (the seccomp filter
   of :mod:`bastion.sandbox.seccomp`).
 - **lifetime**: :meth:`Jail.kill` ends a jail's process group, bubblewrap and worker
-  together; a worker whose gateway is gone sees its socket close and exits.
+  together, even once bubblewrap is reaped; a worker whose gateway is gone sees its socket
+  close and exits. No ``--die-with-parent``: it is tied to the spawning thread, not the
+  gateway, and never reached the worker.
 """
 
 from __future__ import annotations
@@ -117,7 +119,12 @@ class Jail:
             # write through /proc/1. Nothing needs reaping: the worker cannot fork. No
             # --new-session: the jail stays in the session and process group the gateway
             # made for it (no terminal), so kill() reaches the worker with bubblewrap.
-            *["--die-with-parent", "--as-pid-1"],
+            # No --die-with-parent: its PR_SET_PDEATHSIG fires when the *thread* that
+            # spawned bubblewrap exits (jails start from short-lived worker threads), which
+            # killed bubblewrap and left the worker, PID 1 of its namespace, running as a
+            # child of host init. It never reached the worker anyway; the worker exits when
+            # its socket closes, and kill() ends the whole process group.
+            "--as-pid-1",
             *self._filesystem(),
             *["--clearenv", "--setenv", "PATH", "/usr/bin", "--setenv", "HOME", _TMP],
             *["--chdir", _TMP, "--seccomp", str(seccomp_fd), "--", *argv],
@@ -244,14 +251,14 @@ class Jail:
     def kill(process: subprocess.Popen[bytes]) -> None:
         """SIGKILL a jail: bubblewrap and the worker, its process group (call before ``wait``).
 
-        Killing bubblewrap alone is not enough: its ``--die-with-parent`` does not reach
-        the worker once that is PID 1 of its namespace.
+        Killing bubblewrap alone is not enough: the worker is PID 1 of its own namespace and
+        outlives it. So the group is killed even when bubblewrap has already been reaped:
+        a worker whose bubblewrap died some other way still holds the group's id.
         """
-        if process.returncode is not None:  # reaped: bubblewrap ended after its worker
-            return
-        with contextlib.suppress(ProcessLookupError):  # not reaped, so its id is still ours
+        with contextlib.suppress(ProcessLookupError):  # no process of the group is left
             os.killpg(process.pid, signal.SIGKILL)
-        process.kill()  # also when it leads no group (a worker started by other means)
+        if process.returncode is None:
+            process.kill()  # also when it leads no group (a worker started by other means)
 
     def python(self, *arguments: str) -> list[str]:
         """A command line that runs the gateway's Python, isolated, inside the jail."""

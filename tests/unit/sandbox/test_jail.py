@@ -1,9 +1,12 @@
 """A hostile program inside the real bubblewrap jail: every escape attempt fails."""
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -163,3 +166,56 @@ def test_a_worker_whose_gateway_is_gone_exits(jail):
     process, ours = jail.spawn_worker()
     ours.close()
     assert process.wait(timeout=60) != 0  # no model ever came
+
+
+def _group(pgid):
+    """Every live (not zombie) process of process group ``pgid``, scanned from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # not a process, or gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _await(condition):
+    for _ in range(1200):
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_jail_spawned_from_a_thread_that_exits_keeps_bubblewrap(jail):
+    """A thread that spawned a jail and exited leaves bubblewrap alive (no thread-bound death)."""
+    box = {}
+    spawner = threading.Thread(target=lambda: box.update(p=jail.spawn_worker()))
+    spawner.start()
+    spawner.join()
+    process, ours = box["p"]
+    try:
+        assert _await(lambda: len(_group(process.pid)) == 2)  # bubblewrap and the worker
+        time.sleep(1)  # a death signal tied to the thread would have fired by now
+        assert process.poll() is None
+        assert len(_group(process.pid)) == 2
+    finally:
+        ours.close()
+        jail.kill(process)
+        process.wait(timeout=60)
+    assert _await(lambda: not _group(process.pid))
+
+
+def test_kill_ends_every_process_of_the_jail_even_after_bubblewrap_is_reaped(jail):
+    """A worker whose bubblewrap died and was reaped is still killed by Jail.kill."""
+    hostile = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)"
+    process = jail.spawn(jail.python("-c", hostile))
+    assert _await(lambda: len(_group(process.pid)) == 2)
+    os.kill(process.pid, signal.SIGKILL)  # bubblewrap alone dies, as a death signal did it
+    process.wait(timeout=60)
+    assert _await(lambda: len(_group(process.pid)) == 1)  # the worker, re-parented, lives on
+    jail.kill(process)
+    assert _await(lambda: not _group(process.pid))
