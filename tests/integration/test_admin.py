@@ -169,3 +169,67 @@ def test_revoking_an_api_key_through_the_admin_api_refuses_it_at_once(gateway, a
         assert revoked.status_code == 200
         assert http.get("/v2/models/digits", headers=headers).status_code == 401
         assert http.post("/v2/models/digits/infer", json=body, headers=headers).status_code == 401
+
+
+# JSON texts whose strings UTF-8 cannot encode: lone high, lone low, a reversed pair.
+_SURROGATES = ('"\\ud800"', '"\\udc00"', '"\\ude00\\ud83d"')
+
+
+def test_admin_bodies_with_lone_surrogates_are_400_and_store_nothing(gateway, admin):
+    """T3: a surrogate in a value, a key or nested anywhere is 400; nothing is stored."""
+    json_body = admin | {"Content-Type": "application/json"}
+    with gateway.http() as http:
+        for i, lit in enumerate(_SURROGATES):
+            name = f'"uni{i}"'
+            sent = [
+                ("POST", "/admin/principals",
+                 f'{{"name": {name}, "role": "admin", "attributes": {{"a": {lit}}}}}'),
+                ("POST", "/admin/principals",
+                 f'{{"name": {name}, "role": "admin", "attributes": {{{lit}: "x"}}}}'),
+                ("POST", "/admin/principals", f'{{"name": {lit}, "role": "admin"}}'),
+                ("POST", "/admin/principals", f'{{"name": {name}, "role": {lit}}}'),
+                ("POST", "/admin/principals",
+                 f'{{"name": {name}, "role": "admin", "extra": [[{{"k": {lit}}}]]}}'),
+                ("POST", "/admin/principals",
+                 f'{{"name": {name}, "role": "admin", "public_jwk": {{"kty": "OKP", '
+                 f'"crv": "Ed25519", "x": {lit}}}}}'),
+                ("POST", "/admin/api-keys",
+                 f'{{"principal": "ana", "actions": ["infer"], "models": [{lit}]}}'),
+                ("POST", "/admin/api-keys",
+                 f'{{"principal": "ana", "actions": [{lit}], "models": ["digits"]}}'),
+                ("PUT", "/admin/principals/ana/public-key",
+                 f'{{"kty": "OKP", "crv": "Ed25519", "x": {lit}}}'),
+            ]  # fmt: skip
+            for method, path, body in sent:
+                refused = http.request(method, path, content=body.encode(), headers=json_body)
+                assert refused.status_code == 400, (body, refused.text)
+        listed = http.get("/admin/principals", headers=admin)
+        assert listed.status_code == 200, listed.text
+        assert not any(p["name"].startswith("uni") for p in listed.json()["principals"])
+        keys = http.get("/admin/api-keys", headers=admin)
+        assert keys.status_code == 200, keys.text
+        emoji = http.post("/admin/principals", headers=json_body,
+                          content=b'{"name": "uni-ok", "role": "analyst", '
+                                  b'"attributes": {"team": "\\ud83d\\ude00"}}')  # fmt: skip
+        assert emoji.status_code == 201, emoji.text
+        gateway.tokens.append(emoji.json()["client_secret"])
+        assert emoji.json()["attributes"] == {"team": "\N{GRINNING FACE}"}
+
+
+def test_a_principal_stored_with_a_lone_surrogate_before_the_fix_still_lists(gateway, admin):
+    """A row written before the check (attribute U+D800) no longer breaks every listing."""
+    import time
+
+    from bastion.storage import tables
+
+    with gateway.workspace.database.transaction() as db:
+        db.execute(tables.principals.insert().values(
+            client_id="bcl_" + "e" * 24, name="olduni", role="analyst",
+            attributes={"a": "\ud800x"}, secret_hash="0" * 64, disabled=False,
+            created_at=time.time(), public_jwk=None,
+        ))  # fmt: skip
+    with gateway.http() as http:
+        listed = http.get("/admin/principals", headers=admin)
+    assert listed.status_code == 200, listed.text
+    old = next(p for p in listed.json()["principals"] if p["name"] == "olduni")
+    assert old["attributes"] == {"a": "\\ud800x"}  # shown escaped, never crashing

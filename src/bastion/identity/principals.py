@@ -232,8 +232,19 @@ def _check(pattern: re.Pattern[str], value: str, what: str, allowed: str) -> Non
 def _principal(row: sa.Row[tuple[object, ...]]) -> Principal:
     return Principal(
         client_id=row.client_id,
-        name=row.name,
-        role=row.role,
-        attributes=dict(row.attributes),
+        name=_readable(row.name),
+        role=_readable(row.role),
+        attributes={_readable(k): _readable(v) for k, v in dict(row.attributes).items()},
         disabled=bool(row.disabled),
     )
+
+
+def _readable(text: str) -> str:
+    """``text``, with any lone surrogate shown as a backslash escape (never stored again).
+
+    :meth:`PrincipalStore.add` refuses them; a row stored before it did must not make
+    every listing (and so the admin API and `bastion principal list`) crash.
+    """
+    if encodable(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -3,7 +3,9 @@
 Every route is authenticated like any other, authorized by Cedar (actions
 ``manage_principals`` and ``manage_policies`` on the gateway; the baseline permits role
 ``admin``), rate-limited and audited — the audit entry says what was done, never a secret.
-Secrets (a new client's secret, a new API key) appear once, in the response.
+Secrets (a new client's secret, a new API key) appear once, in the response. A JSON body
+with a string that is not valid Unicode (a lone surrogate such as U+D800, in a key or a
+value, at any depth) is refused with 400 before anything is stored.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.routing import Route
 from bastion.errors import BastionError, InvalidInput
 from bastion.identity import ApiKey, Principal
 from bastion.identity.assertions import client_public_jwk
+from bastion.identity.scalars import all_encodable
 from bastion.policy.files import PolicyFiles
 from bastion.serving.call import AdminOperation, AdminResult, Call
 from bastion.serving.errors import error_response
@@ -179,6 +182,9 @@ def _json_object(body: bytes) -> dict[str, Any]:
         raise InvalidInput("The body must be a JSON object.") from None
     if not isinstance(given, dict):
         raise InvalidInput("The body must be a JSON object.")
+    # Before any field is used: a lone surrogate (U+D800) would crash a store or listing.
+    if not all_encodable(given):
+        raise InvalidInput("The body must be valid Unicode (no lone surrogates).")
     return given
 
 
