@@ -12,7 +12,8 @@ with an explicit environment of ``PATH`` alone, in a new session without a termi
   (``--as-pid-1``): no bubblewrap process inside to read or write through ``/proc/1``.
 - **filesystem**: a read-only root holding read-only binds of the system (``/usr`` and its
   links) and of the Python installation running Bastion; a private ``/tmp`` capped at
-  ``tmp_mb``; a read-only ``/dev`` (its device files still usable); a fresh ``/proc`` with
+  ``tmp_mb``; a read-only ``/dev`` (its device files still usable, no terminals: ``/dev/pts``
+  is an empty tmpfs, so ``/dev/ptmx`` dangles); a fresh ``/proc`` with
   ``/proc/sys`` hidden under an empty read-only tmpfs. Nothing else of the host, no
   ``/etc``. The workspace folder is hidden under an empty read-only tmpfs even when it lies
   inside a bound folder. So ``/tmp`` is the only writable place, and it is capped.
@@ -142,8 +143,11 @@ class Jail:
                 filesystem += [*_EMPTY, str(path), "--remount-ro", str(path)]
         # /proc/sys hidden under an empty read-only tmpfs: no kernel setting to read or write.
         filesystem += ["--proc", "/proc", *_EMPTY, "/proc/sys", "--remount-ro", "/proc/sys"]
-        # /dev read-only: its device files (null, zero, urandom...) stay usable.
-        filesystem += ["--dev", "/dev", "--remount-ro", "/dev"]
+        # /dev read-only: its device files (null, zero, urandom...) stay usable. Its devpts
+        # is hidden under an empty read-only tmpfs, so /dev/ptmx dangles: every terminal a
+        # jail could open would come from the host-wide pool (kernel.pty.max).
+        filesystem += ["--dev", "/dev", *_EMPTY, "/dev/pts", "--remount-ro", "/dev/pts"]
+        filesystem += ["--remount-ro", "/dev"]
         return [*filesystem, "--remount-ro", "/"]  # the root tmpfs, last: read-only
 
     def spawn(

@@ -219,3 +219,40 @@ def test_kill_ends_every_process_of_the_jail_even_after_bubblewrap_is_reaped(jai
     assert _await(lambda: len(_group(process.pid)) == 1)  # the worker, re-parented, lives on
     jail.kill(process)
     assert _await(lambda: not _group(process.pid))
+
+
+# Runs inside the jail; every way to get a pseudo-terminal, and what it met.
+TERMINALS = r"""
+import json, os, pty
+def attempt(action):
+    try:
+        action()
+        return "ok"
+    except OSError as exc:
+        return type(exc).__name__
+# What is mounted on /dev/pts, topmost last.
+pts = [line.split(" - ")[1].split()[0] for line in open("/proc/self/mountinfo")
+       if line.split()[4] == "/dev/pts"]
+print(json.dumps({
+    "openpty": attempt(os.openpty),
+    "pty_fork": attempt(pty.openpty),
+    "ptmx": attempt(lambda: os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)),
+    "pts_ptmx": attempt(lambda: os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY)),
+    "pts": os.listdir("/dev/pts"),
+    "pts_mount": pts[-1],
+}))
+"""
+
+
+def test_a_jail_can_open_no_pseudo_terminal(jail):
+    """/dev/ptmx dangles and no devpts is mounted: no PTY of the host-wide pool can be taken."""
+    process = jail.spawn(jail.python("-c", TERMINALS), stdout=subprocess.PIPE)
+    out, _ = process.communicate(timeout=120)
+    assert json.loads(out) == {
+        "openpty": "FileNotFoundError",
+        "pty_fork": "OSError",  # pty.openpty: "out of pty devices"
+        "ptmx": "FileNotFoundError",
+        "pts_ptmx": "FileNotFoundError",
+        "pts": [],
+        "pts_mount": "tmpfs",  # the jail's devpts is covered
+    }
