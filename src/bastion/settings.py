@@ -213,6 +213,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body accepted."
     )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=4096,
+        le=16 * 1024 * 1024,
+        description="Largest request line plus headers of one request; past it the client "
+        "gets 431 and the connection is closed.",
+    )
     header_timeout_seconds: float = Field(
         10.0,
         gt=0,

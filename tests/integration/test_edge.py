@@ -12,6 +12,7 @@ import secrets
 import socket
 import ssl
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -418,3 +419,105 @@ def test_policy_files_refuse_a_json_content_type(gateway):
                 headers=auth(admin) | {"Content-Type": content_type},
             )
             assert answer.status_code == 415, content_type
+
+
+def answer_or_reset(sock: ssl.SSLSocket) -> bytes:
+    """Everything the server sends before it closes; what came before a reset, if it resets."""
+    answer = b""
+    sock.settimeout(30)
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except OSError:  # reset: the server closed with our unread bytes in its buffer
+        pass
+    return answer
+
+
+def send_until_refused(sock: ssl.SSLSocket, first: bytes, total: int) -> int:
+    """Send ``first`` then filler header bytes up to ``total``; the bytes sent before an error."""
+    sent = 0
+    try:
+        sock.sendall(first)
+        sent = len(first)
+        while sent < total:
+            sock.sendall(b"a" * 16384)
+            sent += 16384
+    except OSError:
+        pass
+    return sent
+
+
+@pytest.mark.parametrize("kept_alive", [False, True], ids=["first", "second-on-keep-alive"])
+def test_oversized_request_headers_get_431_or_are_closed(gateway, kept_alive):
+    """A 100 KiB header is a 431 (JSON, security headers) or a closed connection, never served."""
+    with tls_socket(gateway, "127.0.0.9") as sock:
+        if kept_alive:
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = b""
+            while b'{"live":true}' not in first:
+                first += sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200")
+        big = b"X-Big: " + b"a" * (100 * 1024) + b"\r\n"
+        send_until_refused(sock, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n", 0)
+        answer = answer_or_reset(sock)
+    assert b"200 OK" not in answer
+    if answer:  # the 431 arrived before the close
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+        assert lines[0] == "HTTP/1.1 431 Request Header Fields Too Large"
+        assert json.loads(body) == {"error": "The request headers are too large."}
+        assert {name: headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+
+
+@pytest.mark.parametrize("how", ["one-header", "many-headers", "long-url"])
+def test_request_headers_under_the_cap_are_served(gateway, how):
+    """32 KiB of headers (one value, many headers or a long URL) is under the 64 KiB cap."""
+    with client_from(gateway, "127.0.0.10") as client:
+        if how == "one-header":
+            response = client.get("/v2/health/live", headers={"X-Big": "a" * 32 * 1024})
+        elif how == "many-headers":
+            many = {f"X-H{i}": "a" * 300 for i in range(100)}
+            response = client.get("/v2/health/live", headers=many)
+        else:
+            response = client.get("/v2/health/live", params={"q": "a" * 32 * 1024})
+    assert response.status_code == 200
+
+
+def rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024
+
+
+def test_unfinished_oversized_headers_are_not_buffered(gateway):
+    """8 connections each sending 16 MiB of one unfinished header are cut off near the cap."""
+    pid = gateway.server.pid
+    before = rss_bytes(pid)
+    socks = [tls_socket(gateway, f"127.0.1.{i}") for i in range(1, 9)]
+    try:
+        first = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: "
+        for sock in socks:
+            send_until_refused(sock, first, 16 * 1024 * 1024)
+        grown = rss_bytes(pid) - before
+        answers = [answer_or_reset(sock) for sock in socks]
+        # Without the cap the gateway keeps every byte: 128 MiB here. With it, ~64 KiB each.
+        assert grown < 48 * 1024 * 1024, grown
+        assert all(answer in (b"", *[a for a in answers if b" 431 " in a]) for answer in answers)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_headers_dribbled_past_the_cap_in_small_pieces_are_refused(gateway):
+    """The cap counts across reads: 1 KiB pieces of one header stop being read near 64 KiB."""
+    with tls_socket(gateway, "127.0.0.11") as sock:
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")
+        sent, closed = 0, False
+        while not closed and sent < 1024:  # 1 MiB if it never closes
+            try:
+                sock.sendall(b"X-" + b"a" * 1000 + b": v\r\n")
+                sent += 1
+                closed = is_closed(sock)
+            except OSError:
+                closed = True
+        assert closed and sent < 200

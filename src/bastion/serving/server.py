@@ -67,6 +67,7 @@ class ConnectionLimits:
     body_seconds: float
     total: int
     per_address: int
+    header_bytes: int = 64 * 1024  # request line and headers of one request
     open_by_address: Counter[str] = field(default_factory=Counter)
 
     @classmethod
@@ -75,6 +76,7 @@ class ConnectionLimits:
         return cls(
             header_seconds=settings.header_timeout_seconds,
             body_seconds=settings.body_timeout_seconds,
+            header_bytes=settings.max_header_bytes,
             total=settings.max_connections,
             per_address=settings.max_connections_per_address,
         )
@@ -98,6 +100,9 @@ def edge_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
     return type("EdgeProtocol", (EdgeProtocol,), {"limits": limits})
 
 
+_REFUSED_SECONDS = 1.0  # how long a refused client has to read its answer
+
+
 class EdgeProtocol(HttpToolsProtocol):
     """HTTP/1.1 with deadlines and connection limits, and the client certificate for the app.
 
@@ -105,10 +110,13 @@ class EdgeProtocol(HttpToolsProtocol):
     body) a byte at a time holds a connection for ever (slowloris). Here a timer runs from
     the end of the TLS handshake, and from the first byte of each later request, until the
     headers are complete; another from then until the body is complete; when one fires the
-    connection is dropped. A connection over the total or per-address limit is dropped as
-    soon as it is made. Malformed requests get a JSON 400 with the security headers, and
-    uvicorn's own access-log line (which holds the query string) is replaced by the
-    edge's (serving/edge.py).
+    connection is dropped. The request line and headers of each request may take at most
+    ``header_bytes``: uvicorn and httptools keep an unfinished header in memory whatever its
+    size, so the bytes are counted here as they arrive, before the parser sees them, and
+    past the cap the client gets a 431 and the connection is closed. A connection over
+    the total or per-address limit is dropped as soon as it is made. Malformed requests
+    get a JSON 400 with the security headers, and uvicorn's own access-log line (which
+    holds the query string) is replaced by the edge's (serving/edge.py).
 
     uvicorn does not implement the ASGI TLS extension; this fills in its
     ``client_cert_chain`` for each connection whose client presented a certificate
@@ -122,6 +130,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self.access_log = False  # serving/edge.py writes the line, without the query string
         self._deadline: asyncio.TimerHandle | None = None
         self._admitted: str | None = None  # the client address, once counted
+        self._in_headers = True  # the next bytes are a request line or headers
+        self._header_bytes = 0  # of the request being read, while _in_headers
 
     def connection_made(self, transport: Any) -> None:
         """Admit the connection within the limits and start the header deadline."""
@@ -145,6 +155,23 @@ class EdgeProtocol(HttpToolsProtocol):
             self._admitted = None
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        """Parse ``data``, never letting the parser hold more than the header cap."""
+        view = memoryview(data)
+        cap = self.limits.header_bytes
+        while view and not self.transport.is_closing():
+            counted = self._in_headers
+            room = cap - self._header_bytes if counted else cap
+            # In a body, slices of the cap bound what a request pipelined behind it may
+            # send before it is counted (from the next slice on): at most one cap more.
+            part, view = view[:room], view[room:]
+            if counted:
+                self._header_bytes += len(part)
+            super().data_received(part)  # type: ignore[arg-type]  # httptools takes any buffer
+            if self._in_headers and self._header_bytes >= cap and counted:
+                self._refuse_headers()
+                return
+
     def on_message_begin(self) -> None:
         """A request starts: its headers have the header deadline."""
         super().on_message_begin()
@@ -154,18 +181,28 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         """Headers in: the body deadline replaces the header deadline."""
         self._stop_deadline()
+        self._in_headers = False
         super().on_headers_complete()
         self._start_deadline(self.limits.body_seconds)
 
     def on_message_complete(self) -> None:
         """Body in: no deadline until the next request."""
         self._stop_deadline()
+        self._in_headers, self._header_bytes = True, 0
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         """A malformed request: JSON with the security headers (uvicorn's is plain text)."""
         self.transport.write(protocol_error(400, "The request is not valid HTTP/1.1."))
         self.transport.close()
+
+    def _refuse_headers(self) -> None:
+        self._stop_deadline()
+        self.transport.write(protocol_error(431, "The request headers are too large."))
+        self.transport.close()
+        # A TLS close waits for the client's close_notify, reading (and dropping) whatever it
+        # still sends: a client that keeps sending is cut off soon after its answer.
+        self._deadline = self.loop.call_later(_REFUSED_SECONDS, self.transport.abort)
 
     def _start_deadline(self, seconds: float) -> None:
         self._stop_deadline()
