@@ -20,7 +20,8 @@ with an explicit environment of ``PATH`` alone, in a new session without a termi
 - **output**: standard output is discarded (or a pipe the caller reads); standard error is a
   pipe the gateway reads, bounds, escapes and labels (:mod:`bastion.sandbox.logs`).
 - **limits** (``prlimit``, inherited and not raisable): address space, open files, core
-  dumps off, largest file; CPU time per request (set by the worker); no new processes,
+  dumps off, largest file; CPU time per request (set by the worker) under a hard CPU
+  budget for the worker's whole life (``lifetime_cpu_seconds``); no new processes,
   and no io_uring, mounts, ptrace or other calls a model never needs (the seccomp filter
   of :mod:`bastion.sandbox.seccomp`).
 - **lifetime**: :meth:`Jail.kill` ends a jail's process group, bubblewrap and worker
@@ -66,6 +67,9 @@ class SandboxLimits:
 
     memory_mb: int = 2048
     cpu_seconds: int = 10  # per request
+    # CPU time of a worker's whole life: the hard limit, which the worker cannot raise.
+    # A worker that nears it retires after its answer and the pool starts a fresh one.
+    lifetime_cpu_seconds: int = 3600
     open_files: int = 64
     tmp_mb: int = 16  # size of the private /tmp
     timeout_seconds: float = 10.0  # wall clock per request, enforced by the gateway
@@ -108,6 +112,9 @@ class Jail:
             f"--nofile={limits.open_files}",
             "--core=0",
             f"--fsize={limits.tmp_mb * 1024 * 1024}",
+            # A finite hard CPU limit: the worker lowers the soft one per request, and
+            # cannot lift either past this (an unlimited hard limit let it undo its own).
+            f"--cpu={limits.lifetime_cpu_seconds}:{limits.lifetime_cpu_seconds}",
             "--",
         ]
         return [

@@ -4,7 +4,9 @@
 socket pair made by the gateway. The worker reads the model (``LOAD``), answers
 ``READY``, then serves ``RUN`` frames one at a time until the socket closes. Before each
 run it sets its CPU-time limit to what it has used plus ``CPU_SECONDS``, so a run that
-spins is killed by SIGXCPU even if the gateway's wall-clock timeout has not yet fired.
+spins is killed by SIGXCPU even if the gateway's wall-clock timeout has not yet fired. The
+hard limit, set by the jail, is the worker's CPU budget for life and cannot be raised; a
+worker whose budget could not cover one more whole run exits after its answer, idle.
 The worker is PID 1 of its namespace, and the kernel spares PID 1 every signal it has no
 handler for, SIGXCPU included: so the worker handles it, and a thread woken by the handler
 (``signal.set_wakeup_fd``, written by the C-level handler even while the model's code holds
@@ -56,14 +58,25 @@ def main(argv: list[str]) -> int:
         if kind != RUN:
             return 2
         sock.sendall(_run(loaded, payload, cpu_seconds))
+        if _cpu_used() + cpu_seconds > _cpu_budget():  # the next run could not be whole
+            return 0  # retire while idle: the pool replaces a worker that died idle
+
+
+def _cpu_used() -> int:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return int(used.ru_utime + used.ru_stime)
+
+
+def _cpu_budget() -> float:
+    """The hard CPU limit set by the jail: this worker's whole life (infinite outside it)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    return float("inf") if hard == resource.RLIM_INFINITY else hard
 
 
 def _run(model: LoadedModel, payload: bytearray, cpu_seconds: int) -> bytes:
-    used = resource.getrusage(resource.RUSAGE_SELF)
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    resource.setrlimit(
-        resource.RLIMIT_CPU, (int(used.ru_utime + used.ru_stime) + cpu_seconds, hard)
-    )
+    soft = min(_cpu_used() + cpu_seconds, _cpu_budget())  # never above the hard limit
+    resource.setrlimit(resource.RLIMIT_CPU, (int(soft), hard))
     try:
         names, inputs = decode_run(memoryview(payload))
         results = model.run(names, inputs)

@@ -256,3 +256,51 @@ def test_a_jail_can_open_no_pseudo_terminal(jail):
         "pts": [],
         "pts_mount": "tmpfs",  # the jail's devpts is covered
     }
+
+
+# Runs inside the jail; tries to lift its CPU limits, prints them and what it met.
+CPU_RAISE = r"""
+import json, resource
+def attempt(limits):
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, limits)
+        return "ok"
+    except (OSError, ValueError) as exc:
+        return type(exc).__name__
+soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+inf = resource.RLIM_INFINITY
+print(json.dumps({
+    "limits": [soft, hard],
+    "unlimited": attempt((inf, inf)),
+    "hard_plus_one": attempt((hard + 1, hard + 1)),
+    "soft_above_hard": attempt((hard + 1, hard)),
+    "lower_soft": attempt((1, hard)),  # allowed: the worker does this per request
+}))
+"""
+
+
+def test_a_jail_cannot_raise_its_cpu_limit(jail):
+    """The hard CPU limit is the worker's lifetime budget: setrlimit cannot lift it."""
+    process = jail.spawn(jail.python("-c", CPU_RAISE), stdout=subprocess.PIPE)
+    out, _ = process.communicate(timeout=120)
+    budget = jail.limits.lifetime_cpu_seconds
+    assert json.loads(out) == {
+        "limits": [budget, budget],
+        "unlimited": "ValueError",  # "not allowed to raise maximum limit"
+        "hard_plus_one": "ValueError",
+        "soft_above_hard": "ValueError",
+        "lower_soft": "ok",
+    }
+
+
+def test_a_spinning_jail_dies_at_its_lifetime_cpu_budget():
+    """Even PID 1 with SIGXCPU ignored is killed once it has spent its lifetime CPU budget."""
+    jail = Jail(limits=SandboxLimits(memory_mb=1024, tmp_mb=16, lifetime_cpu_seconds=2))
+    spin = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True: pass"
+    process = jail.spawn(jail.python("-c", spin))
+    try:
+        code = process.wait(timeout=300)  # 2 s of CPU; generous for a loaded machine
+    finally:
+        jail.kill(process)
+    assert code != 0
+    assert _await(lambda: not _group(process.pid))

@@ -236,3 +236,14 @@ async def test_closing_a_pool_ends_every_process_of_its_jails(make_pool):
         await asyncio.sleep(0.05)
     with pytest.raises(BackendError):
         await busy
+
+
+async def test_a_worker_retires_before_its_lifetime_cpu_budget_and_is_replaced(make_pool):
+    """A worker whose hard CPU budget cannot cover another run exits idle; the pool restarts it."""
+    limits = SandboxLimits(memory_mb=1024, cpu_seconds=5, lifetime_cpu_seconds=3)
+    pool = make_pool(spinner(), limits=limits)
+    assert (await pool.run(n(1), ["out"]))["out"].tolist() == [1]
+    (worker,) = pool._workers
+    assert await asyncio.to_thread(worker._process.wait, 60) == 0  # retired, not killed
+    assert (await pool.run(n(2), ["out"]))["out"].tolist() == [2]
+    assert pool.starts == 2
