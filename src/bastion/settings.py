@@ -224,7 +224,8 @@ class Settings(BaseSettings):
         10.0,
         gt=0,
         le=300,
-        description="Time a client has to send a request's headers, counted from the TLS "
+        description="Time a client has to finish its TLS handshake, and to send a request's "
+        "headers, counted from the TLS "
         "handshake (or from the first byte of a later request on a kept-alive connection); "
         "then the connection is closed.",
     )

@@ -521,3 +521,25 @@ def test_headers_dribbled_past_the_cap_in_small_pieces_are_refused(gateway):
             except OSError:
                 closed = True
         assert closed and sent < 200
+
+
+@pytest.mark.parametrize(
+    "first",
+    [b"", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"],  # nothing; a cut ClientHello
+    ids=["silent", "partial-client-hello"],
+)
+def test_unfinished_tls_handshakes_are_dropped_at_the_header_deadline(gateway, first):
+    """A TCP connection that never finishes its TLS handshake is closed well before 60 s."""
+    started = time.monotonic()
+    with socket.create_connection(
+        ("127.0.0.1", gateway.server.port), timeout=10, source_address=("127.0.0.12", 0)
+    ) as raw:
+        raw.sendall(first)
+        raw.settimeout(GIVE_UP)
+        try:
+            while raw.recv(65536):  # a TLS alert, if any, then the close
+                pass
+        except OSError:  # reset
+            pass
+    # asyncio's default handshake timeout is 60 s; the gateway's is HEADER_SECONDS (8).
+    assert time.monotonic() - started < 45
