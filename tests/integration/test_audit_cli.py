@@ -125,3 +125,25 @@ def test_an_insider_edit_fails_the_cli_on_sqlite_and_postgresql(database_url, tm
     if column != "forged-leaf":  # a consistent forgery reads fine row by row; verify names it
         searched = cli("audit", "search", "--principal", "bcl_a")
         assert searched.returncode != 0 and "audit verify" in searched.stderr
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "update audit_entries set leaf_hash = hex(leaf_hash) where seq = 2",
+        "update audit_entries set entry = cast(entry as blob) where seq = 2",
+        "update audit_entries set seq = 2.5 where seq = 2",
+    ],
+    ids=["leaf_as_text", "entry_as_blob", "seq_as_real_frac"],
+)
+def test_wrongly_typed_columns_are_exit_7_not_a_traceback(home, statement):
+    """SQLite affinity tricks make `audit verify` and `search` exit 7 (integrity), no traceback."""
+    ws = open_workspace(home)
+    ws.audit.append_many([event(n) for n in range(4)])
+    ws.close()
+    with sqlite3.connect(home / "bastion.db") as db:
+        db.execute(statement)
+    for args in (("verify",), ("verify", "--strict"), ("search", "--principal", "bcl_a")):
+        result = bastion(home, "audit", *args, check=False)
+        assert result.returncode == 7, (args, result)
+        assert "Traceback" not in result.stderr and "ntry 2" in result.stderr, (args, result)

@@ -30,7 +30,13 @@ from bastion.audit.appender import MAX_BATCH, GroupCommit
 from bastion.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from bastion.audit.entry import AuditEntry, AuditEvent, canonical
 from bastion.audit.merkle import Frontier, consistency_proof, inclusion_proof, leaf_hash
-from bastion.audit.verification import VerifyReport, stored_checkpoints, verify_log
+from bastion.audit.verification import (
+    VerifyReport,
+    checked_checkpoint_row,
+    checked_entry_row,
+    stored_checkpoints,
+    verify_log,
+)
 from bastion.crypto import SigningKey
 from bastion.errors import BackendError, Conflict, IntegrityError, NotFound
 from bastion.storage import Database, tables
@@ -186,8 +192,9 @@ class AuditLog:
         if row is None or row.frontier is None:
             return Frontier()
         try:
-            signed = self.read_checkpoint(row.note)
-            frontier = Frontier.restore(signed.size, bytes(row.frontier))
+            _, _, note, nodes = checked_checkpoint_row(row.size, b"", row.note, row.frontier)
+            signed = self.read_checkpoint(note)
+            frontier = Frontier.restore(signed.size, nodes or b"")
         except (IntegrityError, ValueError):
             signed = None
         if signed is None or frontier.root() != signed.root:
@@ -206,11 +213,15 @@ class AuditLog:
             cursor = connection.exec_driver_sql(sql, (frontier.size,))
             while rows := cursor.fetchmany(_FETCH):
                 for seq, text in rows:
-                    self._own_up_to(frontier, int(seq))
+                    if type(seq) is not int or not isinstance(text, str):
+                        # Signing past a row nobody can read would sign a guess.
+                        logger.error("audit entry %r has the wrong types; stays unsigned", seq)
+                        return
+                    self._own_up_to(frontier, seq)
                     if seq != frontier.size:  # a gap nobody here can fill
                         logger.error("audit entry %d is missing; later ones stay unsigned", seq)
                         return
-                    leaf = leaf_hash(text.encode())
+                    leaf = leaf_hash(text.encode(errors="surrogatepass"))
                     mine = self._unsigned.get(seq)
                     if mine is not None and leaf != mine:
                         # Changed or moved since this process committed it: sign what was
@@ -293,7 +304,8 @@ class AuditLog:
         if size is not None:
             query = query.where(t.c.seq < size)
         with self._db.transaction() as db:
-            return [bytes(h) for h in db.execute(query).scalars()]
+            rows = db.execute(query.add_columns(t.c.seq)).all()
+        return [checked_entry_row(seq, "", leaf)[2] for leaf, seq in rows]  # types only
 
     def latest_checkpoint(self) -> Checkpoint:
         """The newest stored checkpoint.
@@ -307,6 +319,8 @@ class AuditLog:
             row = db.execute(sa.select(t.c.note).order_by(t.c.size.desc()).limit(1)).first()
         if row is None:
             raise NotFound("No checkpoint yet; run `bastion audit checkpoint`.")
+        if not isinstance(row.note, str):
+            raise IntegrityError("The newest checkpoint row's note is not text.")
         return self.read_checkpoint(row.note)
 
     def read_checkpoint(self, note: str) -> Checkpoint:
@@ -366,21 +380,25 @@ class AuditLog:
             )
             expected: int | None = None
             while rows := cursor.fetchmany(_FETCH):
-                for seq, text, stored in rows:
-                    raw = text.encode()
+                for row in rows:
+                    try:
+                        seq, raw, stored = checked_entry_row(*row)
+                    except IntegrityError as exc:
+                        raise IntegrityError(f"{exc} Run `bastion audit verify`.") from None
+                    text = raw.decode()
                     leaf = leaf_hash(raw)
                     if expected is not None and seq != expected:
                         raise IntegrityError(
                             f"Audit entry {expected} is missing or out of order; "
                             "run `bastion audit verify`."
                         )
-                    if leaf != bytes(stored):
+                    if leaf != stored:
                         raise IntegrityError(
                             f"Audit entry {seq} was changed; run `bastion audit verify`."
                         )
-                    expected = int(seq) - 1
+                    expected = seq - 1
                     if all(needle in text for needle in needles):
-                        yield AuditEntry(int(seq), AuditEvent.from_entry(raw), leaf)
+                        yield AuditEntry(seq, AuditEvent.from_entry(raw), leaf)
 
     def _prefix(self, size: int) -> list[bytes]:
         leaves = self.leaf_hashes(size)

@@ -19,6 +19,59 @@ from bastion.errors import IntegrityError
 from bastion.storage import Database, tables
 
 _FETCH = 20_000
+_HASH_BYTES = 32
+
+
+def checked_entry_row(seq: object, entry: object, leaf: object) -> tuple[int, bytes, bytes]:
+    """One ``audit_entries`` row as (number, entry bytes, stored leaf), each of its type.
+
+    SQLite stores any type in any column (type affinity), so an insider can keep a number
+    as ``100.5`` or ``'100'``, a leaf hash as text or an entry as a blob; a conversion
+    (``int(100.5)``) would hide the change, and a method of the wrong type would crash the
+    reader. Every value is checked exactly, so either is an :class:`IntegrityError` naming
+    the entry.
+
+    Raises:
+        IntegrityError: a column holds a value of the wrong type.
+    """
+    if type(seq) is not int:
+        raise IntegrityError(f"Audit entry {seq!r}: its number is not an integer.")
+    if not isinstance(entry, str):
+        raise IntegrityError(f"Audit entry {seq}: the entry is not text.")
+    if isinstance(leaf, memoryview):  # some PostgreSQL drivers return bytea so
+        leaf = leaf.tobytes()
+    if type(leaf) is not bytes or len(leaf) != _HASH_BYTES:
+        raise IntegrityError(f"Audit entry {seq}: the leaf hash is not 32 bytes.")
+    try:
+        raw = entry.encode()
+    except UnicodeEncodeError:  # a lone surrogate: not bytes that were ever hashed
+        raise IntegrityError(f"Audit entry {seq}: the entry is not valid text.") from None
+    return seq, raw, leaf
+
+
+def checked_checkpoint_row(
+    size: object, root: object, note: object, frontier: object
+) -> tuple[int, bytes, str, bytes | None]:
+    """One ``audit_checkpoints`` row with each value of its type (see :func:`checked_entry_row`).
+
+    Raises:
+        IntegrityError: a column holds a value of the wrong type.
+    """
+    values = [root, frontier]
+    for i, value in enumerate(values):
+        if isinstance(value, memoryview):
+            values[i] = value.tobytes()
+    root, frontier = values
+    if (
+        type(size) is not int
+        or type(root) is not bytes
+        or not isinstance(note, str)
+        or not (frontier is None or type(frontier) is bytes)
+    ):
+        raise IntegrityError(
+            f"The checkpoint row of size {size!r} holds a value of the wrong type."
+        )
+    return size, root, note, frontier
 
 
 @dataclass(frozen=True)
@@ -45,13 +98,13 @@ def stored_checkpoints(
         rows = db.execute(sa.select(t.c.size, t.c.root, t.c.note, t.c.frontier)).all()
     checkpoints = {}
     for row in rows:
-        signed = read_checkpoint(row.note)
-        stored_frontier = None if row.frontier is None else bytes(row.frontier)
-        if (signed.size, signed.root) != (row.size, bytes(row.root)) or (
+        size, root, note, stored_frontier = checked_checkpoint_row(*row)
+        signed = read_checkpoint(note)
+        if (signed.size, signed.root) != (size, root) or (
             stored_frontier is not None
             and frontier_root(signed.size, stored_frontier) != signed.root
         ):
-            raise IntegrityError(f"The checkpoint row of size {row.size} was changed.")
+            raise IntegrityError(f"The checkpoint row of size {size} was changed.")
         checkpoints[signed.size] = signed
     return checkpoints
 
@@ -112,5 +165,5 @@ def _oldest_first(database: Database) -> Iterator[tuple[int, bytes, bytes]]:
             "SELECT seq, entry, leaf_hash FROM audit_entries ORDER BY seq"
         )
         while rows := cursor.fetchmany(_FETCH):
-            for seq, entry, leaf in rows:
-                yield int(seq), entry.encode(), bytes(leaf)
+            for row in rows:
+                yield checked_entry_row(*row)

@@ -301,3 +301,85 @@ def test_the_fields_search_uses_cannot_be_edited_outside_the_hash(log, database,
     with pytest.raises(IntegrityError, match="ntry 3 "):
         log.verify()
     assert 3 in [e.seq for e in log.search(principal="bcl_a", event="model_infer", since=0)]
+
+
+# SQLite keeps any type in any column (type affinity): an insider with write access can
+# store a number as 100.5, a leaf hash as text or an entry as a blob. /tmp/attack cases
+# c_leaf_as_text, c_entry_as_blob, c_seq_as_real_frac, and more of the same family.
+AFFINITY_TRICKS = {
+    "leaf_as_text": "UPDATE audit_entries SET leaf_hash = hex(leaf_hash) WHERE seq = 3",
+    "leaf_as_int": "UPDATE audit_entries SET leaf_hash = 7 WHERE seq = 3",
+    "leaf_short": "UPDATE audit_entries SET leaf_hash = substr(leaf_hash, 1, 31) WHERE seq = 3",
+    "entry_as_blob": "UPDATE audit_entries SET entry = cast(entry AS blob) WHERE seq = 3",
+    "entry_as_int": "UPDATE audit_entries SET entry = 5 WHERE seq = 3",
+    "seq_as_real_frac": "UPDATE audit_entries SET seq = 3.5 WHERE seq = 3",
+    "seq_as_text_word": "UPDATE audit_entries SET seq = 'three' WHERE seq = 3",
+    "seq_as_blob": "UPDATE audit_entries SET seq = x'03' WHERE seq = 3",
+}
+
+
+@pytest.mark.parametrize("trick", sorted(AFFINITY_TRICKS))
+@pytest.mark.parametrize("signed", [True, False], ids=["checkpointed", "unsigned"])
+def test_wrongly_typed_columns_are_integrity_errors_naming_the_entry(log, database, trick, signed):
+    """A leaf as text, an entry as a blob, a number as 3.5: IntegrityError, never a crash."""
+    if database.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL columns are strictly typed")
+    log.append_many([event(n) for n in range(6)])
+    if signed:
+        log.checkpoint()
+    with database.transaction() as db:
+        db.exec_driver_sql(AFFINITY_TRICKS[trick])
+    with pytest.raises(IntegrityError, match=r"[Ee]ntry 3"):
+        log.verify()
+    for read in (
+        lambda: log.search(principal="bcl_a"),
+        lambda: log.search(event="model_infer", since=0),
+        lambda: log.tail(10),
+    ):
+        with pytest.raises(IntegrityError, match=r"[Ee]ntry (3|b'\\x03'|'three')"):
+            read()
+    if trick.startswith("leaf"):  # a proof reads the leaf hashes only
+        with pytest.raises(IntegrityError, match=r"[Ee]ntry 3"):
+            log.prove_inclusion(1, 6)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_entries SET seq = '3' WHERE seq = 3",
+        "UPDATE audit_entries SET seq = 3.0 WHERE seq = 3",
+    ],
+    ids=["seq_as_text", "seq_as_real"],
+)
+def test_numbers_sqlite_converts_back_to_integers_still_verify(log, database, statement):
+    """'3' and 3.0 are stored as the integer 3 (affinity): the log is unchanged and verifies."""
+    if database.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL columns are strictly typed")
+    log.append_many([event(n) for n in range(6)])
+    log.checkpoint()
+    with database.transaction() as db:
+        db.exec_driver_sql(statement)
+    assert log.verify().size == 6
+    assert [e.seq for e in log.search(limit=10)] == [5, 4, 3, 2, 1, 0]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_checkpoints SET root = hex(root)",
+        "UPDATE audit_checkpoints SET frontier = 'x'",
+        "UPDATE audit_checkpoints SET note = cast(note AS blob)",
+        "UPDATE audit_checkpoints SET size = size + 0.5",
+    ],
+    ids=["root_as_text", "frontier_as_text", "note_as_blob", "size_as_real"],
+)
+def test_wrongly_typed_checkpoint_columns_are_integrity_errors(log, database, statement):
+    """A checkpoint row with a value of the wrong type is an IntegrityError, not a crash."""
+    if database.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL columns are strictly typed")
+    log.append_many([event(n) for n in range(6)])
+    log.checkpoint()
+    with database.transaction() as db:
+        db.exec_driver_sql(statement)
+    with pytest.raises(IntegrityError):
+        log.verify()
