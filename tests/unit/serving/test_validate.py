@@ -134,7 +134,7 @@ def test_requested_outputs_respect_the_output_policy():
     ],
 )
 def test_shape_dimensions_are_strict_integers(shape):
-    """A shape holds JSON integers from 0 up: no string, boolean, float or negative is coerced."""
+    """A shape holds JSON integers from 1 up: no string, boolean, float or negative is coerced."""
     with pytest.raises(InvalidInput, match="shape"):
         parse_request(request(x={"shape": shape}))
 
@@ -197,3 +197,13 @@ def test_empty_tensors_are_refused(shape):
     data = {"shape": shape, "data": []}
     with pytest.raises(InvalidInput, match="shape"):
         check_inputs(parse_request(request(x=data)), MODEL)
+
+
+def test_an_empty_binary_tensor_is_refused():
+    """The binary extension's JSON header with a 0 dimension is refused like a JSON tensor."""
+    header = (
+        b'{"inputs":[{"name":"x","shape":[0,3],"datatype":"FP32",'
+        b'"parameters":{"binary_data_size":0}}]}'
+    )
+    with pytest.raises(InvalidInput, match="shape"):
+        parse_request(header)
