@@ -980,3 +980,57 @@ def test_dp_train_writes_new_owner_only_files_and_never_over_earlier_ones(tmp_pa
     again = bastion(home, *train, str(folder / "model.safetensors"), check=False)
     assert again.returncode == 5 and "exists" in again.stderr
     assert (folder / "model.safetensors").read_bytes() == model
+
+
+def test_arguments_that_are_not_utf8_are_refused_or_audited_never_a_traceback(home, tmp_path):
+    """C1: non-UTF-8 --principal: audited unknown (exit 4); other text: usage error (exit 2)."""
+    table = tmp_path / "census.csv"
+    table.write_text("age\n" + "".join(f"{20 + i % 50}\n" for i in range(100)))
+    bastion(home, "dp", "register", "census", str(table))
+    bastion(home, "dp", "budget", "census", "--epsilon", "1")
+    added = bastion(home, "principal", "add", "ana", "--role", "analyst", "--json").stdout
+    ana = json.loads(added)["client_id"]
+    # Python hands bytes that are not UTF-8 to subprocess as lone surrogates (os.fsencode).
+    bad_ids = ["bcl_\udcff", "\udcff\udcfe", "bcl_" + "\udce9" * 24, "bcl_\udcc3"]
+    acting = [
+        ["dp", "query", "census", "count", "--epsilon", "0.1", "--principal"],
+        ["pii", "reveal", "tok_x", "--field", "name", "--method", "token",
+         "--dataset", "customers", "--principal"],
+        ["model", "promote", "fraud", "1", "--principal"],
+    ]  # fmt: skip
+    before = len(audit_entries(home))
+    for command in acting:
+        for who in bad_ids:
+            result = bastion(home, *command, who, check=False)
+            assert result.returncode == 4, (command, who, result.stderr)
+            assert "Traceback" not in result.stderr and "No such principal" in result.stderr
+    entries = audit_entries(home)[before:]
+    assert len(entries) == len(acting) * len(bad_ids)
+    assert all(e["decision"] == "deny" and e["status"] == 403 for e in entries)
+    principals = [e["principal"] for e in entries]
+    assert all(p.startswith("unknown:") and len(p) == 24 for p in principals)
+    assert len(set(principals)) == len(bad_ids)  # one digest per id, the same each time
+    refused = [
+        ["dp", "query", "cen\udcff", "count", "--epsilon", "0.1", "--principal", ana],
+        ["pii", "reveal", "tok_x", "--field", "\udcff", "--method", "token",
+         "--dataset", "customers", "--principal", ana],
+        ["pii", "reveal", "tok_\udcff", "--field", "name", "--method", "token",
+         "--dataset", "customers", "--principal", ana],
+        ["model", "promote", "fr\udcff", "1", "--principal", ana],
+        ["dp", "budget", "census", "--epsilon", "1", "--principal", "bcl_\udcff"],
+        ["dp", "budget", "c\udcff"],
+        ["principal", "add", "n\udcff", "--role", "analyst"],
+        ["principal", "add", "nn", "--role", "analyst", "--attr", "team=\udcff"],
+        ["principal", "add", "nn", "--role", "analyst", "--attr", "t\udcff=x"],
+        ["principal", "add", "nn", "--role", "r\udcff"],
+        ["principal", "disable", "n\udcff"],
+        ["apikey", "create", "\udcff", "--action", "infer", "--model", "digits"],
+    ]  # fmt: skip
+    before = len(audit_entries(home))
+    for command in refused:
+        result = bastion(home, *command, check=False)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "Traceback" not in result.stderr and "UTF-8" in result.stderr, command
+    assert len(audit_entries(home)) == before  # refused before anything ran
+    listed = bastion(home, "principal", "list")
+    assert "ana" in listed.stdout and "nn" not in listed.stdout

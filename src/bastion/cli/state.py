@@ -16,11 +16,14 @@ from pydantic import SecretStr
 
 from bastion.errors import Forbidden, NotFound
 from bastion.identity import Principal
+from bastion.identity.scalars import digest_bytes, encodable
 from bastion.settings import Settings
 from bastion.workspace import Workspace
 
 _CLIENT_ID = re.compile(r"bcl_[0-9a-f]{24}")
 _UNKNOWN = "unknown:"
+# The commands whose --principal goes through acting_as (audited even when unknown).
+_ACTS_AS = frozenset({"reveal", "query", "register", "promote"})
 # Real roles match [a-z][a-z0-9_-]*, so no principal can have this one.
 _STAND_IN_ROLE = "(unknown principal)"
 
@@ -60,10 +63,21 @@ class CliState:
 
 
 def state(ctx: typer.Context) -> CliState:
-    """The CliState set by the root command."""
+    """The CliState set by the root command, once the command's text arguments checked out.
+
+    Every command calls this first, with its own context, so it is the one place where an
+    argument that is not valid UTF-8 (bytes that Python keeps as lone surrogates) is
+    refused as a usage error (exit 2), before it can crash a database query, the Guard or
+    the audit log. File paths may be any bytes and are not checked; the ``--principal`` of
+    a command that acts as one is left to :func:`acting_as`, which audits its refusal.
+
+    Raises:
+        typer.BadParameter: a text argument is not valid UTF-8.
+    """
     value = ctx.find_root().obj
     if not isinstance(value, CliState):
         raise TypeError("the root command did not run")
+    _check_arguments(ctx)
     return value
 
 
@@ -75,14 +89,15 @@ def asking_principal(ws: Workspace, client_id: str) -> Principal:
     ``principals.get``: an unknown id must still go through the Guard, so that its refusal
     is one more audit entry like every other attempt; the stand-in is disabled, so no policy
     can let it through. Its audited id is the given one only when that has the shape of a
-    client id: anything else (a mistyped secret, say) is recorded as a short digest, never
-    verbatim.
+    client id: anything else (a mistyped secret, say, or bytes that are not UTF-8) is
+    recorded as a short digest, never verbatim.
     """
     try:
         return ws.principals.get(client_id)
     except NotFound:
         if _CLIENT_ID.fullmatch(client_id) is None:
-            digest = hashlib.sha256(client_id.encode()).hexdigest()[:16]
+            # Over the argument's own bytes, even when they are not UTF-8 (surrogateescape).
+            digest = hashlib.sha256(digest_bytes(client_id)).hexdigest()[:16]
             client_id = f"{_UNKNOWN}{digest}"
         return Principal(client_id=client_id, name="", role=_STAND_IN_ROLE, disabled=True)
 
@@ -94,6 +109,9 @@ def acting_as(ws: Workspace, client_id: str) -> Iterator[Principal]:
     A refusal of the stand-in for an unknown id leaves the block as NotFound ("No such
     principal."), after the Guard has audited it; every other refusal passes unchanged.
 
+    An id that is not UTF-8 names no principal, so its refusal is audited like any other
+    unknown id's (:func:`state` lets it through for these commands alone).
+
     Raises:
         NotFound: the id names no principal (the refusal is audited).
     """
@@ -104,3 +122,13 @@ def acting_as(ws: Workspace, client_id: str) -> Iterator[Principal]:
         if asker.role == _STAND_IN_ROLE:
             raise NotFound("No such principal.") from None
         raise
+
+
+def _check_arguments(ctx: typer.Context) -> None:
+    for param in ctx.command.params:
+        if param.name is None or (param.name == "principal" and ctx.info_name in _ACTS_AS):
+            continue
+        given = ctx.params.get(param.name)
+        values = given if isinstance(given, (list, tuple)) else [given]
+        if any(isinstance(v, str) and not encodable(v) for v in values):
+            raise typer.BadParameter("is not valid UTF-8 text.", ctx=ctx, param_hint=param.opts)
