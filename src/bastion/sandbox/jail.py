@@ -11,16 +11,17 @@ with an explicit environment of ``PATH`` alone, in a new session without a termi
   cgroup. The worker is PID 1 and the only process of its PID namespace
   (``--as-pid-1``): no bubblewrap process inside to read or write through ``/proc/1``.
 - **filesystem**: a read-only root holding read-only binds of the system (``/usr`` and its
-  links) and of the Python installation running Bastion; a private ``/tmp`` capped at
-  ``tmp_mb``; a read-only ``/dev`` (its device files still usable, no terminals: ``/dev/pts``
+  links) and of the Python installation running Bastion; ``/tmp`` a read-only empty
+  folder; a read-only ``/dev`` (its device files still usable, no terminals: ``/dev/pts``
   is an empty tmpfs, so ``/dev/ptmx`` dangles); a fresh ``/proc`` with
   ``/proc/sys`` hidden under an empty read-only tmpfs. Nothing else of the host, no
   ``/etc``. The workspace folder is hidden under an empty read-only tmpfs even when it lies
-  inside a bound folder. So ``/tmp`` is the only writable place, and it is capped.
+  inside a bound folder. So there is no writable place at all: no file, folder, FIFO or
+  socket can be created, and no inode of the host's kernel spent.
 - **output**: standard output is discarded (or a pipe the caller reads); standard error is a
   pipe the gateway reads, bounds, escapes and labels (:mod:`bastion.sandbox.logs`).
 - **limits** (``prlimit``, inherited and not raisable): address space, open files, core
-  dumps off, largest file; CPU time per request (set by the worker) under a hard CPU
+  dumps off, largest file (0); CPU time per request (set by the worker) under a hard CPU
   budget for the worker's whole life (``lifetime_cpu_seconds``); no new processes,
   and no io_uring, mounts, ptrace or other calls a model never needs (the seccomp filter
   of :mod:`bastion.sandbox.seccomp`).
@@ -57,7 +58,7 @@ from bastion.sandbox.seccomp import worker_filter
 _LAUNCH_ENVIRONMENT = {"PATH": "/usr/bin:/bin"}
 # A tmpfs that stays empty: small, and remounted read-only after it.
 _EMPTY = ("--size", str(64 * 1024), "--tmpfs")
-_TMP = "/tmp"  # noqa: S108 - the jail's own private tmpfs, not the host's
+_TMP = "/tmp"  # noqa: S108 - a read-only folder of the jail's own root, not the host's
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
@@ -71,7 +72,6 @@ class SandboxLimits:
     # A worker that nears it retires after its answer and the pool starts a fresh one.
     lifetime_cpu_seconds: int = 3600
     open_files: int = 64
-    tmp_mb: int = 16  # size of the private /tmp
     timeout_seconds: float = 10.0  # wall clock per request, enforced by the gateway
     start_seconds: float = 60.0  # to start and load the model
 
@@ -111,7 +111,7 @@ class Jail:
             f"--as={limits.memory_mb * 1024 * 1024}",
             f"--nofile={limits.open_files}",
             "--core=0",
-            f"--fsize={limits.tmp_mb * 1024 * 1024}",
+            "--fsize=0",  # no file to write: the jail has no writable place
             # A finite hard CPU limit: the worker lowers the soft one per request, and
             # cannot lift either past this (an unlimited hard limit let it undo its own).
             f"--cpu={limits.lifetime_cpu_seconds}:{limits.lifetime_cpu_seconds}",
@@ -139,9 +139,12 @@ class Jail:
         ]
 
     def _filesystem(self) -> list[str]:
-        # The private /tmp comes first: Bastion itself may live under /tmp, and a later
-        # tmpfs would cover its binds.
-        filesystem = ["--size", str(self.limits.tmp_mb * 1024 * 1024), "--tmpfs", _TMP]
+        # /tmp is a read-only folder of the read-only root, like every other place: the
+        # jail has nowhere to write. A private tmpfs capped bytes but not inodes (bubblewrap
+        # 0.8 has no nr_inodes), so empty files cost the host kernel memory without end;
+        # no model runtime needs it (they load from memory). A folder, not a mount: it
+        # covers nothing when Bastion itself lives under /tmp.
+        filesystem = ["--dir", _TMP]
         filesystem += ["--ro-bind", "/usr", "/usr", *_system_links()]
         for path in self._binds:
             filesystem += ["--ro-bind", str(path), str(path)]

@@ -133,7 +133,7 @@ exec(LOOK)  # noqa: S102 - defines look(), also run by the unprivileged gateway 
 
 @pytest.fixture(scope="module")
 def jail():
-    return Jail(limits=SandboxLimits(memory_mb=1024, tmp_mb=16))
+    return Jail(limits=SandboxLimits(memory_mb=1024))
 
 
 def test_no_secret_of_the_gateway_can_be_read_from_inside_the_jail(jail, monkeypatch):
@@ -166,7 +166,7 @@ def test_no_secret_of_the_gateway_can_be_read_from_inside_the_jail(jail, monkeyp
 def test_a_gateway_running_as_root_jails_workers_as_host_nobody(jail):
     """Run by root, the jail is host uid 65534: /proc/sys, sysrq and / are not writable."""
     with tempfile.TemporaryDirectory(dir=sys.prefix) as workspace:
-        jail = Jail(limits=SandboxLimits(memory_mb=1024, tmp_mb=16), hidden=[Path(workspace)])
+        jail = Jail(limits=SandboxLimits(memory_mb=1024), hidden=[Path(workspace)])
         report = look(jail, PRIVILEGE, workspace)  # noqa: F821 - defined by exec(LOOK)
         assert list(Path(workspace).iterdir()) == []
     assert report.pop("host_uid") == 65534  # the jail's user namespace is the host's child
@@ -179,8 +179,8 @@ def test_a_gateway_running_as_root_jails_workers_as_host_nobody(jail):
     _assert_confined(report)
 
 
-def test_the_jail_is_read_only_but_a_capped_tmp(jail):
-    """Writes to /, /dev, /usr, /proc/sys fail; /tmp takes 16 MiB, no more; no tmpfs is uncapped."""
+def test_the_jail_is_read_only_tmp_included(jail):
+    """Writes to /, /dev, /usr, /proc/sys and /tmp all fail; no tmpfs is writable and uncapped."""
     report = look(jail, PRIVILEGE, "/tmp/none")  # noqa: F821, S108 - defined by exec(LOOK)
     report.pop("host_uid")
     report.pop("uid_map")
@@ -205,8 +205,8 @@ def _assert_confined(report):
         "dev_shm": "OSError",
         "usr": "OSError",
         "hidden": "OSError",  # the workspace's cover is read-only too
-        "tmp": "ok",
-        "tmp_flood": "OSError",  # ENOSPC: /tmp is capped
+        "tmp": "OSError",  # /tmp is a read-only folder: nothing is writable
+        "tmp_flood": "OSError",
         "uncapped": [],
     }
 
@@ -216,7 +216,7 @@ import json, sys
 sys.path[:0] = json.loads(sys.argv[1])
 from bastion.sandbox import Jail, SandboxLimits
 exec(sys.argv[3])
-jail = Jail(limits=SandboxLimits(memory_mb=1024, tmp_mb=16))
+jail = Jail(limits=SandboxLimits(memory_mb=1024))
 print(json.dumps(look(jail, sys.argv[2], "/tmp/none")))
 """
 

@@ -55,7 +55,7 @@ print(json.dumps(report))
 
 @pytest.fixture(scope="module")
 def jail():
-    return Jail(limits=SandboxLimits(memory_mb=1024, tmp_mb=16))
+    return Jail(limits=SandboxLimits(memory_mb=1024))
 
 
 def test_a_hostile_program_can_do_nothing_outside_its_jail(jail, make_workspace):
@@ -74,13 +74,13 @@ def test_a_hostile_program_can_do_nothing_outside_its_jail(jail, make_workspace)
         "read_etc": "FileNotFoundError",
         "write_usr": "OSError",  # read-only
         "write_python": "OSError",
-        "fill_tmp": "OSError",  # the private /tmp is size-capped
+        "fill_tmp": "OSError",  # /tmp is read-only
         "fork_bomb": "PermissionError",  # the first fork fails (seccomp)
         "spawn": "PermissionError",
         "memory": "MemoryError",  # address-space limit
         "open_files": "OSError",  # EMFILE
         "thread": "ok",  # threads stay allowed
-        "write_tmp": "ok",
+        "write_tmp": "OSError",
         "uid": 65534,
     }
     assert list(Path(sys.prefix).glob("planted")) == []
@@ -106,12 +106,12 @@ def test_the_jail_starts_python(jail):
     jail.check()
 
 
-def test_bastion_under_tmp_stays_visible_above_the_private_tmp():
-    """The private /tmp is mounted before the binds, so a checkout under /tmp still runs."""
+def test_bastion_under_tmp_stays_visible_below_the_jails_tmp():
+    """The jail's tmp is a folder, not a mount over binds: a checkout below it still runs."""
     command = Jail(limits=SandboxLimits()).command(["x"], seccomp_fd=9)
-    tmpfs = command.index("--tmpfs")
-    assert command[tmpfs + 1] == "/tmp"  # noqa: S108 - the jail's own /tmp
-    assert tmpfs < command.index("--ro-bind")
+    assert command[command.index("--dir") + 1] == "/tmp"  # noqa: S108 - the jail's own /tmp
+    tmpfs = [command[i + 1] for i, a in enumerate(command) if a == "--tmpfs"]
+    assert "/tmp" not in tmpfs  # noqa: S108
 
 
 def test_registration_loads_the_model_in_the_jail_not_in_process(make_workspace, tmp_path):
@@ -295,7 +295,7 @@ def test_a_jail_cannot_raise_its_cpu_limit(jail):
 
 def test_a_spinning_jail_dies_at_its_lifetime_cpu_budget():
     """Even PID 1 with SIGXCPU ignored is killed once it has spent its lifetime CPU budget."""
-    jail = Jail(limits=SandboxLimits(memory_mb=1024, tmp_mb=16, lifetime_cpu_seconds=2))
+    jail = Jail(limits=SandboxLimits(memory_mb=1024, lifetime_cpu_seconds=2))
     spin = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True: pass"
     process = jail.spawn(jail.python("-c", spin))
     try:
@@ -304,3 +304,44 @@ def test_a_spinning_jail_dies_at_its_lifetime_cpu_budget():
         jail.kill(process)
     assert code != 0
     assert _await(lambda: not _group(process.pid))
+
+
+# Runs inside the jail; tries to create inodes (files, folders, FIFOs, links, sockets)
+# everywhere it might, each of which would cost the host's kernel memory.
+INODES = r"""
+import json, os, socket
+def attempt(action):
+    try:
+        action()
+        return "ok"
+    except OSError as exc:
+        return type(exc).__name__
+def bind(path):
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(path)
+def many(folder):
+    for i in range(1000):
+        open(os.path.join(folder, f"f{i}"), "x").close()
+places = dict.fromkeys(["/tmp", os.environ["HOME"], os.getcwd(), "/", "/dev", "/dev/shm",
+                        "/dev/pts", "/proc/sys", "/usr"])  # HOME and the cwd are /tmp
+report = {}
+for place in places:
+    report[place] = {
+        "files": attempt(lambda: many(place)),
+        "mkdir": attempt(lambda: os.mkdir(os.path.join(place, "d"))),
+        "fifo": attempt(lambda: os.mkfifo(os.path.join(place, "p"))),
+        "symlink": attempt(lambda: os.symlink("/", os.path.join(place, "l"))),
+        "socket": attempt(lambda: bind(os.path.join(place, "s"))),
+    }
+print(json.dumps(report))
+"""
+
+
+def test_a_jail_can_create_no_inode_anywhere(jail):
+    """No file, folder, FIFO, link or socket can be made in /tmp or anywhere else in the jail."""
+    process = jail.spawn(jail.python("-c", INODES), stdout=subprocess.PIPE)
+    out, _ = process.communicate(timeout=120)
+    report = json.loads(out)
+    made = {place: [k for k, v in tried.items() if v == "ok"] for place, tried in report.items()}
+    assert made == {place: [] for place in report}
+    assert {"/tmp", "/", "/dev/shm"} <= report.keys()  # noqa: S108 - the jail's, tried inside
