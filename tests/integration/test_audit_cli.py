@@ -147,3 +147,25 @@ def test_wrongly_typed_columns_are_exit_7_not_a_traceback(home, statement):
         result = bastion(home, "audit", *args, check=False)
         assert result.returncode == 7, (args, result)
         assert "Traceback" not in result.stderr and "ntry 2" in result.stderr, (args, result)
+
+
+def test_triggers_that_drop_audit_inserts_make_the_cli_command_fail(home, digits_file):
+    """RAISE(IGNORE) triggers on both audit tables: the audited command fails, never exits 0."""
+    ws = open_workspace(home)
+    guest = ws.principals.add("gus", role="guest", attributes={}).principal.client_id
+    admin = ws.principals.add("adm", role="admin", attributes={}).principal.client_id
+    ws.close()
+    with sqlite3.connect(home / "bastion.db") as db:
+        for table in ("audit_entries", "audit_checkpoints"):
+            db.execute(
+                f"CREATE TRIGGER drop_{table} BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(IGNORE); END"
+            )
+    register = ("model", "register", str(digits_file), "--name", "digits", "--allow-unsigned")
+    refused = bastion(home, *register, "--principal", guest, check=False)
+    assert refused.returncode == 8, refused  # BackendError: the audit store lost the write
+    assert "Traceback" not in refused.stderr
+    allowed = bastion(home, *register, "--principal", admin, check=False)
+    assert allowed.returncode == 8 and "Traceback" not in allowed.stderr, allowed
+    checkpoint = bastion(home, "audit", "checkpoint", check=False)
+    assert checkpoint.returncode == 8 and "Traceback" not in checkpoint.stderr, checkpoint

@@ -162,3 +162,17 @@ async def test_subnormal_and_tiny_bounds_are_400_and_charge_nothing(gateway, spe
     response = await post(client, b'{"query": "%s", "epsilon": 1}' % spec.encode())
     assert response.status_code == 400, response.text
     assert ledger_of(ws) == before
+
+
+@pytest.mark.anyio
+async def test_a_query_whose_audit_entry_a_trigger_drops_is_503_not_answered(gateway):
+    """An insider's RAISE(IGNORE) trigger on audit_entries: 503, never an unaudited answer."""
+    ws, client = gateway
+    with ws.database.transaction() as db:
+        db.exec_driver_sql(
+            "CREATE TRIGGER drop_audit BEFORE INSERT ON audit_entries "
+            "BEGIN SELECT RAISE(IGNORE); END"
+        )
+    response = await post(client, b'{"query": "count", "epsilon": 0.25}')
+    assert response.status_code == 503, response.text
+    assert "value" not in response.json()

@@ -48,6 +48,8 @@ _FETCH = 20_000
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
 _NEXT_SEQ_SQL = "SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries"
 _COLUMNS = ("seq", "entry", "leaf_hash")
+_READ_BACK_SQL = "SELECT seq, entry, leaf_hash FROM audit_entries WHERE seq >= {mark} ORDER BY seq"
+_READ_BACK_CHECKPOINT_SQL = "SELECT note FROM audit_checkpoints WHERE size = {mark}"
 _MAX_UNSIGNED = 200_000  # leaves remembered for the next checkpoint (about 20 MB)
 logger = logging.getLogger("bastion.audit")
 
@@ -160,9 +162,24 @@ class AuditLog:
                         frontier=frontier.nodes,
                     )
                 )
+                self._confirm_checkpoint(db, checkpoint)
         except Conflict:
             pass  # this size is checkpointed already; the root is the same or verify says so
         return checkpoint
+
+    def _confirm_checkpoint(self, db: sa.Connection, checkpoint: Checkpoint) -> None:
+        """Fail closed when the checkpoint row just inserted is not there as written.
+
+        Raises:
+            BackendError: a trigger or rule dropped or changed it (rolled back).
+        """
+        sql = _READ_BACK_CHECKPOINT_SQL.format(mark=self._mark)
+        notes = db.exec_driver_sql(sql, (checkpoint.size,)).scalars().all()
+        if notes != [checkpoint.note]:
+            raise BackendError(
+                detail=f"the audit checkpoint of size {checkpoint.size} was not stored "
+                "as written (a trigger or rule on audit_checkpoints?)"
+            )
 
     def _checkpoint_when_due(self, final: bool) -> float | None:
         """The writer's housekeeping: sign when the unsigned entries are many or old enough."""
@@ -175,7 +192,7 @@ class AuditLog:
             try:
                 self.checkpoint()
             except (BackendError, IntegrityError) as exc:  # the next batch or timer retries
-                logger.error("audit checkpoint failed: %s", exc.code)
+                logger.error("audit checkpoint failed: %s %s", exc.code, exc.detail)
                 return self._interval
             return None
         return self._interval - waited
@@ -440,6 +457,22 @@ class AuditLog:
             start = int(db.exec_driver_sql(_NEXT_SEQ_SQL).scalar_one())
             values = tuple(v for i, row in enumerate(rows) for v in (start + i, *row))
             db.exec_driver_sql(self._insert_sql(len(rows)), values)
+            # Fail closed: a trigger or rule (BEFORE INSERT … RAISE(IGNORE), DO INSTEAD
+            # NOTHING, an AFTER INSERT delete or rewrite) can make an insert "succeed"
+            # without the rows. Read them back in the same transaction; anything but
+            # exactly what was written rolls the batch back and fails its callers.
+            written = [(start + i, *row) for i, row in enumerate(rows)]
+            stored = [
+                tuple(bytes(v) if isinstance(v, memoryview) else v for v in found)
+                for found in db.exec_driver_sql(
+                    _READ_BACK_SQL.format(mark=self._mark), (start,)
+                ).all()
+            ]
+            if stored != written:
+                raise BackendError(
+                    detail=f"audit entries {start}..{start + len(rows) - 1} were not stored "
+                    "as written (a trigger or rule on audit_entries?)"
+                )
         return start
 
     def _insert_sql(self, count: int) -> str:

@@ -383,3 +383,68 @@ def test_wrongly_typed_checkpoint_columns_are_integrity_errors(log, database, st
         db.exec_driver_sql(statement)
     with pytest.raises(IntegrityError):
         log.verify()
+
+
+def drop_inserts(database, table):
+    """An insider's trigger (SQLite) or rule (PostgreSQL) that silently drops every insert."""
+    with database.transaction() as db:
+        if database.engine.dialect.name == "sqlite":
+            db.exec_driver_sql(
+                f"CREATE TRIGGER drop_{table} BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(IGNORE); END"
+            )
+        else:
+            db.exec_driver_sql(
+                f"CREATE RULE drop_{table} AS ON INSERT TO {table} DO INSTEAD NOTHING"
+            )
+
+
+def test_an_insert_a_trigger_drops_fails_the_append(log, database):
+    """BEFORE INSERT … RAISE(IGNORE) / DO INSTEAD NOTHING: the append fails, never vanishes."""
+    from bastion.errors import BackendError
+
+    log.append_many([event(n) for n in range(3)])
+    drop_inserts(database, "audit_entries")
+    with pytest.raises(BackendError):
+        log.append(event(3))
+    with pytest.raises(BackendError):
+        log.append_many([event(n) for n in range(4, 8)])
+    assert log.size() == 3
+
+
+def test_an_entry_an_after_insert_trigger_rewrites_fails_the_append(log, database):
+    """A trigger that deletes or rewrites the new row after the insert fails the append too."""
+    from bastion.errors import BackendError
+
+    if database.engine.dialect.name != "sqlite":
+        pytest.skip("the SQLite trigger form; the rule above covers PostgreSQL")
+    log.append(event(0))
+    with database.transaction() as db:
+        db.exec_driver_sql(
+            "CREATE TRIGGER rewrite AFTER INSERT ON audit_entries BEGIN "
+            "UPDATE audit_entries SET entry = replace(entry, 'bcl_a', 'bcl_z') "
+            "WHERE seq = new.seq; END"
+        )
+    with pytest.raises(BackendError):
+        log.append(event(1))
+    with database.transaction() as db:
+        db.exec_driver_sql("DROP TRIGGER rewrite")
+        db.exec_driver_sql(
+            "CREATE TRIGGER remove AFTER INSERT ON audit_entries BEGIN "
+            "DELETE FROM audit_entries WHERE seq = new.seq; END"
+        )
+    with pytest.raises(BackendError):
+        log.append(event(2))
+    assert log.size() == 1 and log.verify().size == 1
+
+
+def test_a_checkpoint_a_trigger_drops_fails(log, database):
+    """A checkpoint insert that a trigger or rule drops is an error, not a silent success."""
+    from bastion.errors import BackendError
+
+    log.append_many([event(n) for n in range(3)])
+    drop_inserts(database, "audit_checkpoints")
+    with pytest.raises(BackendError):
+        log.checkpoint()
+    with pytest.raises(NotFound):
+        log.latest_checkpoint()
