@@ -2,28 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-PASSPHRASE = "cli test passphrase"
-
-
-def bastion(home, *args, check=True):
-    """Run `bastion --home HOME ARGS…` and return the completed process."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bastion", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ | {"COLUMNS": "200", "BASTION_PASSPHRASE": PASSPHRASE},
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}: {result.stdout}{result.stderr}")
-    return result
+from tests.integration.test_cli import bastion
 
 
 @pytest.fixture
